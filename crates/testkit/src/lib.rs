@@ -1,0 +1,189 @@
+//! Test kit: in-process mock upstreams that speak real provider wire formats.
+//!
+//! [`MockUpstream`] is an OpenAI-compatible server (chat completions with
+//! streaming and tool calls, embeddings, models; Azure deployment paths
+//! too) with fault injection — statuses with `retry-after`, latency, cut or
+//! stalled streams, connection resets — and a record of every request it
+//! received, so a test can assert on exactly what the gateway sent.
+
+mod openai;
+
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderMap, Request, Response};
+use http_body_util::combinators::BoxBody;
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+use tokio::sync::{Notify, watch};
+
+pub type Body = BoxBody<Bytes, std::io::Error>;
+
+/// What the next request (or every request) should suffer.
+#[derive(Debug, Clone)]
+pub enum Fault {
+    /// Answer with this status and an OpenAI-shaped error (or `body` as given).
+    Status { status: u16, body: Option<String>, retry_after: Option<String> },
+    /// Wait before answering normally.
+    Latency(Duration),
+    /// Stream this many events, then end: cleanly without `[DONE]`
+    /// (`abort: false`) or by breaking the connection (`abort: true`).
+    CutStream { after_events: usize, abort: bool },
+    /// Stream this many events, then go silent for `pause` before going on.
+    StallStream { after_events: usize, pause: Duration },
+    /// Close the connection without any response.
+    Reset,
+}
+
+/// One request as the mock received it.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    pub method: String,
+    pub path: String,
+    pub query: Option<String>,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl Recorded {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or(serde_json::Value::Null)
+    }
+}
+
+#[derive(Default)]
+pub(crate) struct State {
+    faults: Mutex<VecDeque<Fault>>,
+    always: Mutex<Option<Fault>>,
+    requests: Mutex<Vec<Recorded>>,
+    pub(crate) chunk_delay: Mutex<Duration>,
+    record: bool,
+}
+
+pub struct MockUpstream {
+    pub addr: SocketAddr,
+    state: Arc<State>,
+    stop: watch::Sender<bool>,
+}
+
+impl MockUpstream {
+    /// Starts on an ephemeral loopback port, recording every request.
+    pub async fn start() -> MockUpstream {
+        Self::start_on("127.0.0.1:0".parse().expect("literal address"), true).await
+    }
+
+    /// Starts on `addr`; `record: false` keeps no history (for load tests).
+    pub async fn start_on(addr: SocketAddr, record: bool) -> MockUpstream {
+        let listener = TcpListener::bind(addr).await.expect("mock upstream: bind");
+        let addr = listener.local_addr().expect("mock upstream: local addr");
+        let state = Arc::new(State { record, ..State::default() });
+        let (stop, stop_rx) = watch::channel(false);
+        tokio::spawn(accept_loop(listener, state.clone(), stop_rx));
+        MockUpstream { addr, state, stop }
+    }
+
+    /// `http://127.0.0.1:port/v1`, the base_url to configure.
+    pub fn base_url(&self) -> String {
+        format!("http://{}/v1", self.addr)
+    }
+
+    /// Queues a fault for the next request (faults apply in order, one each).
+    pub fn push_fault(&self, f: Fault) {
+        self.state.faults.lock().expect("lock").push_back(f);
+    }
+
+    /// A fault for every request once the queue is empty; `None` clears it.
+    pub fn set_fault(&self, f: Option<Fault>) {
+        *self.state.always.lock().expect("lock") = f;
+    }
+
+    pub fn set_chunk_delay(&self, d: Duration) {
+        *self.state.chunk_delay.lock().expect("lock") = d;
+    }
+
+    pub fn requests(&self) -> Vec<Recorded> {
+        self.state.requests.lock().expect("lock").clone()
+    }
+
+    pub fn request_count(&self) -> usize {
+        self.state.requests.lock().expect("lock").len()
+    }
+
+    pub fn clear(&self) {
+        self.state.requests.lock().expect("lock").clear();
+        self.state.faults.lock().expect("lock").clear();
+        *self.state.always.lock().expect("lock") = None;
+    }
+}
+
+impl Drop for MockUpstream {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+    }
+}
+
+impl State {
+    fn next_fault(&self) -> Option<Fault> {
+        if let Some(f) = self.faults.lock().expect("lock").pop_front() {
+            return Some(f);
+        }
+        self.always.lock().expect("lock").clone()
+    }
+}
+
+async fn accept_loop(listener: TcpListener, state: Arc<State>, mut stop: watch::Receiver<bool>) {
+    loop {
+        let (tcp, _) = tokio::select! {
+            r = listener.accept() => match r { Ok(c) => c, Err(_) => continue },
+            _ = stop.changed() => return,
+        };
+        let _ = tcp.set_nodelay(true);
+        let state = state.clone();
+        // A `Reset` fault fires this to drop the connection with no response.
+        let kill = Arc::new(Notify::new());
+        tokio::spawn(async move {
+            let k = kill.clone();
+            let svc = service_fn(move |req| handle(req, state.clone(), k.clone()));
+            let conn = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(tcp), svc);
+            tokio::select! {
+                _ = conn => {}
+                _ = kill.notified() => {}
+            }
+        });
+    }
+}
+
+async fn handle(req: Request<Incoming>, state: Arc<State>, kill: Arc<Notify>) -> Result<Response<Body>, Infallible> {
+    let (parts, body) = req.into_parts();
+    let body = body.collect().await.map(|c| c.to_bytes()).unwrap_or_default();
+    let rec = Recorded {
+        method: parts.method.to_string(),
+        path: parts.uri.path().to_string(),
+        query: parts.uri.query().map(str::to_string),
+        headers: parts.headers,
+        body,
+    };
+    if state.record {
+        state.requests.lock().expect("lock").push(rec.clone());
+    }
+    let fault = state.next_fault();
+    match &fault {
+        Some(Fault::Reset) => {
+            kill.notify_one();
+            std::future::pending::<()>().await;
+        }
+        Some(Fault::Latency(d)) => tokio::time::sleep(*d).await,
+        Some(Fault::Status { status, body, retry_after }) => {
+            return Ok(openai::error_response(*status, body.as_deref(), retry_after.as_deref()));
+        }
+        _ => {}
+    }
+    Ok(openai::respond(&rec, fault, &state))
+}

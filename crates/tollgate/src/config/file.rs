@@ -1,0 +1,419 @@
+//! The configuration as users write it (SPEC §15). These types are the
+//! first validation phase: serde rejects unknown keys and wrong types with a
+//! file position; `validate.rs` turns them into the runtime snapshot.
+//!
+//! Doc comments here become descriptions in `config.schema.json`.
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::Deserialize;
+
+use super::loc::{ByteSize, Dur, Loc};
+
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConfigFile {
+    /// Listen addresses and request limits.
+    pub server: ServerSection,
+    /// Where keys, usage and logs are stored.
+    pub store: StoreSection,
+    /// Who may call the gateway.
+    pub auth: AuthSection,
+    /// The metadata contract every request must satisfy.
+    pub metadata: MetadataSection,
+    /// Upstream model providers; models are addressed as `<provider>/<model>`.
+    pub providers: Vec<ProviderSection>,
+    /// Logical model names that resolve to provider targets.
+    pub virtual_models: Vec<VirtualModelSection>,
+    /// Request and token rate limits.
+    pub rate_limits: Vec<RateLimitSection>,
+    /// Cost and token budgets.
+    pub budgets: Vec<BudgetSection>,
+    /// Guardrail definitions and the org-wide set.
+    pub guardrails: GuardrailsSection,
+    /// Upstream MCP tool servers.
+    pub mcp_servers: Vec<McpServerSection>,
+    /// MCP servers composed from tools of several upstream servers.
+    pub virtual_mcp_servers: Vec<VirtualMcpServerSection>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerSection {
+    /// Data-plane address (OpenAI-compatible API). Default `127.0.0.1:4000`.
+    pub listen: Loc<String>,
+    /// Admin API address (reload, metrics). Default `127.0.0.1:4001`.
+    pub admin_listen: Loc<String>,
+    /// Largest request body accepted; larger bodies get 413. Default `10MiB`.
+    pub max_body_size: ByteSize,
+    /// Largest non-streaming upstream response accepted. Default `64MiB`.
+    pub max_response_size: ByteSize,
+}
+
+impl Default for ServerSection {
+    fn default() -> Self {
+        ServerSection {
+            listen: Loc::unplaced("127.0.0.1:4000".into()),
+            admin_listen: Loc::unplaced("127.0.0.1:4001".into()),
+            max_body_size: ByteSize(10 << 20),
+            max_response_size: ByteSize(64 << 20),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreSection {
+    /// `sqlite://path` (default `sqlite://tollgate.db`) or `postgres://...`.
+    pub url: Loc<String>,
+}
+
+impl Default for StoreSection {
+    fn default() -> Self {
+        StoreSection { url: Loc::unplaced("sqlite://tollgate.db".into()) }
+    }
+}
+
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthSection {
+    /// Bearer for the admin API; may also call the data plane with access to every model.
+    pub master_key: Option<Loc<String>>,
+    /// Static virtual keys.
+    pub keys: Vec<StaticKeySection>,
+    /// Trusted JWT issuers.
+    pub jwt: Vec<JwtIssuerSection>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StaticKeySection {
+    /// A name for the key, shown in logs instead of the secret.
+    pub name: Loc<String>,
+    /// The key in plain text (hashed in memory at load).
+    #[serde(default)]
+    pub key: Option<Loc<String>>,
+    /// The key's SHA-256 as 64 hex characters, when the plain key should not sit in the file.
+    #[serde(default)]
+    pub key_sha256: Option<Loc<String>>,
+    /// Model globs this key may use (`prod/*`, `openai-main/gpt-4o*`); omitted = every model.
+    #[serde(default)]
+    pub models: Option<Vec<Loc<String>>>,
+    /// Metadata merged under request metadata; these values cannot be overridden by the request.
+    #[serde(default)]
+    pub metadata: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct JwtIssuerSection {
+    /// Expected `iss` claim.
+    pub issuer: Loc<String>,
+    /// Where the issuer publishes its signing keys.
+    pub jwks_url: Loc<String>,
+    /// Accepted `aud` values.
+    #[serde(default)]
+    pub audiences: Vec<String>,
+}
+
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetadataSection {
+    /// Keys every request must carry (after key defaults are merged); missing → 400 naming the key.
+    pub required: Vec<String>,
+    /// For a key, the only values accepted.
+    pub allowed_values: BTreeMap<String, Vec<String>>,
+}
+
+/// Every provider type tollgate knows. Types marked "later" are recognised
+/// so configs can be checked, but are refused until their translation ships.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ProviderType {
+    Openai,
+    OpenaiCompatible,
+    AzureOpenai,
+    Groq,
+    Mistral,
+    Together,
+    Fireworks,
+    Deepseek,
+    Openrouter,
+    Xai,
+    Cerebras,
+    Perplexity,
+    Vllm,
+    Sglang,
+    Ollama,
+    Lmstudio,
+    Mock,
+    Anthropic,
+    Gemini,
+    Vertex,
+    Bedrock,
+    Cohere,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderSection {
+    /// Unique name; models are addressed as `<name>/<model>`.
+    pub name: Loc<String>,
+    /// Wire format and defaults of the provider.
+    #[serde(rename = "type")]
+    pub kind: Loc<ProviderType>,
+    /// API root, e.g. `https://api.openai.com/v1`. Presets supply a default.
+    #[serde(default)]
+    pub base_url: Option<Loc<String>>,
+    /// Credential sent upstream (use `${ENV}`); never logged or returned.
+    #[serde(default)]
+    pub api_key: Option<Loc<String>>,
+    /// `azure_openai`: the `api-version` query parameter.
+    #[serde(default)]
+    pub api_version: Option<String>,
+    /// `azure_openai`: model name → deployment name (default: the model name).
+    #[serde(default)]
+    pub deployments: BTreeMap<String, String>,
+    /// Extra static headers sent upstream (e.g. `OpenAI-Organization`).
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// `bedrock`/`vertex`: cloud region.
+    #[serde(default)]
+    pub region: Option<String>,
+    /// `bedrock`: AWS access key id.
+    #[serde(default)]
+    pub access_key_id: Option<String>,
+    /// `bedrock`: AWS secret access key.
+    #[serde(default)]
+    pub secret_access_key: Option<String>,
+    /// Models served by this provider. Omitted = any model name is passed through.
+    #[serde(default)]
+    pub models: Vec<ModelSection>,
+    /// Time limits for calls to this provider.
+    #[serde(default)]
+    pub timeout: TimeoutSection,
+    /// `mock`: behaviour of the built-in mock provider.
+    #[serde(default)]
+    pub mock: Option<MockSection>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ModelSection {
+    /// Model name as the provider knows it.
+    pub name: Loc<String>,
+    /// USD per million input tokens (overrides the built-in catalog).
+    #[serde(default)]
+    pub input_cost_per_mtok: Option<f64>,
+    /// USD per million output tokens (overrides the built-in catalog).
+    #[serde(default)]
+    pub output_cost_per_mtok: Option<f64>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct TimeoutSection {
+    /// TCP + TLS connect. Default 10s.
+    pub connect: Option<Dur>,
+    /// Until the response headers (non-streaming: the whole answer starts) arrive. Default 120s.
+    pub first_token: Option<Dur>,
+    /// Longest silence between two stream chunks. Default 60s.
+    pub idle: Option<Dur>,
+    /// Whole call. Default 600s.
+    pub total: Option<Dur>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct MockSection {
+    /// Fixed reply text; default echoes the last user message.
+    pub reply: Option<String>,
+    /// Delay before the first byte.
+    pub latency: Option<Dur>,
+    /// Delay between stream chunks.
+    pub chunk_delay: Option<Dur>,
+    /// Reported prompt tokens (default: estimated from the text).
+    pub prompt_tokens: Option<u32>,
+    /// Reported completion tokens (default: estimated from the reply).
+    pub completion_tokens: Option<u32>,
+    /// Deterministic failures.
+    pub failure: Option<MockFailureSection>,
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MockFailureSection {
+    /// HTTP status returned on failure.
+    pub status: u16,
+    /// Fail every n-th request (1 = always).
+    #[serde(default)]
+    pub every: Option<u32>,
+    /// Fail this fraction of requests (0.0–1.0), chosen at random.
+    #[serde(default)]
+    pub rate: Option<f64>,
+    /// `retry-after` seconds sent with the failure.
+    #[serde(default)]
+    pub retry_after: Option<u32>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VirtualModelSection {
+    /// The logical name applications use, e.g. `prod/engineering-assistant`.
+    pub name: Loc<String>,
+    /// `priority` | `weight` | `latency` | `cost`.
+    #[serde(default)]
+    pub strategy: Option<String>,
+    /// Candidate targets.
+    pub targets: Vec<TargetSection>,
+    /// Rules evaluated top to bottom; the first match picks its own targets.
+    #[serde(default)]
+    pub routes: Vec<RouteSection>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TargetSection {
+    /// `<provider>/<model>` or another virtual model.
+    pub model: Loc<String>,
+    #[serde(default)]
+    pub priority: Option<i32>,
+    #[serde(default)]
+    pub weight: Option<u32>,
+    #[serde(default)]
+    pub retry: Option<RetrySection>,
+    /// Statuses, `timeout` or `connect` that move on to the next target.
+    #[serde(default)]
+    pub fallback_on: Vec<serde_json::Value>,
+    #[serde(default)]
+    pub timeout: Option<TimeoutSection>,
+    /// Request parameters forced for this target.
+    #[serde(default)]
+    pub overrides: BTreeMap<String, serde_json::Value>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RetrySection {
+    pub attempts: u32,
+    #[serde(default)]
+    pub backoff: Option<Dur>,
+    #[serde(default)]
+    pub on_status: Vec<u16>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RouteSection {
+    pub when: WhenSection,
+    #[serde(default)]
+    pub strategy: Option<String>,
+    pub targets: Vec<TargetSection>,
+}
+
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct WhenSection {
+    /// Requested-model globs.
+    pub models: Vec<String>,
+    /// Metadata values that must all match.
+    pub metadata: BTreeMap<String, String>,
+    pub subjects: Vec<String>,
+    pub teams: Vec<String>,
+    pub groups: Vec<String>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitSection {
+    pub id: Loc<String>,
+    #[serde(default)]
+    pub when: WhenSection,
+    /// Values forming the counter key: `subject`, `model`, `team`, `metadata.<key>`.
+    #[serde(default)]
+    pub limit_by: Vec<String>,
+    /// `requests_per_{minute,hour,day}` | `tokens_per_{minute,hour,day}`.
+    pub unit: String,
+    pub limit: u64,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BudgetSection {
+    pub id: Loc<String>,
+    #[serde(default)]
+    pub when: WhenSection,
+    #[serde(default)]
+    pub limit_by: Vec<String>,
+    /// `cost_per_{day,week,month}` | `tokens_per_{day,week,month}`.
+    pub unit: String,
+    /// USD for cost units, tokens for token units.
+    pub limit: f64,
+    /// `enforce` (block) or `warn`.
+    #[serde(default)]
+    pub mode: Option<String>,
+    /// Fractions of the limit at which alerts fire.
+    #[serde(default)]
+    pub alert_at: Vec<f64>,
+}
+
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct GuardrailsSection {
+    pub definitions: Vec<GuardrailDefinitionSection>,
+    pub enforce: GuardrailHooksSection,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GuardrailDefinitionSection {
+    pub name: Loc<String>,
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// `validate` | `mutate`.
+    #[serde(default)]
+    pub action: Option<String>,
+    /// `audit` | `enforce` | `strict`.
+    #[serde(default)]
+    pub mode: Option<String>,
+    /// Guardrail-specific settings.
+    #[serde(default)]
+    pub config: BTreeMap<String, serde_json::Value>,
+}
+
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct GuardrailHooksSection {
+    pub llm_input: Vec<String>,
+    pub llm_output: Vec<String>,
+    pub mcp_tool_pre: Vec<String>,
+    pub mcp_tool_post: Vec<String>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct McpServerSection {
+    pub name: Loc<String>,
+    /// Streamable HTTP endpoint.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// Legacy HTTP+SSE endpoint.
+    #[serde(default)]
+    pub sse_url: Option<String>,
+    /// stdio server: program to spawn.
+    #[serde(default)]
+    pub command: Option<String>,
+    #[serde(default)]
+    pub args: Vec<String>,
+    #[serde(default)]
+    pub auth: Option<BTreeMap<String, serde_json::Value>>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VirtualMcpServerSection {
+    pub name: Loc<String>,
+    /// `<server>/<tool>` entries.
+    pub tools: Vec<String>,
+}

@@ -1,0 +1,178 @@
+//! Reading config text into a snapshot: `${ENV}` interpolation and the
+//! first (serde) phase here, the second phase in `validate.rs`. Start-up,
+//! `tollgate check` and every reload go through these same functions.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::Path;
+
+use super::file::ConfigFile;
+use super::runtime::Snapshot;
+use super::validate::{Diagnostic, build_snapshot, sha256};
+use crate::providers::http::Upstreams;
+
+/// Every problem found in one config source.
+#[derive(Debug)]
+pub struct ConfigErrors {
+    pub origin: String,
+    pub diags: Vec<Diagnostic>,
+}
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, d) in self.diags.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{}:{}:{}: error: {}", self.origin, d.line, d.column, d.message)?;
+            if let Some(h) = &d.hint {
+                write!(f, "\n    hint: {h}")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+/// The process environment as interpolation properties.
+pub fn env_properties() -> HashMap<String, String> {
+    std::env::vars_os()
+        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+        .collect()
+}
+
+/// Phase one: YAML → `ConfigFile`, with `${NAME}` replaced inside scalars
+/// (so a value can never change the document's structure). A missing
+/// variable is an error naming it.
+pub fn parse(text: &str, props: HashMap<String, String>) -> Result<ConfigFile, Vec<Diagnostic>> {
+    let opts = serde_saphyr::Options::default().with_properties(props);
+    if text.trim().is_empty() {
+        return Ok(ConfigFile::default());
+    }
+    serde_saphyr::from_str_with_options::<ConfigFile>(text, opts).map_err(|e| {
+        let (line, column) = e.location().map_or((1, 1), |l| (l.line(), l.column()));
+        vec![Diagnostic { line, column, message: bare_message(&e), hint: hint_for(&e.to_string()) }]
+    })
+}
+
+/// serde-saphyr prefixes its message with the position; we print our own.
+fn bare_message(e: &serde_saphyr::Error) -> String {
+    let full = e.without_snippet().to_string();
+    let first = full.lines().next().unwrap_or("").trim();
+    let first = first.strip_prefix("error: ").unwrap_or(first);
+    match first.strip_prefix("line ") {
+        Some(rest) => rest.split_once(": ").map_or(first, |(_, m)| m).to_string(),
+        None => first.to_string(),
+    }
+}
+
+fn hint_for(msg: &str) -> Option<String> {
+    if msg.contains("missing property") {
+        Some("export the variable before starting tollgate, or write the value in the file".into())
+    } else if msg.contains("unknown field") {
+        Some("check the spelling against docs/config.md or config.schema.json".into())
+    } else if msg.contains("unknown variant") {
+        Some("see docs/config.md for the accepted values".into())
+    } else {
+        None
+    }
+}
+
+pub fn load_text(
+    text: &str,
+    origin: &str,
+    version: u64,
+    ups: &Upstreams,
+    props: HashMap<String, String>,
+) -> Result<Snapshot, ConfigErrors> {
+    let errors = |diags| ConfigErrors { origin: origin.to_string(), diags };
+    let file = parse(text, props).map_err(errors)?;
+    let digest = hex::encode(&sha256(text.as_bytes())[..6]);
+    build_snapshot(file, origin, digest, version, ups).map_err(errors)
+}
+
+pub fn load_path(path: &Path, version: u64, ups: &Upstreams) -> Result<Snapshot, ConfigErrors> {
+    let origin = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigErrors {
+        origin: origin.clone(),
+        diags: vec![Diagnostic { line: 0, column: 0, message: format!("cannot read the config file: {e}"), hint: None }],
+    })?;
+    load_text(&text, &origin, version, ups, env_properties())
+}
+
+/// The configuration `tollgate serve` and `tollgate demo` use without a
+/// file: the built-in mock provider, plus OpenAI when `OPENAI_API_KEY` is set.
+pub fn embedded_defaults(with_openai: bool) -> String {
+    let mut s = String::from(include_str!("defaults.yaml"));
+    if with_openai {
+        s.push_str(
+            "  - name: openai\n    type: openai\n    api_key: \"${OPENAI_API_KEY}\"\n    models:\n      \
+             - { name: gpt-4o-mini }\n      - { name: gpt-4o }\n      - { name: text-embedding-3-small }\n",
+        );
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::providers::http::Upstreams;
+
+    fn load(text: &str, props: &[(&str, &str)]) -> Result<Snapshot, ConfigErrors> {
+        let props = props.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        load_text(text, "t.yaml", 1, &Upstreams::default(), props)
+    }
+
+    #[test]
+    fn unknown_keys_are_named_with_their_position() {
+        let e = load("server:\n  listen: 127.0.0.1:1\n  lisen: x\n", &[]).unwrap_err();
+        let s = e.to_string();
+        assert!(s.starts_with("t.yaml:3:3: error: unknown field `lisen`"), "{s}");
+    }
+
+    #[test]
+    fn missing_env_is_named() {
+        let e = load("auth:\n  master_key: ${NOPE_NOT_SET}\n", &[]).unwrap_err();
+        assert!(e.to_string().contains("NOPE_NOT_SET"), "{e}");
+        assert_eq!((e.diags[0].line, e.diags[0].column), (2, 15));
+    }
+
+    #[test]
+    fn env_values_cannot_change_structure() {
+        let s = load(
+            "auth:\n  master_key: ${MK}\nproviders:\n  - { name: m, type: mock, models: [{name: echo}] }\n",
+            &[("MK", "abc: def\nproviders: []")],
+        )
+        .unwrap();
+        assert_eq!(s.models.listed, vec!["m/echo".to_string()]);
+        assert_eq!(s.auth.master, Some(sha256(b"abc: def\nproviders: []")));
+    }
+
+    #[test]
+    fn phase_two_reports_every_error_with_positions() {
+        let text = "server:\n  listen: nope\nauth:\n  keys:\n    - { name: a, key: short }\n    - { name: a, key_sha256: zz }\nproviders:\n  - { name: p, type: groq }\n  - { name: p, type: mock }\n  - { name: b, type: bedrock }\n";
+        let e = load(text, &[]).unwrap_err();
+        let s = e.to_string();
+        for needle in [
+            "t.yaml:2:11: error: server.listen `nope`",
+            "shorter than 8",
+            "duplicate key name `a`",
+            "key_sha256 must be 64 hex",
+            "needs an api_key",
+            "duplicate provider name `p`",
+            "`bedrock` is not available",
+        ] {
+            assert!(s.contains(needle), "missing {needle:?} in:\n{s}");
+        }
+    }
+
+    #[test]
+    fn embedded_defaults_load() {
+        let s = load(&embedded_defaults(true), &[("TOLLGATE_MASTER_KEY", "tg-test-key-123"), ("OPENAI_API_KEY", "sk-x")]).unwrap();
+        assert!(s.models.resolve("mock/echo").is_some());
+        assert!(s.models.resolve("openai/gpt-4o-mini").is_some());
+        assert!(s.models.resolve("gpt-4o-mini").is_some(), "unique bare names resolve");
+        assert!(s.models.resolve("echo").is_some());
+    }
+}

@@ -1,0 +1,162 @@
+//! The live configuration and its atomic reload.
+//!
+//! `Live` holds the current snapshot behind an `ArcSwap`: a request takes
+//! one `Arc` at its start and keeps it, so a reload never changes the rules
+//! under a request in flight, and readers never take a lock. Reloads (file
+//! change, SIGHUP, admin API) are serialised and go through the same loading
+//! path as start-up; a config that fails to load is logged and the old one
+//! keeps serving.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+
+use super::load::{ConfigErrors, env_properties, load_path, load_text};
+use super::runtime::Snapshot;
+use crate::providers::http::Upstreams;
+
+#[derive(Debug, Clone)]
+pub enum Source {
+    File(PathBuf),
+    /// Text held in memory (embedded defaults), with its interpolation values.
+    Text { text: String, origin: String, props: HashMap<String, String> },
+}
+
+pub struct Live {
+    current: ArcSwap<Snapshot>,
+    versions: AtomicU64,
+    source: Source,
+    upstreams: Upstreams,
+    reloading: Mutex<()>,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Applied { version: u64, digest: String },
+    Unchanged { version: u64 },
+}
+
+impl Live {
+    pub fn new(source: Source, upstreams: Upstreams) -> Result<Arc<Live>, ConfigErrors> {
+        let snap = load(&source, 1, &upstreams)?;
+        Ok(Arc::new(Live {
+            current: ArcSwap::from_pointee(snap),
+            versions: AtomicU64::new(1),
+            source,
+            upstreams,
+            reloading: Mutex::new(()),
+        }))
+    }
+
+    /// The snapshot a new request runs under.
+    #[inline]
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.current.load_full()
+    }
+
+    pub fn source(&self) -> &Source {
+        &self.source
+    }
+
+    /// Loads the source again and swaps it in if valid. With
+    /// `only_if_changed`, identical text is not a new version (editors and
+    /// file systems report spurious writes).
+    pub fn reload(&self, trigger: &str, only_if_changed: bool) -> Result<Outcome, ConfigErrors> {
+        let _one_at_a_time = self.reloading.lock().unwrap_or_else(|p| p.into_inner());
+        let version = self.versions.load(Ordering::Relaxed) + 1;
+        let result = load(&self.source, version, &self.upstreams);
+        let old = self.current.load();
+        match result {
+            Ok(snap) if only_if_changed && snap.digest == old.digest => Ok(Outcome::Unchanged { version: old.version }),
+            Ok(snap) => {
+                if snap.server.listen != old.server.listen || snap.server.admin_listen != old.server.admin_listen {
+                    tracing::warn!("listen addresses changed in the config; they take effect at the next restart");
+                }
+                for w in &snap.warnings {
+                    tracing::warn!(warning = %w, "config");
+                }
+                let digest = snap.digest.clone();
+                self.versions.store(version, Ordering::Relaxed);
+                self.current.store(Arc::new(snap));
+                tracing::info!(version, %digest, trigger, "config reloaded");
+                Ok(Outcome::Applied { version, digest })
+            }
+            Err(e) => {
+                tracing::error!(trigger, errors = %e, "config reload rejected; the previous config keeps serving");
+                Err(e)
+            }
+        }
+    }
+
+    /// Reloads on SIGHUP and, for file sources, when the file changes.
+    /// The tasks end when the process does.
+    pub fn spawn_watchers(self: &Arc<Self>) {
+        #[cfg(unix)]
+        {
+            let live = self.clone();
+            tokio::spawn(async move {
+                use tokio::signal::unix::{SignalKind, signal};
+                let Ok(mut hup) = signal(SignalKind::hangup()) else {
+                    tracing::warn!("cannot listen for SIGHUP; reload through the admin API instead");
+                    return;
+                };
+                while hup.recv().await.is_some() {
+                    let live = live.clone();
+                    let _ = tokio::task::spawn_blocking(move || live.reload("sighup", false)).await;
+                }
+            });
+        }
+        if let Source::File(path) = &self.source {
+            if let Err(e) = watch_file(self.clone(), path) {
+                tracing::warn!(error = %e, "cannot watch the config file; reload with SIGHUP or the admin API");
+            }
+        }
+    }
+}
+
+fn load(source: &Source, version: u64, ups: &Upstreams) -> Result<Snapshot, ConfigErrors> {
+    match source {
+        Source::File(p) => load_path(p, version, ups),
+        Source::Text { text, origin, props } => {
+            let mut all = env_properties();
+            all.extend(props.iter().map(|(k, v)| (k.clone(), v.clone())));
+            load_text(text, origin, version, ups, all)
+        }
+    }
+}
+
+/// Watches the file's directory (editors often replace a file by renaming a
+/// new one over it, which a watch on the file itself would miss).
+fn watch_file(live: Arc<Live>, path: &Path) -> notify::Result<()> {
+    use notify::{RecursiveMode, Watcher};
+    let abs = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let dir = abs.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
+    let name = abs.file_name().map(|n| n.to_os_string());
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<()>(1);
+    let mut watcher = notify::recommended_watcher(move |ev: notify::Result<notify::Event>| {
+        if let Ok(ev) = ev {
+            if ev.kind.is_access() {
+                return;
+            }
+            if ev.paths.iter().any(|p| p.file_name().map(|n| n.to_os_string()) == name) {
+                let _ = tx.try_send(());
+            }
+        }
+    })?;
+    watcher.watch(&dir, RecursiveMode::NonRecursive)?;
+    tokio::spawn(async move {
+        let _keep_alive = watcher;
+        while rx.recv().await.is_some() {
+            // Let a burst of writes settle before reading the file.
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            while rx.try_recv().is_ok() {}
+            let live = live.clone();
+            let _ = tokio::task::spawn_blocking(move || live.reload("file change", true)).await;
+        }
+    });
+    Ok(())
+}

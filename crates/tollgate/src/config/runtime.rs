@@ -1,0 +1,128 @@
+//! The validated, immutable runtime snapshot. A request loads one `Arc` of
+//! it at the start and keeps it to the end, so a reload never changes the
+//! rules under a request in flight. Nothing here holds connections or
+//! counters: those live outside the snapshot and survive reloads.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use crate::glob::Glob;
+use crate::providers::Provider;
+
+#[derive(Debug)]
+pub struct Snapshot {
+    /// Increases by one on every successful load in this process.
+    pub version: u64,
+    /// First 12 hex digits of the SHA-256 of the config text.
+    pub digest: String,
+    /// Where the config came from (a path, or `embedded defaults`).
+    pub origin: String,
+    pub server: ServerSettings,
+    pub auth: AuthSettings,
+    pub metadata: MetadataContract,
+    pub models: ModelCatalog,
+    /// Things that load but deserve attention (e.g. sections parsed but not enforced yet).
+    pub warnings: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ServerSettings {
+    pub listen: SocketAddr,
+    pub admin_listen: SocketAddr,
+    pub max_body_size: usize,
+    pub max_response_size: usize,
+}
+
+/// Who the gateway recognises. Secrets are held only as SHA-256 digests.
+#[derive(Debug, Default)]
+pub struct AuthSettings {
+    pub master: Option<[u8; 32]>,
+    pub keys: HashMap<[u8; 32], Arc<Principal>>,
+    /// The principal every master-key request runs as.
+    pub master_principal: Arc<Principal>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PrincipalKind {
+    Master,
+    StaticKey,
+}
+
+/// The identity a credential resolves to: the `Subject` of SPEC §1 stage 2.
+#[derive(Debug)]
+pub struct Principal {
+    /// Stable id used in logs and limit keys, e.g. `key:payments-ci`.
+    pub id: String,
+    pub kind: PrincipalKind,
+    /// `None` = every model.
+    pub models: Option<Vec<Glob>>,
+    /// Defaults merged under request metadata; these keys are pinned.
+    pub metadata: BTreeMap<String, String>,
+}
+
+impl Default for Principal {
+    fn default() -> Self {
+        Principal { id: "master".into(), kind: PrincipalKind::Master, models: None, metadata: BTreeMap::new() }
+    }
+}
+
+impl Principal {
+    pub fn may_use(&self, model: &str) -> bool {
+        match &self.models {
+            None => true,
+            Some(globs) => globs.iter().any(|g| g.matches(model)),
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct MetadataContract {
+    pub required: Vec<String>,
+    pub allowed_values: BTreeMap<String, Vec<String>>,
+}
+
+/// Every model name a request may carry, resolved to the provider that serves it.
+#[derive(Debug, Default)]
+pub struct ModelCatalog {
+    pub providers: Vec<Arc<Provider>>,
+    /// `<provider>/<model>` → target.
+    pub by_name: HashMap<String, Target>,
+    /// Bare `<model>` → target, only when exactly one provider lists it.
+    pub by_bare_name: HashMap<String, Target>,
+    /// Canonical names in listing order, for `/v1/models`.
+    pub listed: Vec<String>,
+}
+
+/// One physical model on one provider.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// `<provider>/<model>`, as shown in `x-tollgate-resolved-model`.
+    pub canonical: Arc<str>,
+    /// The model name sent to the provider.
+    pub upstream_model: Arc<str>,
+    pub provider: Arc<Provider>,
+}
+
+impl ModelCatalog {
+    /// Resolves a requested model name; `None` means no provider serves it.
+    pub fn resolve(&self, requested: &str) -> Option<Target> {
+        if let Some(t) = self.by_name.get(requested) {
+            return Some(t.clone());
+        }
+        if let Some(t) = self.by_bare_name.get(requested) {
+            return Some(t.clone());
+        }
+        // Providers that list no models pass any model name through.
+        let (prefix, model) = requested.split_once('/')?;
+        let provider = self.providers.iter().find(|p| p.name == prefix && p.any_model)?;
+        if model.is_empty() {
+            return None;
+        }
+        Some(Target {
+            canonical: requested.into(),
+            upstream_model: model.into(),
+            provider: provider.clone(),
+        })
+    }
+}

@@ -1,0 +1,241 @@
+//! Second validation phase: the parsed file becomes a runtime `Snapshot`.
+//! Every problem is collected (not just the first) with its position and a
+//! hint, so `tollgate check` can print them all at once.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use sha2::{Digest, Sha256};
+
+use super::file::{ConfigFile, StaticKeySection};
+use super::loc::Loc;
+use super::runtime::{AuthSettings, MetadataContract, ModelCatalog, Principal, PrincipalKind, ServerSettings, Snapshot, Target};
+use crate::glob::Glob;
+use crate::providers::Provider;
+use crate::providers::http::Upstreams;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Diagnostic {
+    pub line: u64,
+    pub column: u64,
+    pub message: String,
+    pub hint: Option<String>,
+}
+
+#[derive(Debug, Default)]
+pub struct Diags(pub Vec<Diagnostic>);
+
+impl Diags {
+    pub fn at<T>(&mut self, loc: &Loc<T>, message: impl Into<String>, hint: impl Into<String>) {
+        let hint = hint.into();
+        self.0.push(Diagnostic {
+            line: loc.line,
+            column: loc.column,
+            message: message.into(),
+            hint: (!hint.is_empty()).then_some(hint),
+        });
+    }
+}
+
+pub fn sha256(bytes: &[u8]) -> [u8; 32] {
+    Sha256::digest(bytes).into()
+}
+
+pub fn build_snapshot(
+    file: ConfigFile,
+    origin: &str,
+    digest: String,
+    version: u64,
+    ups: &Upstreams,
+) -> Result<Snapshot, Vec<Diagnostic>> {
+    let mut d = Diags::default();
+    let mut warnings = Vec::new();
+
+    let server = server(&file, &mut d);
+    let auth = auth(&file, &mut d, &mut warnings);
+    let models = catalog(&file, ups, &mut d);
+    let metadata = MetadataContract {
+        required: file.metadata.required.clone(),
+        allowed_values: file.metadata.allowed_values.clone(),
+    };
+
+    for (section, present) in [
+        ("virtual_models", !file.virtual_models.is_empty()),
+        ("rate_limits", !file.rate_limits.is_empty()),
+        ("budgets", !file.budgets.is_empty()),
+        ("guardrails", !file.guardrails.definitions.is_empty()),
+        ("mcp_servers", !file.mcp_servers.is_empty()),
+        ("virtual_mcp_servers", !file.virtual_mcp_servers.is_empty()),
+    ] {
+        if present {
+            warnings.push(format!("`{section}` is checked but not enforced by this build yet"));
+        }
+    }
+
+    match (server, d.0.is_empty()) {
+        (Some(server), true) => Ok(Snapshot {
+            version,
+            digest,
+            origin: origin.to_string(),
+            server,
+            auth,
+            metadata,
+            models,
+            warnings,
+        }),
+        _ => Err(d.0),
+    }
+}
+
+fn addr(loc: &Loc<String>, what: &str, d: &mut Diags) -> Option<SocketAddr> {
+    match loc.value.parse::<SocketAddr>() {
+        Ok(a) => Some(a),
+        Err(_) => {
+            d.at(loc, format!("{what} `{}` is not an address", loc.value), "write host:port with an IP, e.g. 127.0.0.1:4000");
+            None
+        }
+    }
+}
+
+fn server(file: &ConfigFile, d: &mut Diags) -> Option<ServerSettings> {
+    let s = &file.server;
+    let listen = addr(&s.listen, "server.listen", d);
+    let admin = addr(&s.admin_listen, "server.admin_listen", d);
+    if let (Some(l), Some(a)) = (listen, admin) {
+        if l == a && l.port() != 0 {
+            d.at(&s.admin_listen, "server.admin_listen must differ from server.listen", "use another port, e.g. 4001");
+        }
+    }
+    if s.max_body_size.0 < 1024 {
+        d.at(&s.listen, "server.max_body_size is below 1KiB", "use at least 1KiB");
+    }
+    Some(ServerSettings {
+        listen: listen?,
+        admin_listen: admin?,
+        max_body_size: usize::try_from(s.max_body_size.0).unwrap_or(usize::MAX),
+        max_response_size: usize::try_from(s.max_response_size.0).unwrap_or(usize::MAX),
+    })
+}
+
+fn auth(file: &ConfigFile, d: &mut Diags, warnings: &mut Vec<String>) -> AuthSettings {
+    let a = &file.auth;
+    let mut out = AuthSettings::default();
+    if let Some(mk) = &a.master_key {
+        if mk.value.trim().is_empty() {
+            d.at(mk, "auth.master_key is empty", "set it to a long random secret, e.g. \"${TOLLGATE_MASTER_KEY}\"");
+        } else {
+            out.master = Some(sha256(mk.value.as_bytes()));
+        }
+    }
+    let mut names = HashSet::new();
+    for k in &a.keys {
+        if !names.insert(k.name.value.as_str()) {
+            d.at(&k.name, format!("duplicate key name `{}`", k.name.value), "give every key its own name");
+        }
+        let Some(hash) = key_hash(k, d) else { continue };
+        if Some(hash) == out.master {
+            d.at(&k.name, format!("key `{}` is the same secret as the master key", k.name.value), "use a separate secret");
+            continue;
+        }
+        let models = k.models.as_ref().map(|globs| {
+            for g in globs.iter().filter(|g| g.value.trim().is_empty()) {
+                d.at(g, "empty model glob", "write a model name or a glob like `prod/*`");
+            }
+            globs.iter().map(|g| Glob::new(&g.value)).collect()
+        });
+        let principal = Principal {
+            id: format!("key:{}", k.name.value),
+            kind: PrincipalKind::StaticKey,
+            models,
+            metadata: k.metadata.clone(),
+        };
+        if out.keys.insert(hash, Arc::new(principal)).is_some() {
+            d.at(&k.name, format!("key `{}` repeats the secret of another key", k.name.value), "use a distinct secret per key");
+        }
+    }
+    if !a.jwt.is_empty() {
+        warnings.push("`auth.jwt` is checked but not enforced by this build yet: JWT bearer tokens are refused".into());
+    }
+    if out.master.is_none() && out.keys.is_empty() {
+        warnings.push("no auth.master_key and no auth.keys: every request will be refused with 401".into());
+    }
+    out
+}
+
+fn key_hash(k: &StaticKeySection, d: &mut Diags) -> Option<[u8; 32]> {
+    match (&k.key, &k.key_sha256) {
+        (Some(plain), None) => {
+            if plain.value.len() < 8 {
+                d.at(plain, format!("key `{}` is shorter than 8 characters", k.name.value), "use a long random secret");
+                return None;
+            }
+            Some(sha256(plain.value.as_bytes()))
+        }
+        (None, Some(hex_digest)) => {
+            let mut out = [0u8; 32];
+            match hex::decode_to_slice(hex_digest.value.trim(), &mut out) {
+                Ok(()) => Some(out),
+                Err(_) => {
+                    d.at(hex_digest, "key_sha256 must be 64 hex characters", "compute it with: printf %s \"$KEY\" | sha256sum");
+                    None
+                }
+            }
+        }
+        _ => {
+            d.at(&k.name, format!("key `{}` needs exactly one of `key` or `key_sha256`", k.name.value), "");
+            None
+        }
+    }
+}
+
+fn catalog(file: &ConfigFile, ups: &Upstreams, d: &mut Diags) -> ModelCatalog {
+    let mut cat = ModelCatalog::default();
+    let mut bare: HashMap<String, Option<Target>> = HashMap::new();
+    let mut seen: BTreeMap<&str, ()> = BTreeMap::new();
+    for sec in &file.providers {
+        let name = &sec.name.value;
+        if name.is_empty() || name.contains('/') || name.contains(char::is_whitespace) {
+            d.at(&sec.name, format!("provider name `{name}` must be non-empty, without `/` or spaces"), "e.g. openai-main");
+            continue;
+        }
+        if seen.insert(name, ()).is_some() {
+            d.at(&sec.name, format!("duplicate provider name `{name}`"), "give every provider its own name");
+            continue;
+        }
+        let Some(provider) = Provider::build(sec, ups, d) else { continue };
+        let provider = Arc::new(provider);
+        let mut model_names = HashSet::new();
+        for m in &sec.models {
+            if m.name.value.is_empty() || !model_names.insert(m.name.value.as_str()) {
+                d.at(&m.name, format!("model `{}` is empty or listed twice in provider `{name}`", m.name.value), "");
+                continue;
+            }
+            for (field, v) in [("input_cost_per_mtok", m.input_cost_per_mtok), ("output_cost_per_mtok", m.output_cost_per_mtok)] {
+                if v.is_some_and(|v| !v.is_finite() || v < 0.0) {
+                    d.at(&m.name, format!("{field} of `{}` must be a non-negative number", m.name.value), "");
+                }
+            }
+            let canonical = format!("{name}/{}", m.name.value);
+            let target = Target {
+                canonical: canonical.as_str().into(),
+                upstream_model: m.name.value.as_str().into(),
+                provider: provider.clone(),
+            };
+            bare.entry(m.name.value.clone())
+                .and_modify(|t| *t = None)
+                .or_insert_with(|| Some(target.clone()));
+            cat.listed.push(canonical.clone());
+            cat.by_name.insert(canonical, target);
+        }
+        cat.providers.push(provider);
+    }
+    // A bare name resolves only when one provider offers it and it does not
+    // collide with a provider-qualified name.
+    cat.by_bare_name = bare
+        .into_iter()
+        .filter_map(|(k, t)| Some((k, t?)))
+        .filter(|(k, _)| !cat.by_name.contains_key(k))
+        .collect();
+    cat
+}

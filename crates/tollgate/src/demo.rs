@@ -1,0 +1,220 @@
+//! `tollgate demo`: starts a real gateway on the built-in mock provider and
+//! walks through what it does with real HTTP requests, printed as they go.
+//! Later capabilities add their scenes here.
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{Method, Request};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use serde_json::{Value, json};
+
+use crate::config::reload::{Live, Source};
+use crate::providers::http::Upstreams;
+use crate::server::Gateway;
+
+const DEMO_CONFIG: &str = r#"
+server: { listen: "127.0.0.1:0", admin_listen: "127.0.0.1:0" }
+auth:
+  master_key: "${DEMO_MASTER_KEY}"
+  keys:
+    - name: demo-app
+      key: "${DEMO_APP_KEY}"
+      models: ["mock/*"]
+      metadata: { team: demo }
+providers:
+  - name: mock
+    type: mock
+    mock: { chunk_delay: 80ms }
+    models: [{ name: echo }, { name: embed }]
+  - name: premium
+    type: mock
+    models: [{ name: big-model }]
+"#;
+
+/// A fresh random secret (`tg-` + 48 hex digits) from the OS.
+pub fn random_key() -> String {
+    let mut buf = [0u8; 24];
+    let ok = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut buf)).is_ok();
+    if !ok {
+        buf.iter_mut().for_each(|b| *b = fastrand::u8(..));
+    }
+    format!("tg-{}", hex::encode(buf))
+}
+
+struct Tour {
+    client: Client<HttpConnector, Full<Bytes>>,
+    base: String,
+    app_key: String,
+}
+
+pub async fn run(keep_running: bool) -> ExitCode {
+    let app_key = random_key();
+    let master = random_key();
+    let props: HashMap<String, String> =
+        [("DEMO_MASTER_KEY".to_string(), master.clone()), ("DEMO_APP_KEY".to_string(), app_key.clone())].into();
+    let source = Source::Text { text: DEMO_CONFIG.to_string(), origin: "demo".into(), props };
+    let live = match Live::new(source, Upstreams::default()) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let gw = match Gateway::start(live).await {
+        Ok(g) => g,
+        Err(e) => {
+            eprintln!("tollgate demo: cannot listen: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let tour = Arc::new(Tour {
+        client: Client::builder(TokioExecutor::new()).build_http(),
+        base: format!("http://{}", gw.data_addr),
+        app_key: app_key.clone(),
+    });
+    println!("tollgate demo — a gateway is running at {} (admin {})", tour.base, gw.admin_addr);
+    println!("the application key `demo-app` may use mock/*; every request below is real HTTP.\n");
+    let ok = tour.scenes().await;
+    if keep_running {
+        println!("\nstill serving at {}/v1 — try:", tour.base);
+        println!("  curl {}/v1/chat/completions -H 'authorization: Bearer {app_key}' \\", tour.base);
+        println!("       -d '{{\"model\":\"mock/echo\",\"messages\":[{{\"role\":\"user\",\"content\":\"hi\"}}]}}'");
+        println!("master key (admin, port {}): {master}\nCtrl-C to stop.", gw.admin_addr.port());
+        gw.run_until_signal().await;
+    } else {
+        gw.shutdown().await;
+    }
+    if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+}
+
+impl Tour {
+    async fn scenes(&self) -> bool {
+        let mut ok = true;
+        scene("1. A chat completion, routed to the mock provider");
+        let chat = json!({ "model": "mock/echo", "messages": [{ "role": "user", "content": "Hello, tollgate!" }] });
+        ok &= self.post(&chat, Some(&self.app_key)).await.is_some_and(|v| {
+            println!("   reply: {}", v.pointer("/choices/0/message/content").unwrap_or(&Value::Null));
+            true
+        });
+
+        scene("2. A streamed completion, relayed chunk by chunk as it is produced");
+        let stream = json!({ "model": "mock/echo", "stream": true, "stream_options": { "include_usage": true },
+                             "messages": [{ "role": "user", "content": "Streams arrive word by word, never buffered whole." }] });
+        ok &= self.stream(&stream).await;
+
+        scene("3. A tool call, then the tool result sent back for the final answer");
+        let tools = json!([{ "type": "function", "function": { "name": "get_weather", "description": "Weather for a city",
+            "parameters": { "type": "object", "properties": { "city": { "type": "string" } }, "required": ["city"] } } }]);
+        let first = json!({ "model": "mock/echo", "tools": tools, "messages": [{ "role": "user", "content": "Paris" }] });
+        let Some(v) = self.post(&first, Some(&self.app_key)).await else { return false };
+        let call = v.pointer("/choices/0/message/tool_calls/0").cloned().unwrap_or(Value::Null);
+        println!("   the model asks for: {}({})", call.pointer("/function/name").unwrap_or(&Value::Null),
+                 call.pointer("/function/arguments").and_then(Value::as_str).unwrap_or(""));
+        let second = json!({ "model": "mock/echo", "tools": tools, "messages": [
+            { "role": "user", "content": "Paris" },
+            { "role": "assistant", "content": null, "tool_calls": [call.clone()] },
+            { "role": "tool", "tool_call_id": call.get("id").cloned().unwrap_or(Value::Null), "content": "18°C and sunny" } ] });
+        ok &= self.post(&second, Some(&self.app_key)).await.is_some_and(|v| {
+            println!("   final answer: {}", v.pointer("/choices/0/message/content").unwrap_or(&Value::Null));
+            true
+        });
+
+        scene("4. Governance: no key is refused; a key cannot reach a model it was not granted");
+        self.post(&chat, None).await;
+        let premium = json!({ "model": "premium/big-model", "messages": [{ "role": "user", "content": "hi" }] });
+        self.post(&premium, Some(&self.app_key)).await;
+        ok
+    }
+
+    fn request(&self, body: &Value, key: Option<&str>) -> Request<Full<Bytes>> {
+        let mut b = Request::builder()
+            .method(Method::POST)
+            .uri(format!("{}/v1/chat/completions", self.base))
+            .header("content-type", "application/json");
+        if let Some(k) = key {
+            b = b.header("authorization", format!("Bearer {k}"));
+        }
+        b.body(Full::new(Bytes::from(body.to_string()))).unwrap_or_default()
+    }
+
+    /// Sends a request, prints both directions; returns the JSON body on 200.
+    async fn post(&self, body: &Value, key: Option<&str>) -> Option<Value> {
+        println!("   → POST /v1/chat/completions {}", if key.is_some() { "(demo-app key)" } else { "(no key)" });
+        println!("     {}", body);
+        let resp = match self.client.request(self.request(body, key)).await {
+            Ok(r) => r,
+            Err(e) => {
+                println!("   ✗ {e}");
+                return None;
+            }
+        };
+        let status = resp.status();
+        let h = resp.headers().clone();
+        let bytes = resp.into_body().collect().await.ok()?.to_bytes();
+        print_head(status.as_u16(), &h);
+        let v: Value = serde_json::from_slice(&bytes).ok()?;
+        if !status.is_success() {
+            println!("     {}", v.pointer("/error/message").unwrap_or(&Value::Null));
+            return None;
+        }
+        Some(v)
+    }
+
+    async fn stream(&self, body: &Value) -> bool {
+        println!("   → POST /v1/chat/completions (stream: true)");
+        let resp = match self.client.request(self.request(body, Some(&self.app_key))).await {
+            Ok(r) => r,
+            Err(e) => {
+                println!("   ✗ {e}");
+                return false;
+            }
+        };
+        print_head(resp.status().as_u16(), resp.headers());
+        print!("   reply: ");
+        let mut body = resp.into_body();
+        let mut pending = String::new();
+        let mut done = false;
+        while let Some(Ok(frame)) = body.frame().await {
+            let Ok(data) = frame.into_data() else { continue };
+            pending.push_str(&String::from_utf8_lossy(&data));
+            while let Some(end) = pending.find("\n\n") {
+                let event: String = pending.drain(..end + 2).collect();
+                let payload = event.trim().trim_start_matches("data:").trim();
+                if payload == "[DONE]" {
+                    done = true;
+                } else if let Ok(v) = serde_json::from_str::<Value>(payload) {
+                    if let Some(t) = v.pointer("/choices/0/delta/content").and_then(Value::as_str) {
+                        print!("{t}");
+                        let _ = std::io::stdout().flush();
+                    }
+                    if let Some(u) = v.get("usage").filter(|u| !u.is_null()) {
+                        print!("\n   usage: {u}");
+                    }
+                }
+            }
+        }
+        println!("\n   stream finished {}", if done { "with [DONE]" } else { "WITHOUT [DONE]" });
+        done
+    }
+}
+
+fn scene(title: &str) {
+    println!("\n── {title}");
+}
+
+fn print_head(status: u16, h: &http::HeaderMap) {
+    let get = |n: &str| h.get(n).and_then(|v| v.to_str().ok()).unwrap_or("-").to_string();
+    println!(
+        "   ← {status}  resolved-model: {}  server-timing: {}  request-id: {}",
+        get("x-tollgate-resolved-model"),
+        get("server-timing"),
+        get("x-tollgate-request-id")
+    );
+}

@@ -1,0 +1,193 @@
+//! Errors of the request path and the one place they become HTTP responses.
+//!
+//! Each domain has its own enum (request input, identity, upstream); the
+//! `GatewayError` wrapper maps all of them, exhaustively, to a status, an
+//! OpenAI-shaped body, a retryability flag and a low-cardinality label for
+//! metrics. Messages say what to change; they never carry a secret.
+
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::response::{IntoResponse, Response};
+use http::{HeaderValue, StatusCode, header};
+
+use crate::wire::openai::error_body;
+
+/// The client sent something the gateway cannot accept.
+#[derive(Debug, thiserror::Error)]
+pub enum RequestError {
+    #[error("{0}")]
+    InvalidJson(String),
+    #[error("`{field}` {problem}")]
+    InvalidField { field: &'static str, problem: String },
+    #[error("`{0}` is required")]
+    MissingField(&'static str),
+    #[error("request body is larger than the limit of {limit} bytes; send a smaller body or raise server.max_body_size")]
+    TooLarge { limit: usize },
+    #[error("the model `{0}` does not exist; GET /v1/models lists the models your key may use")]
+    UnknownModel(String),
+    #[error("{message}")]
+    Metadata { message: String, param: Option<String> },
+    #[error("{0}")]
+    UnsupportedOperation(String),
+}
+
+/// Who is calling, and may they.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    #[error("missing credentials: send `Authorization: Bearer <key>` or `x-api-key: <key>`")]
+    Missing,
+    #[error("invalid API key; check the key you sent")]
+    Invalid,
+    #[error("this key may not use the model `{0}`")]
+    ModelNotAllowed(String),
+    #[error("admin routes need the master key; data-plane keys cannot call them")]
+    NotAdmin,
+}
+
+/// What went wrong talking to a provider.
+#[derive(Debug, thiserror::Error)]
+pub enum UpstreamError {
+    #[error("provider `{provider}` returned {status}: {message}")]
+    Status { provider: String, status: u16, message: String, retry_after: Option<HeaderValue> },
+    #[error("provider `{provider}` did not answer within {}ms ({phase})", after.as_millis())]
+    Timeout { provider: String, phase: &'static str, after: Duration },
+    #[error("could not connect to provider `{provider}`: {message}")]
+    Connect { provider: String, message: String },
+    #[error("provider `{provider}` failed mid-response: {message}")]
+    Broken { provider: String, message: String },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    #[error(transparent)]
+    Request(#[from] RequestError),
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    #[error(transparent)]
+    Upstream(#[from] UpstreamError),
+    #[error("not found: {0}")]
+    NotFound(String),
+    #[error("the gateway is not ready yet")]
+    NotReady,
+}
+
+impl UpstreamError {
+    /// Whether trying again (here or on another target) can help.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            UpstreamError::Status { status, .. } => matches!(status, 408 | 409 | 429 | 500..=599),
+            UpstreamError::Timeout { .. } | UpstreamError::Connect { .. } | UpstreamError::Broken { .. } => true,
+        }
+    }
+
+    pub fn provider(&self) -> &str {
+        match self {
+            UpstreamError::Status { provider, .. }
+            | UpstreamError::Timeout { provider, .. }
+            | UpstreamError::Connect { provider, .. }
+            | UpstreamError::Broken { provider, .. } => provider,
+        }
+    }
+}
+
+impl GatewayError {
+    /// (status, OpenAI error type, code, param)
+    pub fn parts(&self) -> (StatusCode, &'static str, Option<&'static str>, Option<&str>) {
+        use GatewayError as G;
+        use RequestError as R;
+        const INVALID: &str = "invalid_request_error";
+        match self {
+            G::Request(r) => match r {
+                R::InvalidJson(_) => (StatusCode::BAD_REQUEST, INVALID, Some("invalid_json"), None),
+                R::InvalidField { field, .. } => (StatusCode::BAD_REQUEST, INVALID, Some("invalid_type"), Some(field)),
+                R::MissingField(f) => (StatusCode::BAD_REQUEST, INVALID, Some("missing_required_parameter"), Some(f)),
+                R::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, INVALID, Some("request_too_large"), None),
+                R::UnknownModel(_) => (StatusCode::NOT_FOUND, INVALID, Some("model_not_found"), Some("model")),
+                R::Metadata { param, .. } => (StatusCode::BAD_REQUEST, INVALID, Some("invalid_metadata"), param.as_deref()),
+                R::UnsupportedOperation(_) => (StatusCode::BAD_REQUEST, INVALID, Some("unsupported_operation"), None),
+            },
+            G::Auth(a) => match a {
+                AuthError::Missing | AuthError::Invalid => {
+                    (StatusCode::UNAUTHORIZED, INVALID, Some("invalid_api_key"), None)
+                }
+                AuthError::ModelNotAllowed(_) => {
+                    (StatusCode::FORBIDDEN, "permission_error", Some("model_not_allowed"), Some("model"))
+                }
+                AuthError::NotAdmin => (StatusCode::FORBIDDEN, "permission_error", Some("admin_only"), None),
+            },
+            G::Upstream(u) => match u {
+                UpstreamError::Status { status, .. } => {
+                    let (s, kind) = upstream_status(*status);
+                    (s, kind, Some("upstream_error"), None)
+                }
+                UpstreamError::Timeout { .. } => (StatusCode::GATEWAY_TIMEOUT, "api_error", Some("upstream_timeout"), None),
+                UpstreamError::Connect { .. } => (StatusCode::BAD_GATEWAY, "api_error", Some("upstream_unreachable"), None),
+                UpstreamError::Broken { .. } => (StatusCode::BAD_GATEWAY, "api_error", Some("upstream_broken"), None),
+            },
+            G::NotFound(_) => (StatusCode::NOT_FOUND, INVALID, Some("not_found"), None),
+            G::NotReady => (StatusCode::SERVICE_UNAVAILABLE, "api_error", Some("not_ready"), None),
+        }
+    }
+
+    /// A bounded label for metrics and logs.
+    pub fn label(&self) -> &'static str {
+        self.parts().2.unwrap_or("error")
+    }
+}
+
+/// Maps a provider's status to the one the client sees. Client errors keep
+/// their status; a provider refusing *our* credential is a gateway problem
+/// (502), not the caller's; server errors stay distinguishable for routing.
+fn upstream_status(status: u16) -> (StatusCode, &'static str) {
+    match status {
+        401 | 403 => (StatusCode::BAD_GATEWAY, "api_error"),
+        429 => (StatusCode::TOO_MANY_REQUESTS, "rate_limit_error"),
+        400..=499 => (StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST), "invalid_request_error"),
+        503 | 529 => (StatusCode::SERVICE_UNAVAILABLE, "api_error"),
+        504 => (StatusCode::GATEWAY_TIMEOUT, "api_error"),
+        _ => (StatusCode::BAD_GATEWAY, "api_error"),
+    }
+}
+
+impl IntoResponse for GatewayError {
+    fn into_response(self) -> Response {
+        let (status, kind, code, param) = self.parts();
+        let mut message = self.to_string();
+        if let GatewayError::Upstream(UpstreamError::Status { status: 401 | 403, .. }) = &self {
+            message.push_str(" (the provider rejected the gateway's own credential; check the provider's api_key)");
+        }
+        let body = error_body(&message, kind, code, param);
+        let mut resp = Response::new(Body::from(body));
+        *resp.status_mut() = status;
+        resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        if let GatewayError::Upstream(UpstreamError::Status { retry_after: Some(v), .. }) = &self {
+            resp.headers_mut().insert(header::RETRY_AFTER, v.clone());
+        }
+        if matches!(self, GatewayError::Auth(AuthError::Missing | AuthError::Invalid)) {
+            resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        resp
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_are_mapped_in_one_place() {
+        let e = GatewayError::from(RequestError::UnknownModel("x".into()));
+        assert_eq!(e.parts().0, StatusCode::NOT_FOUND);
+        let e = GatewayError::from(AuthError::ModelNotAllowed("m".into()));
+        assert_eq!(e.parts().0, StatusCode::FORBIDDEN);
+        assert!(e.to_string().contains("`m`"));
+        let up = |s| {
+            GatewayError::from(UpstreamError::Status { provider: "p".into(), status: s, message: "m".into(), retry_after: None })
+                .parts()
+                .0
+                .as_u16()
+        };
+        assert_eq!((up(400), up(401), up(429), up(500), up(503), up(529)), (400, 502, 429, 502, 503, 503));
+    }
+}

@@ -1,0 +1,21 @@
+//! tollgate: one governed gateway for every AI call.
+//!
+//! Module map (see ARCHITECTURE.md for the bird's-eye view):
+//! - [`config`]: the YAML users write, its validation into an immutable
+//!   runtime snapshot, and atomic hot reload.
+//! - [`pipeline`]: the ordered request stages of SPEC §1, one file each.
+//! - [`providers`]: upstream wire families (OpenAI-compatible, mock), the
+//!   pooled HTTP clients and the stream relay.
+//! - [`wire`]: I/O-free wire formats: passthrough JSON, SSE framing, OpenAI shapes.
+//! - [`server`]: the data-plane and admin-plane routers and listeners.
+//! - [`error`]: request-path errors and their single mapping to HTTP.
+//! - [`demo`]: `tollgate demo`, a guided tour against the mock provider.
+
+pub mod config;
+pub mod demo;
+pub mod error;
+pub mod glob;
+pub mod pipeline;
+pub mod providers;
+pub mod server;
+pub mod wire;

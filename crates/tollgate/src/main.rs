@@ -1,0 +1,135 @@
+//! The `tollgate` command: serve, check, demo, schema.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use tollgate::config::load::{self, embedded_defaults};
+use tollgate::config::reload::{Live, Source};
+use tollgate::providers::http::{Upstreams, install_crypto};
+use tollgate::server::Gateway;
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+#[derive(Parser)]
+#[command(name = "tollgate", version, about = "One governed gateway for every AI call: models, tools and agents.")]
+struct Cli {
+    /// Log level: error, warn, info, debug or trace (also TOLLGATE_LOG).
+    #[arg(long, global = true)]
+    log_level: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gateway. Without --config: embedded defaults (the mock provider,
+    /// plus OpenAI when OPENAI_API_KEY is set).
+    Serve {
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+    /// Validate a config file; prints every error with file:line:column.
+    Check {
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Start a gateway on the mock provider and walk through what it does.
+    Demo {
+        /// Keep serving after the tour.
+        #[arg(long)]
+        keep_running: bool,
+    },
+    /// Print the JSON Schema of the config file.
+    Schema,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let level = cli.log_level.or_else(|| std::env::var("TOLLGATE_LOG").ok()).unwrap_or_else(|| "info".into());
+    let level: tracing::Level = level.parse().unwrap_or(tracing::Level::INFO);
+    let quiet_demo = matches!(cli.command, Command::Demo { .. });
+    tracing_subscriber::fmt()
+        .with_max_level(if quiet_demo { tracing::Level::WARN } else { level })
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+    install_crypto();
+    match cli.command {
+        Command::Check { config } => check(&config),
+        Command::Schema => {
+            print!("{}", tollgate::config::json_schema());
+            ExitCode::SUCCESS
+        }
+        Command::Serve { config } => runtime().block_on(serve(config)),
+        Command::Demo { keep_running } => runtime().block_on(tollgate::demo::run(keep_running)),
+    }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("tollgate: cannot start the async runtime: {e}");
+            std::process::exit(1);
+        }
+    }
+}
+
+fn check(path: &std::path::Path) -> ExitCode {
+    match load::load_path(path, 1, &Upstreams::default()) {
+        Ok(snap) => {
+            for w in &snap.warnings {
+                eprintln!("{}: warning: {w}", path.display());
+            }
+            println!(
+                "{}: ok ({} providers, {} models, {} keys)",
+                path.display(),
+                snap.models.providers.len(),
+                snap.models.listed.len(),
+                snap.auth.keys.len()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            eprintln!("{}: {} error(s)", path.display(), e.diags.len());
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(config: Option<PathBuf>) -> ExitCode {
+    let source = match config {
+        Some(p) => Source::File(p),
+        None => {
+            let mut props = std::collections::HashMap::new();
+            if std::env::var("TOLLGATE_MASTER_KEY").map_or(true, |k| k.is_empty()) {
+                let key = tollgate::demo::random_key();
+                eprintln!("tollgate: no config and no TOLLGATE_MASTER_KEY; this run's master key is:\n\n    {key}\n");
+                props.insert("TOLLGATE_MASTER_KEY".to_string(), key);
+            }
+            let with_openai = std::env::var("OPENAI_API_KEY").is_ok_and(|k| !k.is_empty());
+            Source::Text { text: embedded_defaults(with_openai), origin: "embedded defaults".into(), props }
+        }
+    };
+    let live = match Live::new(source, Upstreams::default()) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    live.spawn_watchers();
+    match Gateway::start(live).await {
+        Ok(gw) => {
+            gw.run_until_signal().await;
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("tollgate: cannot listen: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,108 @@
+//! Stage 2: credential → principal. Keys are compared by their SHA-256
+//! digest: the digest indexes the key table, and the final equality check is
+//! constant-time, so response timing says nothing about how much of a
+//! guessed key was right.
+
+use std::sync::Arc;
+
+use http::{HeaderMap, header};
+
+use crate::config::runtime::{AuthSettings, Principal};
+use crate::config::validate::sha256;
+use crate::error::AuthError;
+
+/// Longest credential looked at; anything longer is refused unhashed.
+const MAX_KEY_LEN: usize = 4096;
+
+pub fn run(auth: &AuthSettings, headers: &HeaderMap) -> Result<Arc<Principal>, AuthError> {
+    let presented = credential(headers).ok_or(AuthError::Missing)?;
+    if presented.is_empty() || presented.len() > MAX_KEY_LEN {
+        return Err(AuthError::Invalid);
+    }
+    let digest = sha256(presented);
+    if let Some(master) = &auth.master {
+        if ct_eq(master, &digest) {
+            return Ok(auth.master_principal.clone());
+        }
+    }
+    match auth.keys.get_key_value(&digest) {
+        Some((stored, p)) if ct_eq(stored, &digest) => Ok(p.clone()),
+        _ => Err(AuthError::Invalid),
+    }
+}
+
+/// Is this the master key? Used by the admin plane.
+pub fn is_master(auth: &AuthSettings, headers: &HeaderMap) -> Result<(), AuthError> {
+    let presented = credential(headers).ok_or(AuthError::Missing)?;
+    let digest = sha256(presented);
+    match &auth.master {
+        Some(m) if ct_eq(m, &digest) => Ok(()),
+        _ if auth.keys.contains_key(&digest) => Err(AuthError::NotAdmin),
+        _ => Err(AuthError::Invalid),
+    }
+}
+
+/// `Authorization: Bearer <key>` or `x-api-key: <key>`, as raw bytes.
+fn credential(headers: &HeaderMap) -> Option<&[u8]> {
+    if let Some(v) = headers.get(header::AUTHORIZATION) {
+        let b = v.as_bytes();
+        let rest = b.get(..7).filter(|p| p.eq_ignore_ascii_case(b"bearer ")).map(|_| &b[7..])?;
+        return Some(trim(rest));
+    }
+    headers.get("x-api-key").map(|v| trim(v.as_bytes()))
+}
+
+fn trim(b: &[u8]) -> &[u8] {
+    let start = b.iter().position(|c| !c.is_ascii_whitespace()).unwrap_or(b.len());
+    let end = b.iter().rposition(|c| !c.is_ascii_whitespace()).map_or(start, |i| i + 1);
+    &b[start..end]
+}
+
+fn ct_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
+    let mut diff = 0u8;
+    for i in 0..32 {
+        diff |= a[i] ^ b[i];
+    }
+    std::hint::black_box(diff) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::runtime::PrincipalKind;
+    use http::HeaderValue;
+
+    fn settings() -> AuthSettings {
+        let mut a = AuthSettings { master: Some(sha256(b"master-key-1")), ..Default::default() };
+        let p = Principal { id: "key:ci".into(), kind: PrincipalKind::StaticKey, models: None, metadata: Default::default() };
+        a.keys.insert(sha256(b"data-key-1"), Arc::new(p));
+        a
+    }
+
+    fn h(name: &'static str, v: &[u8]) -> HeaderMap {
+        let mut m = HeaderMap::new();
+        m.insert(name, HeaderValue::from_bytes(v).unwrap());
+        m
+    }
+
+    #[test]
+    fn bearer_and_x_api_key_both_work() {
+        let a = settings();
+        assert_eq!(run(&a, &h("authorization", b"Bearer data-key-1")).unwrap().id, "key:ci");
+        assert_eq!(run(&a, &h("authorization", b"bearer  master-key-1 ")).unwrap().id, "master");
+        assert_eq!(run(&a, &h("x-api-key", b"data-key-1")).unwrap().id, "key:ci");
+    }
+
+    #[test]
+    fn bad_credentials_are_refused() {
+        let a = settings();
+        assert!(matches!(run(&a, &HeaderMap::new()), Err(AuthError::Missing)));
+        assert!(matches!(run(&a, &h("authorization", b"Basic abc")), Err(AuthError::Missing)));
+        assert!(matches!(run(&a, &h("authorization", b"Bearer nope")), Err(AuthError::Invalid)));
+        assert!(matches!(run(&a, &h("authorization", b"Bearer ' OR 1=1; --")), Err(AuthError::Invalid)));
+        let huge = [b'a'; 10_000];
+        assert!(matches!(run(&a, &h("x-api-key", &huge)), Err(AuthError::Invalid)));
+        assert!(matches!(is_master(&a, &h("x-api-key", b"data-key-1")), Err(AuthError::NotAdmin)));
+        assert!(is_master(&a, &h("x-api-key", b"master-key-1")).is_ok());
+    }
+}

@@ -1,0 +1,128 @@
+//! The request pipeline of SPEC §1 as one ordered sequence over a
+//! per-request context. The order is the design; each step says why it sits
+//! where it does. Stages later capabilities fill (limits, budgets,
+//! guardrails, cache, settlement) already have their place and pass through.
+//!
+//! Every decision here is made from the snapshot taken at the start of the
+//! request and from in-memory state; the only network call is the upstream
+//! call in stage 10.
+
+pub mod authenticate;
+pub mod authorize;
+pub mod budget;
+pub mod cache;
+pub mod guardrails;
+pub mod limits;
+pub mod metadata;
+pub mod receive;
+pub mod record;
+pub mod route;
+pub mod settle;
+pub mod upstream;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::response::Response;
+use http::HeaderMap;
+
+use crate::config::runtime::{Principal, Snapshot, Target};
+use crate::error::GatewayError;
+use crate::providers::Operation;
+use crate::wire::openai::Usage;
+
+/// Everything the stages learn about one request, in the order they learn it.
+pub struct RequestCtx {
+    pub id: String,
+    pub op: Operation,
+    pub started: Instant,
+    /// The config this request runs under from start to finish.
+    pub snapshot: Arc<Snapshot>,
+    pub principal: Option<Arc<Principal>>,
+    pub metadata: BTreeMap<String, String>,
+    pub requested_model: String,
+    pub stream: bool,
+    /// The physical model the request resolved to (stage 4) and will be sent to (stage 9).
+    pub target: Option<Target>,
+    /// Time from sending upstream to the response headers.
+    pub upstream_time: Option<Duration>,
+    pub usage: Option<Usage>,
+}
+
+impl RequestCtx {
+    pub fn new(id: String, op: Operation, snapshot: Arc<Snapshot>) -> RequestCtx {
+        RequestCtx {
+            id,
+            op,
+            started: Instant::now(),
+            snapshot,
+            principal: None,
+            metadata: BTreeMap::new(),
+            requested_model: String::new(),
+            stream: false,
+            target: None,
+            upstream_time: None,
+            usage: None,
+        }
+    }
+}
+
+/// Runs one model request through every stage, in order.
+pub async fn run(ctx: &mut RequestCtx, headers: &HeaderMap, body: Body) -> Result<Response, GatewayError> {
+    // 2. authenticate — first, before the body is read: it needs only headers,
+    //    and refusing anonymous callers before buffering up to max_body_size
+    //    keeps unauthenticated traffic cheap.
+    ctx.principal = Some(authenticate::run(&ctx.snapshot.auth, headers)?);
+
+    // 1. receive — read the bounded body and parse only the top level; every
+    //    field stays as raw bytes so unknown fields pass through untouched.
+    let bytes = receive::read_body(body, headers, ctx.snapshot.server.max_body_size).await?;
+    let req = receive::parse(ctx.op, &bytes)?;
+    ctx.requested_model = req.model.to_string();
+    ctx.stream = req.stream;
+
+    // 3. metadata — merged before authorization and limits, which match on it.
+    ctx.metadata = metadata::run(&ctx.snapshot.metadata, ctx.principal.as_deref(), headers)?;
+
+    // 4. authorize — the model must exist and the subject may use it; before
+    //    any counter moves, so a refused request costs no quota.
+    ctx.target = Some(authorize::run(ctx)?);
+
+    // 5. rate limits, then 6. budget reservation — after authorization (only
+    //    permitted work is counted) and before any model sees the prompt.
+    limits::admit(ctx)?;
+    budget::reserve(ctx)?;
+
+    // 7. input guardrails — after admission so blocked traffic still counts
+    //    against limits, before cache and upstream so no model sees unsafe input.
+    guardrails::input(ctx, &req).await?;
+
+    // 8. cache lookup — after guardrails: a cached answer must not bypass them.
+    if let Some(hit) = cache::lookup(ctx, &req) {
+        return Ok(hit);
+    }
+
+    // 9. route — pick the concrete target (strategy, health) last, when
+    //    everything that could refuse the request has had its say.
+    route::pick(ctx)?;
+
+    // 10. upstream call — the only network call on the path.
+    let reply = upstream::call(ctx, &req).await?;
+
+    // 11. output guardrails, 12. settle — on the reply before it leaves.
+    let reply = guardrails::output(ctx, reply).await?;
+    settle::run(ctx);
+
+    // 13. record — headers are added by `record::finish` for every outcome.
+    Ok(upstream::into_response(reply))
+}
+
+/// Entry point used by the HTTP handlers: runs the pipeline and records the
+/// outcome, success or error, on the response.
+pub async fn handle(id: String, op: Operation, snapshot: Arc<Snapshot>, headers: HeaderMap, body: Body) -> Response {
+    let mut ctx = RequestCtx::new(id, op, snapshot);
+    let result = run(&mut ctx, &headers, body).await;
+    record::finish(&ctx, result)
+}

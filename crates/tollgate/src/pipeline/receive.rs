@@ -1,0 +1,129 @@
+//! Stage 1: read the body within its size limit and parse only what the
+//! gateway needs. The returned `Parsed` borrows the body: every field not
+//! named here travels upstream as the exact bytes the client sent.
+
+use std::borrow::Cow;
+
+use axum::body::Body;
+use bytes::Bytes;
+use http::{HeaderMap, header};
+use http_body_util::{BodyExt, Limited};
+use serde_json::value::RawValue;
+
+use crate::error::RequestError;
+use crate::providers::Operation;
+use crate::wire::json::RawObject;
+
+pub struct Parsed<'a> {
+    pub obj: RawObject<'a>,
+    pub model: Cow<'a, str>,
+    pub stream: bool,
+}
+
+pub async fn read_body(body: Body, headers: &HeaderMap, limit: usize) -> Result<Bytes, RequestError> {
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(RequestError::TooLarge { limit });
+    }
+    match Limited::new(body, limit).collect().await {
+        Ok(c) => Ok(c.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(RequestError::TooLarge { limit }),
+        Err(e) => Err(RequestError::InvalidJson(format!("could not read the request body: {e}"))),
+    }
+}
+
+pub fn parse(op: Operation, bytes: &Bytes) -> Result<Parsed<'_>, RequestError> {
+    if bytes.is_empty() {
+        return Err(RequestError::InvalidJson("the request body is empty; send a JSON object".into()));
+    }
+    let obj = RawObject::parse(bytes).map_err(|e| {
+        RequestError::InvalidJson(format!("the request body is not valid JSON: {e}; send a JSON object"))
+    })?;
+    let model = match obj.get("model") {
+        None => return Err(RequestError::MissingField("model")),
+        Some(raw) => as_str(raw).ok_or_else(|| invalid("model", "must be a string naming a model"))?,
+    };
+    if model.is_empty() {
+        return Err(invalid("model", "must not be empty"));
+    }
+    let stream = match obj.get("stream").map(RawValue::get) {
+        None | Some("null") | Some("false") => false,
+        Some("true") => true,
+        Some(_) => return Err(invalid("stream", "must be true or false")),
+    };
+    match op {
+        Operation::ChatCompletions => {
+            let messages = obj.get("messages").ok_or(RequestError::MissingField("messages"))?;
+            if !messages.get().starts_with('[') {
+                return Err(invalid("messages", "must be an array of messages"));
+            }
+            if messages.get() == "[]" || messages.get().trim_start_matches('[').trim_start().starts_with(']') {
+                return Err(invalid("messages", "must contain at least one message"));
+            }
+            check_type(&obj, "n", |s| s.bytes().all(|b| b.is_ascii_digit()), "must be a positive integer")?;
+            check_type(&obj, "tools", |s| s.starts_with('['), "must be an array of tools")?;
+            check_type(&obj, "stream_options", |s| s.starts_with('{'), "must be an object")?;
+            check_type(&obj, "response_format", |s| s.starts_with('{'), "must be an object")?;
+        }
+        Operation::Embeddings => {
+            if obj.get("input").is_none() {
+                return Err(RequestError::MissingField("input"));
+            }
+            if stream {
+                return Err(invalid("stream", "is not supported for embeddings"));
+            }
+        }
+    }
+    Ok(Parsed { obj, model, stream })
+}
+
+fn invalid(field: &'static str, problem: &str) -> RequestError {
+    RequestError::InvalidField { field, problem: problem.to_string() }
+}
+
+fn check_type(obj: &RawObject<'_>, field: &'static str, ok: impl Fn(&str) -> bool, problem: &str) -> Result<(), RequestError> {
+    match obj.get(field).map(RawValue::get) {
+        None | Some("null") => Ok(()),
+        Some(s) if ok(s) => Ok(()),
+        Some(_) => Err(invalid(field, problem)),
+    }
+}
+
+/// A JSON string's contents, borrowed when it needs no unescaping (the
+/// common case) and decoded otherwise.
+fn as_str(raw: &RawValue) -> Option<Cow<'_, str>> {
+    let s = raw.get();
+    let inner = s.strip_prefix('"')?.strip_suffix('"')?;
+    if inner.contains('\\') {
+        return serde_json::from_str::<String>(s).ok().map(Cow::Owned);
+    }
+    Some(Cow::Borrowed(inner))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(body: &str) -> Result<(String, bool), String> {
+        let b = Bytes::from(body.to_string());
+        parse(Operation::ChatCompletions, &b).map(|p| (p.model.to_string(), p.stream)).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn bad_input_names_the_problem() {
+        assert!(p("").unwrap_err().contains("empty"));
+        assert!(p("{").unwrap_err().contains("not valid JSON"));
+        assert!(p("[]").unwrap_err().contains("not valid JSON"));
+        assert_eq!(p(r#"{"messages":[{}]}"#).unwrap_err(), "`model` is required");
+        assert!(p(r#"{"model":5,"messages":[{}]}"#).unwrap_err().starts_with("`model` must be a string"));
+        assert!(p(r#"{"model":"m"}"#).unwrap_err().contains("`messages` is required"));
+        assert!(p(r#"{"model":"m","messages":{}}"#).unwrap_err().contains("array"));
+        assert!(p(r#"{"model":"m","messages":[ ]}"#).unwrap_err().contains("at least one"));
+        assert!(p(r#"{"model":"m","messages":[{}],"stream":"yes"}"#).unwrap_err().contains("`stream`"));
+        assert!(p(r#"{"model":"m","messages":[{}],"n":"2"}"#).unwrap_err().contains("`n`"));
+        assert_eq!(p(r#"{"model":"m","messages":[{}],"stream":true,"x":1}"#).unwrap(), ("m".into(), true));
+    }
+}

@@ -1,0 +1,61 @@
+//! Stage 13: what happened is written on the response (request id, the
+//! model that answered, phase timings) and logged. The request log, metrics
+//! and traces will be handed to asynchronous writers from here; nothing in
+//! this stage waits on I/O.
+
+use std::fmt::Write;
+
+use axum::response::{IntoResponse, Response};
+use http::HeaderValue;
+
+use super::RequestCtx;
+use crate::error::GatewayError;
+
+pub fn finish(ctx: &RequestCtx, result: Result<Response, GatewayError>) -> Response {
+    let (mut resp, error) = match result {
+        Ok(r) => (r, None),
+        Err(e) => {
+            let label = e.label();
+            if let GatewayError::Upstream(u) = &e {
+                tracing::warn!(request_id = %ctx.id, error = %u, "upstream call failed");
+            }
+            (e.into_response(), Some(label))
+        }
+    };
+    let total = ctx.started.elapsed();
+    let h = resp.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&ctx.id) {
+        h.insert("x-tollgate-request-id", v);
+    }
+    if let Some(t) = &ctx.target {
+        if ctx.upstream_time.is_some() {
+            if let Ok(v) = HeaderValue::from_str(&t.canonical) {
+                h.insert("x-tollgate-resolved-model", v);
+            }
+        }
+    }
+    let mut timing = String::with_capacity(64);
+    let upstream = ctx.upstream_time.unwrap_or_default();
+    let gateway = total.saturating_sub(upstream);
+    let _ = write!(timing, "gateway;dur={:.3}", gateway.as_secs_f64() * 1000.0);
+    if ctx.upstream_time.is_some() {
+        let _ = write!(timing, ", upstream;dur={:.3}", upstream.as_secs_f64() * 1000.0);
+    }
+    if let Ok(v) = HeaderValue::from_str(&timing) {
+        h.insert("server-timing", v);
+    }
+    tracing::debug!(
+        request_id = %ctx.id,
+        principal = ctx.principal.as_ref().map_or("-", |p| p.id.as_str()),
+        model = %ctx.requested_model,
+        resolved = ctx.target.as_ref().map_or("-", |t| &*t.canonical),
+        status = resp.status().as_u16(),
+        error = error.unwrap_or("-"),
+        stream = ctx.stream,
+        config_version = ctx.snapshot.version,
+        total_us = total.as_micros() as u64,
+        upstream_us = upstream.as_micros() as u64,
+        "request"
+    );
+    resp
+}

@@ -1,0 +1,220 @@
+//! `openai`, `azure_openai`, `openai_compatible` and the OpenAI-compatible
+//! presets (groq, mistral, …). They share one wire format, so the request
+//! body is passed through with only `model` rewritten, and responses are
+//! relayed as they come.
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Uri, header};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+
+use super::http::{HttpClient, Upstreams};
+use super::stream::SseRelay;
+use super::{Call, Operation, Timeouts, UpstreamReply, type_name};
+use crate::config::file::{ProviderSection, ProviderType};
+use crate::config::validate::Diags;
+use crate::error::UpstreamError;
+use crate::wire::json::json_string;
+use crate::wire::openai::{peek_error_message, peek_usage};
+
+/// Default API root and whether a key is required, per preset.
+fn preset(t: ProviderType) -> (Option<&'static str>, bool) {
+    use ProviderType::*;
+    match t {
+        Openai => (Some("https://api.openai.com/v1"), true),
+        Groq => (Some("https://api.groq.com/openai/v1"), true),
+        Mistral => (Some("https://api.mistral.ai/v1"), true),
+        Together => (Some("https://api.together.xyz/v1"), true),
+        Fireworks => (Some("https://api.fireworks.ai/inference/v1"), true),
+        Deepseek => (Some("https://api.deepseek.com/v1"), true),
+        Openrouter => (Some("https://openrouter.ai/api/v1"), true),
+        Xai => (Some("https://api.x.ai/v1"), true),
+        Cerebras => (Some("https://api.cerebras.ai/v1"), true),
+        Perplexity => (Some("https://api.perplexity.ai"), true),
+        Vllm => (Some("http://127.0.0.1:8000/v1"), false),
+        Sglang => (Some("http://127.0.0.1:30000/v1"), false),
+        Ollama => (Some("http://127.0.0.1:11434/v1"), false),
+        Lmstudio => (Some("http://127.0.0.1:1234/v1"), false),
+        AzureOpenai => (None, true),
+        _ => (None, false),
+    }
+}
+
+pub fn is_openai_family(t: ProviderType) -> bool {
+    use ProviderType::*;
+    t == OpenaiCompatible || t == AzureOpenai || preset(t).0.is_some()
+}
+
+#[derive(Debug)]
+pub struct OpenAiCompat {
+    pub type_label: &'static str,
+    /// API root without a trailing slash.
+    base: String,
+    /// Upstream headers: credential and configured extras. Marked sensitive.
+    headers: HeaderMap,
+    azure: Option<Azure>,
+    client: HttpClient,
+}
+
+#[derive(Debug)]
+struct Azure {
+    api_version: String,
+    deployments: std::collections::BTreeMap<String, String>,
+}
+
+impl OpenAiCompat {
+    pub fn build(sec: &ProviderSection, ups: &Upstreams, t: &Timeouts, diags: &mut Diags) -> Option<OpenAiCompat> {
+        let kind = sec.kind.value;
+        let (default_base, key_required) = preset(kind);
+        let base = match (&sec.base_url, default_base) {
+            (Some(b), _) => {
+                let s = b.value.trim_end_matches('/').to_string();
+                match s.parse::<Uri>() {
+                    Ok(u) if matches!(u.scheme_str(), Some("http" | "https")) && u.authority().is_some() => s,
+                    _ => {
+                        diags.at(b, format!("base_url `{}` is not an http(s) URL", b.value), "write e.g. https://api.example.com/v1");
+                        return None;
+                    }
+                }
+            }
+            (None, Some(d)) => d.to_string(),
+            (None, None) => {
+                diags.at(&sec.name, format!("provider `{}` needs a base_url", sec.name.value), "add base_url: https://…");
+                return None;
+            }
+        };
+        let mut headers = HeaderMap::new();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        match &sec.api_key {
+            Some(k) if !k.value.is_empty() => {
+                let (name, value) = if kind == ProviderType::AzureOpenai {
+                    (HeaderName::from_static("api-key"), HeaderValue::from_str(&k.value))
+                } else {
+                    (header::AUTHORIZATION, HeaderValue::from_str(&format!("Bearer {}", k.value)))
+                };
+                match value {
+                    Ok(mut v) => {
+                        v.set_sensitive(true);
+                        headers.insert(name, v);
+                    }
+                    Err(_) => diags.at(k, "api_key contains characters not allowed in an HTTP header", "check the key's value"),
+                }
+            }
+            _ if key_required => {
+                diags.at(
+                    &sec.name,
+                    format!("provider `{}` of type `{}` needs an api_key", sec.name.value, type_name(kind)),
+                    "add api_key: \"${PROVIDER_API_KEY}\"",
+                );
+            }
+            _ => {}
+        }
+        for (k, v) in &sec.headers {
+            match (HeaderName::try_from(k.as_str()), HeaderValue::from_str(v)) {
+                (Ok(n), Ok(mut v)) if n != header::HOST && n != header::CONTENT_LENGTH => {
+                    v.set_sensitive(true);
+                    headers.insert(n, v);
+                }
+                _ => diags.at(&sec.name, format!("header `{k}` is not a valid upstream header"), "use a plain header name and value"),
+            }
+        }
+        let azure = (kind == ProviderType::AzureOpenai).then(|| Azure {
+            api_version: sec.api_version.clone().unwrap_or_else(|| "2024-10-21".into()),
+            deployments: sec.deployments.clone(),
+        });
+        Some(OpenAiCompat { type_label: type_name(kind), base, headers, azure, client: ups.client(t.connect) })
+    }
+
+    fn url(&self, op: Operation, model: &str) -> Result<Uri, String> {
+        let s = match &self.azure {
+            None => format!("{}{}", self.base, op.path()),
+            Some(az) => {
+                let dep = az.deployments.get(model).map_or(model, String::as_str);
+                format!("{}/openai/deployments/{}{}?api-version={}", self.base, dep, op.path(), az.api_version)
+            }
+        };
+        s.parse::<Uri>().map_err(|e| format!("bad upstream URL: {e}"))
+    }
+
+    pub async fn call(&self, provider: &str, t: &Timeouts, call: Call<'_>) -> Result<UpstreamReply, UpstreamError> {
+        let broken = |message: String| UpstreamError::Broken { provider: provider.to_string(), message };
+        let uri = self.url(call.op, call.upstream_model).map_err(broken)?;
+        let model_json = json_string(call.upstream_model);
+        let body = call.request.rebuild(&[("model", &model_json)], &[]);
+        let mut req = Request::builder().method(Method::POST).uri(uri);
+        if let Some(h) = req.headers_mut() {
+            h.extend(self.headers.iter().map(|(k, v)| (k.clone(), v.clone())));
+        }
+        let req = req.body(Full::new(Bytes::from(body))).map_err(|e| broken(e.to_string()))?;
+
+        let deadline = tokio::time::Instant::now() + t.total;
+        let first = t.first_token.min(t.total);
+        let resp = match tokio::time::timeout(first, self.client.request(req)).await {
+            Err(_) => return Err(UpstreamError::Timeout { provider: provider.into(), phase: "first byte", after: first }),
+            Ok(Err(e)) => return Err(classify(provider, &e)),
+            Ok(Ok(r)) => r,
+        };
+        let status = resp.status();
+        if !status.is_success() {
+            let retry_after = resp.headers().get(header::RETRY_AFTER).cloned();
+            let bytes = read_limited(resp.into_body(), 64 << 10, deadline).await.unwrap_or_default();
+            let message = peek_error_message(&bytes)
+                .unwrap_or_else(|| String::from_utf8_lossy(&bytes[..bytes.len().min(512)]).trim().to_string());
+            return Err(UpstreamError::Status { provider: provider.into(), status: status.as_u16(), message, retry_after });
+        }
+        let is_sse = resp
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("text/event-stream"));
+        if call.stream && is_sse {
+            let relay = SseRelay::new(resp.into_body(), provider.into(), t.idle, deadline);
+            return Ok(UpstreamReply::Stream(axum::body::Body::new(relay)));
+        }
+        if call.stream {
+            return Err(broken("asked for a stream but the provider answered without one".into()));
+        }
+        let body = read_limited(resp.into_body(), call.max_response_size, deadline)
+            .await
+            .map_err(|e| match e {
+                ReadError::Timeout => UpstreamError::Timeout { provider: provider.into(), phase: "total", after: t.total },
+                ReadError::Other(m) => broken(m),
+            })?;
+        let usage = peek_usage(&body);
+        Ok(UpstreamReply::Complete { body, usage })
+    }
+}
+
+enum ReadError {
+    Timeout,
+    Other(String),
+}
+
+async fn read_limited(body: Incoming, limit: usize, deadline: tokio::time::Instant) -> Result<Bytes, ReadError> {
+    match tokio::time::timeout_at(deadline, Limited::new(body, limit).collect()).await {
+        Err(_) => Err(ReadError::Timeout),
+        Ok(Err(e)) => Err(ReadError::Other(if e.is::<http_body_util::LengthLimitError>() {
+            format!("response larger than {limit} bytes")
+        } else {
+            format!("response body: {e}")
+        })),
+        Ok(Ok(c)) => Ok(c.to_bytes()),
+    }
+}
+
+/// Connection failures before any response are `Connect` (safe to fail over);
+/// anything after the request went out is `Broken`.
+fn classify(provider: &str, e: &hyper_util::client::legacy::Error) -> UpstreamError {
+    let mut msg = e.to_string();
+    let mut src = std::error::Error::source(e);
+    while let Some(s) = src {
+        msg.push_str(": ");
+        msg.push_str(&s.to_string());
+        src = s.source();
+    }
+    if e.is_connect() {
+        UpstreamError::Connect { provider: provider.into(), message: msg }
+    } else {
+        UpstreamError::Broken { provider: provider.into(), message: msg }
+    }
+}

@@ -1,0 +1,76 @@
+//! Admin-plane routes (master key only): config view and reload, health.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use http::StatusCode;
+use serde_json::json;
+
+use super::{App, json_error, json_response};
+use crate::config::reload::Outcome;
+use crate::error::GatewayError;
+use crate::pipeline::authenticate;
+
+pub fn router(app: Arc<App>) -> Router {
+    Router::new()
+        .route("/health", get(|| async { json_response(StatusCode::OK, r#"{"status":"ok"}"#) }))
+        .route("/admin/config", get(config))
+        .route("/admin/config/reload", post(reload))
+        .fallback(|| async { json_error(StatusCode::NOT_FOUND, "no such admin route", "invalid_request_error", "unknown_route") })
+        .with_state(app)
+}
+
+fn require_master(app: &App, req: &Request) -> Result<(), Response> {
+    authenticate::is_master(&app.live.snapshot().auth, req.headers()).map_err(|e| GatewayError::from(e).into_response())
+}
+
+/// What is running, without a single secret: versions, providers, models.
+async fn config(State(app): State<Arc<App>>, req: Request) -> Response {
+    if let Err(r) = require_master(&app, &req) {
+        return r;
+    }
+    let s = app.live.snapshot();
+    let providers: Vec<_> = s
+        .models
+        .providers
+        .iter()
+        .map(|p| json!({ "name": p.name, "type": p.type_label(), "any_model": p.any_model }))
+        .collect();
+    let body = json!({
+        "version": s.version, "digest": s.digest, "origin": s.origin,
+        "listen": s.server.listen.to_string(), "admin_listen": s.server.admin_listen.to_string(),
+        "providers": providers, "models": s.models.listed, "keys": s.auth.keys.len(),
+        "warnings": s.warnings,
+    });
+    json_response(StatusCode::OK, body.to_string())
+}
+
+async fn reload(State(app): State<Arc<App>>, req: Request) -> Response {
+    if let Err(r) = require_master(&app, &req) {
+        return r;
+    }
+    let live = app.live.clone();
+    match tokio::task::spawn_blocking(move || live.reload("admin api", false)).await {
+        Ok(Ok(Outcome::Applied { version, digest })) => {
+            json_response(StatusCode::OK, json!({ "status": "applied", "version": version, "digest": digest }).to_string())
+        }
+        Ok(Ok(Outcome::Unchanged { version })) => {
+            json_response(StatusCode::OK, json!({ "status": "unchanged", "version": version }).to_string())
+        }
+        Ok(Err(errors)) => {
+            let list: Vec<String> = errors.to_string().lines().map(str::to_string).collect();
+            let body = json!({
+                "error": {
+                    "message": format!("the new config was rejected; the previous one keeps serving:\n{errors}"),
+                    "type": "invalid_request_error", "param": null, "code": "invalid_config"
+                },
+                "errors": list,
+            });
+            json_response(StatusCode::UNPROCESSABLE_ENTITY, body.to_string())
+        }
+        Err(_) => json_error(StatusCode::INTERNAL_SERVER_ERROR, "reload task failed", "api_error", "reload_failed"),
+    }
+}

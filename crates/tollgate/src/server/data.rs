@@ -1,0 +1,103 @@
+//! Data-plane routes: the OpenAI-compatible API, health and readiness.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use axum::Router;
+use axum::extract::{Path, Request, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use http::{HeaderValue, StatusCode};
+use serde_json::json;
+
+use super::{App, json_error, json_response};
+use crate::error::{GatewayError, RequestError};
+use crate::pipeline::{self, authenticate};
+use crate::providers::Operation;
+
+pub fn router(app: Arc<App>) -> Router {
+    Router::new()
+        .route("/v1/chat/completions", post(chat))
+        .route("/v1/embeddings", post(embeddings))
+        .route("/v1/models", get(models))
+        .route("/v1/models/{*id}", get(model))
+        .route("/health", get(health))
+        .route("/ready", get(ready))
+        .fallback(not_found)
+        .with_state(app)
+}
+
+async fn chat(State(app): State<Arc<App>>, req: Request) -> Response {
+    let (parts, body) = req.into_parts();
+    pipeline::handle(app.ids.next(), Operation::ChatCompletions, app.live.snapshot(), parts.headers, body).await
+}
+
+async fn embeddings(State(app): State<Arc<App>>, req: Request) -> Response {
+    let (parts, body) = req.into_parts();
+    pipeline::handle(app.ids.next(), Operation::Embeddings, app.live.snapshot(), parts.headers, body).await
+}
+
+fn model_entry(id: &str, owner: &str) -> serde_json::Value {
+    json!({ "id": id, "object": "model", "created": 0, "owned_by": owner })
+}
+
+/// Only the models this caller may use.
+async fn models(State(app): State<Arc<App>>, req: Request) -> Response {
+    let snap = app.live.snapshot();
+    let principal = match authenticate::run(&snap.auth, req.headers()) {
+        Ok(p) => p,
+        Err(e) => return with_id(&app, GatewayError::from(e).into_response()),
+    };
+    let data: Vec<_> = snap
+        .models
+        .listed
+        .iter()
+        .filter(|m| principal.may_use(m))
+        .map(|m| model_entry(m, m.split_once('/').map_or("", |(p, _)| p)))
+        .collect();
+    with_id(&app, json_response(StatusCode::OK, json!({ "object": "list", "data": data }).to_string()))
+}
+
+async fn model(State(app): State<Arc<App>>, Path(id): Path<String>, req: Request) -> Response {
+    let snap = app.live.snapshot();
+    let principal = match authenticate::run(&snap.auth, req.headers()) {
+        Ok(p) => p,
+        Err(e) => return with_id(&app, GatewayError::from(e).into_response()),
+    };
+    let resp = match snap.models.resolve(&id) {
+        Some(t) if principal.may_use(&t.canonical) => {
+            json_response(StatusCode::OK, model_entry(&t.canonical, &t.provider.name).to_string())
+        }
+        _ => GatewayError::from(RequestError::UnknownModel(id)).into_response(),
+    };
+    with_id(&app, resp)
+}
+
+fn with_id(app: &App, mut r: Response) -> Response {
+    if let Ok(v) = HeaderValue::from_str(&app.ids.next()) {
+        r.headers_mut().insert("x-tollgate-request-id", v);
+    }
+    r
+}
+
+async fn health() -> Response {
+    json_response(StatusCode::OK, r#"{"status":"ok"}"#)
+}
+
+async fn ready(State(app): State<Arc<App>>) -> Response {
+    if app.ready.load(Ordering::Acquire) {
+        let snap = app.live.snapshot();
+        json_response(StatusCode::OK, json!({ "status": "ready", "config_version": snap.version }).to_string())
+    } else {
+        json_error(StatusCode::SERVICE_UNAVAILABLE, "not ready", "api_error", "not_ready")
+    }
+}
+
+async fn not_found(req: Request) -> Response {
+    let msg = format!(
+        "no route for {} {}; the API is under /v1 (e.g. POST /v1/chat/completions)",
+        req.method(),
+        req.uri().path()
+    );
+    json_error(StatusCode::NOT_FOUND, &msg, "invalid_request_error", "unknown_route")
+}

@@ -1,0 +1,138 @@
+//! The listeners: the data plane (OpenAI-compatible API) and the admin
+//! plane, each an axum router over the shared `App`.
+
+pub mod admin;
+pub mod data;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use axum::body::Body;
+use axum::response::Response;
+use http::{HeaderValue, StatusCode, header};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use crate::config::reload::Live;
+use crate::wire::openai::error_body;
+
+/// State shared by every handler. The config snapshot inside `live` is
+/// swapped on reload; everything else lives as long as the process.
+pub struct App {
+    pub live: Arc<Live>,
+    pub ids: RequestIds,
+    pub ready: AtomicBool,
+}
+
+/// Request ids: a random per-process prefix and a counter — unique without
+/// a syscall or lock per request.
+pub struct RequestIds {
+    prefix: u32,
+    next: AtomicU64,
+}
+
+impl Default for RequestIds {
+    fn default() -> Self {
+        RequestIds { prefix: fastrand::u32(..), next: AtomicU64::new(1) }
+    }
+}
+
+impl RequestIds {
+    pub fn next(&self) -> String {
+        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        format!("req_{:08x}{:012x}", self.prefix, n)
+    }
+}
+
+/// A running gateway: both listeners, until `shutdown`.
+pub struct Gateway {
+    pub data_addr: SocketAddr,
+    pub admin_addr: SocketAddr,
+    pub app: Arc<App>,
+    stop: watch::Sender<bool>,
+    tasks: JoinSet<std::io::Result<()>>,
+}
+
+impl Gateway {
+    /// Binds the listeners named in the current snapshot and starts serving.
+    pub async fn start(live: Arc<Live>) -> std::io::Result<Gateway> {
+        let snap = live.snapshot();
+        let data = TcpListener::bind(snap.server.listen).await?;
+        let admin = TcpListener::bind(snap.server.admin_listen).await?;
+        let app = Arc::new(App { live, ids: RequestIds::default(), ready: AtomicBool::new(false) });
+        let (stop, rx) = watch::channel(false);
+        let mut tasks = JoinSet::new();
+        let data_addr = data.local_addr()?;
+        let admin_addr = admin.local_addr()?;
+        tasks.spawn(serve(data, data::router(app.clone()), rx.clone()));
+        tasks.spawn(serve(admin, admin::router(app.clone()), rx));
+        app.ready.store(true, Ordering::Release);
+        for w in &snap.warnings {
+            tracing::warn!(warning = %w, "config");
+        }
+        tracing::info!(%data_addr, %admin_addr, config = %snap.origin, version = snap.version, "tollgate ready");
+        Ok(Gateway { data_addr, admin_addr, app, stop, tasks })
+    }
+
+    /// Stops accepting, lets in-flight requests finish, then returns.
+    pub async fn shutdown(mut self) {
+        self.app.ready.store(false, Ordering::Release);
+        let _ = self.stop.send(true);
+        while self.tasks.join_next().await.is_some() {}
+    }
+
+    /// Serves until SIGINT or SIGTERM, then drains.
+    pub async fn run_until_signal(self) {
+        shutdown_signal().await;
+        tracing::info!("shutting down: draining in-flight requests");
+        self.shutdown().await;
+    }
+}
+
+async fn serve(listener: TcpListener, router: axum::Router, mut stop: watch::Receiver<bool>) -> std::io::Result<()> {
+    use axum::serve::ListenerExt;
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
+    axum::serve(listener, router)
+        .with_graceful_shutdown(async move {
+            let _ = stop.wait_for(|s| *s).await;
+        })
+        .await
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = match signal(SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// A JSON response with an OpenAI-shaped error body.
+pub fn json_error(status: StatusCode, message: &str, kind: &str, code: &str) -> Response {
+    json_response(status, error_body(message, kind, Some(code), None))
+}
+
+pub fn json_response(status: StatusCode, body: impl Into<Body>) -> Response {
+    let mut r = Response::new(body.into());
+    *r.status_mut() = status;
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    r
+}
