@@ -46,14 +46,54 @@ pub fn env_properties() -> HashMap<String, String> {
 /// (so a value can never change the document's structure). A missing
 /// variable is an error naming it.
 pub fn parse(text: &str, props: HashMap<String, String>) -> Result<ConfigFile, Vec<Diagnostic>> {
-    let opts = serde_saphyr::Options::default().with_properties(props);
     if text.trim().is_empty() {
         return Ok(ConfigFile::default());
     }
+    let missing = missing_variables(text, &props);
+    if !missing.is_empty() {
+        return Err(missing);
+    }
+    // Compose syntax interpolates quoted scalars too (`"${KEY}"` is the
+    // usual way to write a secret); it would quietly turn an unset variable
+    // into "", which `missing_variables` has already refused.
+    let mut opts = serde_saphyr::Options::default().with_properties(props);
+    opts.property_syntax = serde_saphyr::options::PropertySyntax::DockerCompose;
     serde_saphyr::from_str_with_options::<ConfigFile>(text, opts).map_err(|e| {
         let (line, column) = e.location().map_or((1, 1), |l| (l.line(), l.column()));
         vec![Diagnostic { line, column, message: bare_message(&e), hint: hint_for(&e.to_string()) }]
     })
+}
+
+/// Every plain `${NAME}` whose variable is unset, with its position.
+/// Forms with a default (`${NAME:-x}`) are left to the interpolator; `$${`
+/// is an escaped dollar; comment lines are skipped.
+fn missing_variables(text: &str, props: &HashMap<String, String>) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        if line.trim_start().starts_with('#') {
+            continue;
+        }
+        let mut from = 0;
+        while let Some(pos) = line[from..].find("${") {
+            let start = from + pos;
+            from = start + 2;
+            if start > 0 && line.as_bytes()[start - 1] == b'$' {
+                continue;
+            }
+            let rest = &line[start + 2..];
+            let name_len = rest.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(rest.len());
+            let name = &rest[..name_len];
+            if rest[name_len..].starts_with('}') && !name.is_empty() && !props.contains_key(name) {
+                out.push(Diagnostic {
+                    line: i as u64 + 1,
+                    column: line[..start].chars().count() as u64 + 1,
+                    message: format!("environment variable `{name}` is not set"),
+                    hint: Some(format!("export {name}=… before starting tollgate, or write ${{{name}:-default}}")),
+                });
+            }
+        }
+    }
+    out
 }
 
 /// serde-saphyr prefixes its message with the position; we print our own.
@@ -134,8 +174,19 @@ mod tests {
     #[test]
     fn missing_env_is_named() {
         let e = load("auth:\n  master_key: ${NOPE_NOT_SET}\n", &[]).unwrap_err();
-        assert!(e.to_string().contains("NOPE_NOT_SET"), "{e}");
+        assert!(e.to_string().contains("`NOPE_NOT_SET` is not set"), "{e}");
         assert_eq!((e.diags[0].line, e.diags[0].column), (2, 15));
+    }
+
+    #[test]
+    fn quoted_and_defaulted_variables_interpolate() {
+        let s = load(
+            "auth:\n  master_key: \"${MK}\"\n  keys:\n    - { name: k, key: '${NOT_SET:-fallback-key}' }\n# ${IN_COMMENT}\n",
+            &[("MK", "quoted-master-key")],
+        )
+        .unwrap();
+        assert_eq!(s.auth.master, Some(sha256(b"quoted-master-key")));
+        assert!(s.auth.keys.contains_key(&sha256(b"fallback-key")));
     }
 
     #[test]
