@@ -138,7 +138,11 @@ fn sse(model: &str, text: &str, tool: Option<&str>, usage: Option<Value>, fault:
                 }
                 Some((Ok(Frame::data(Bytes::from(e))), (it, false)))
             }
-            None if abort => Some((Err(std::io::Error::other("mock upstream aborted the stream")), (it, true))),
+            None if abort => {
+                // Let what was sent reach the wire first, so the break is mid-stream.
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                Some((Err(std::io::Error::other("mock upstream aborted the stream")), (it, true)))
+            }
             None => None,
         }
     });

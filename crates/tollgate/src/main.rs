@@ -29,6 +29,9 @@ enum Command {
     Serve {
         #[arg(long, short)]
         config: Option<PathBuf>,
+        /// Do not watch the config file; reload only on SIGHUP or the admin API.
+        #[arg(long)]
+        no_watch: bool,
     },
     /// Validate a config file; prints every error with file:line:column.
     Check {
@@ -62,7 +65,7 @@ fn main() -> ExitCode {
             print!("{}", tollgate::config::json_schema());
             ExitCode::SUCCESS
         }
-        Command::Serve { config } => runtime().block_on(serve(config)),
+        Command::Serve { config, no_watch } => runtime().block_on(serve(config, !no_watch)),
         Command::Demo { keep_running } => runtime().block_on(tollgate::demo::run(keep_running)),
     }
 }
@@ -100,7 +103,7 @@ fn check(path: &std::path::Path) -> ExitCode {
     }
 }
 
-async fn serve(config: Option<PathBuf>) -> ExitCode {
+async fn serve(config: Option<PathBuf>, watch: bool) -> ExitCode {
     let source = match config {
         Some(p) => Source::File(p),
         None => {
@@ -121,7 +124,7 @@ async fn serve(config: Option<PathBuf>) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    live.spawn_watchers();
+    live.spawn_watchers(watch);
     match Gateway::start(live).await {
         Ok(gw) => {
             gw.run_until_signal().await;

@@ -92,9 +92,9 @@ impl Live {
         }
     }
 
-    /// Reloads on SIGHUP and, for file sources, when the file changes.
-    /// The tasks end when the process does.
-    pub fn spawn_watchers(self: &Arc<Self>) {
+    /// Reloads on SIGHUP and, for file sources with `watch`, when the file
+    /// changes. The tasks end when the process does.
+    pub fn spawn_watchers(self: &Arc<Self>, watch: bool) {
         #[cfg(unix)]
         {
             let live = self.clone();
@@ -110,7 +110,7 @@ impl Live {
                 }
             });
         }
-        if let Source::File(path) = &self.source {
+        if let (Source::File(path), true) = (&self.source, watch) {
             if let Err(e) = watch_file(self.clone(), path) {
                 tracing::warn!(error = %e, "cannot watch the config file; reload with SIGHUP or the admin API");
             }

@@ -1,0 +1,137 @@
+//! The real `tollgate` binary: check, serve with SIGHUP reload, demo.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+const BIN: &str = env!("CARGO_BIN_EXE_tollgate");
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+#[test]
+fn check_prints_every_error_with_its_position_and_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(
+        &bad,
+        "server:\n  listen: nowhere\nauth:\n  master_key: \"${TOLLGATE_TEST_UNSET_VAR}\"\nproviders:\n  - { name: a, type: groq }\n",
+    )
+    .unwrap();
+    let out = Command::new(BIN).args(["check", "--config"]).arg(&bad).output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    let path = bad.display().to_string();
+    assert!(err.contains(&format!("{path}:4:16: error: environment variable `TOLLGATE_TEST_UNSET_VAR` is not set")), "{err}");
+
+    std::fs::write(&bad, "server:\n  listen: nowhere\nproviders:\n  - { name: a, type: groq }\n  - { name: a, type: mock }\n").unwrap();
+    let out = Command::new(BIN).args(["check", "--config"]).arg(&bad).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&format!("{path}:2:11: error: server.listen `nowhere` is not an address")), "{err}");
+    assert!(err.contains(&format!("{path}:4:13: error: provider `a` of type `groq` needs an api_key")), "{err}");
+    assert!(err.contains(&format!("{path}:5:13: error: duplicate provider name `a`")), "{err}");
+    assert!(err.contains("3 error(s)"), "{err}");
+
+    let good = dir.path().join("good.yaml");
+    std::fs::write(&good, "auth: { master_key: abcdefgh12 }\nproviders: [ { name: m, type: mock, models: [ { name: x } ] } ]\n").unwrap();
+    let out = Command::new(BIN).args(["check", "--config"]).arg(&good).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("ok (1 providers, 1 models, 0 keys)"));
+}
+
+struct Killed(Child);
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn get(port: u16, path: &str, key: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    write!(s, "GET {path} HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {key}\r\nconnection: close\r\n\r\n").unwrap();
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    let status = out.get(9..12).and_then(|c| c.parse().ok()).unwrap_or(0);
+    (status, out)
+}
+
+#[test]
+fn serve_reloads_on_sighup_and_drains_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("tollgate.yaml");
+    let (port, admin) = (free_port(), free_port());
+    let write = |models: &str| {
+        std::fs::write(
+            &cfg,
+            format!(
+                "server: {{ listen: \"127.0.0.1:{port}\", admin_listen: \"127.0.0.1:{admin}\" }}\nauth: {{ master_key: \"${{TG_TEST_MASTER}}\" }}\nproviders: [ {{ name: m, type: mock, models: [{models}] }} ]\n"
+            ),
+        )
+        .unwrap()
+    };
+    write("{ name: one }");
+    let child = Command::new(BIN)
+        .args(["serve", "--no-watch", "--config"])
+        .arg(&cfg)
+        .env("TG_TEST_MASTER", "sighup-master-key")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut child = Killed(child);
+    let stderr = child.0.stderr.take().unwrap();
+    let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let sink = lines.clone();
+    std::thread::spawn(move || {
+        for l in BufReader::new(stderr).lines().map_while(Result::ok) {
+            sink.lock().unwrap().push(l);
+        }
+    });
+    let wait_for = |what: &str, f: &dyn Fn() -> bool| {
+        for _ in 0..100 {
+            if f() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("timed out waiting for {what}; log:\n{}", lines.lock().unwrap().join("\n"));
+    };
+    wait_for("ready", &|| std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() && get(port, "/ready", "").0 == 200);
+    let (status, body) = get(port, "/v1/models", "sighup-master-key");
+    assert_eq!(status, 200);
+    assert!(body.contains("m/one") && !body.contains("m/two"));
+
+    write("{ name: one }, { name: two }");
+    let pid = child.0.id().to_string();
+    assert!(Command::new("kill").args(["-HUP", &pid]).status().unwrap().success());
+    wait_for("SIGHUP reload", &|| get(port, "/v1/models", "sighup-master-key").1.contains("m/two"));
+    assert!(lines.lock().unwrap().iter().any(|l| l.contains("config reloaded") && l.contains("sighup")));
+
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let mut exit = None;
+    for _ in 0..100 {
+        exit = child.0.try_wait().unwrap();
+        if exit.is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(exit.is_some_and(|s| s.success()), "exit on SIGTERM: {exit:?}");
+}
+
+#[test]
+fn demo_walks_through_chat_stream_and_tools() {
+    let out = Command::new(BIN).arg("demo").output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("reply: \"Hello, tollgate!\""), "{text}");
+    assert!(text.contains("stream finished with [DONE]"), "{text}");
+    assert!(text.contains("the model asks for: \"get_weather\""), "{text}");
+    assert!(text.contains("final answer: \"Tool results:"), "{text}");
+    assert!(text.contains("← 403"), "{text}");
+}

@@ -1,0 +1,139 @@
+//! Shared helpers: start a gateway on a config, call it over real HTTP.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderMap, Method, Request, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use serde_json::Value;
+use tollgate::config::reload::{Live, Source};
+use tollgate::providers::http::Upstreams;
+use tollgate::server::Gateway;
+
+pub const MASTER: &str = "test-master-key";
+pub const LIMITED: &str = "limited-key-123";
+
+/// A config with the master key, a key limited to `mock/*`, the built-in mock
+/// and an OpenAI-compatible provider pointed at `upstream_base`.
+pub fn config(upstream_base: &str, extra_providers: &str) -> String {
+    format!(
+        r#"
+server: {{ listen: "127.0.0.1:0", admin_listen: "127.0.0.1:0", max_body_size: 64KiB }}
+auth:
+  master_key: "{MASTER}"
+  keys:
+    - name: limited
+      key: "{LIMITED}"
+      models: ["mock/*"]
+      metadata: {{ team: platform }}
+providers:
+  - name: mock
+    type: mock
+    models: [{{ name: echo }}, {{ name: embed }}]
+  - name: up
+    type: openai_compatible
+    base_url: "{upstream_base}"
+    api_key: "sk-upstream-secret"
+    timeout: {{ first_token: 2s, idle: 500ms, total: 10s }}
+    models: [{{ name: gpt-4o-mini }}, {{ name: text-embedding-3-small }}]
+{extra_providers}"#
+    )
+}
+
+pub struct Harness {
+    pub gw: Gateway,
+    pub live: Arc<Live>,
+    pub client: Client<HttpConnector, Full<Bytes>>,
+    pub config_path: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+pub struct Resp {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl Resp {
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
+    }
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+    pub fn error_message(&self) -> String {
+        self.json()["error"]["message"].as_str().unwrap_or_default().to_string()
+    }
+}
+
+impl Harness {
+    pub async fn start(yaml: &str) -> Harness {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config_path = dir.path().join("tollgate.yaml");
+        std::fs::write(&config_path, yaml).expect("write config");
+        let live = Live::new(Source::File(config_path.clone()), Upstreams::default()).unwrap_or_else(|e| panic!("{e}"));
+        live.spawn_watchers(true);
+        let gw = Gateway::start(live.clone()).await.expect("start gateway");
+        Harness { gw, live, client: Client::builder(TokioExecutor::new()).build_http(), config_path, _dir: dir }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.gw.data_addr)
+    }
+
+    pub fn admin_url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.gw.admin_addr)
+    }
+
+    pub async fn send(&self, method: Method, url: &str, key: Option<&str>, headers: &[(&str, &str)], body: impl Into<Bytes>) -> Resp {
+        let mut b = Request::builder().method(method).uri(url).header("content-type", "application/json");
+        if let Some(k) = key {
+            b = b.header("authorization", format!("Bearer {k}"));
+        }
+        for (k, v) in headers {
+            b = b.header(*k, *v);
+        }
+        let resp = self.client.request(b.body(Full::new(body.into())).expect("request")).await.expect("send");
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let body = resp.into_body().collect().await.expect("body").to_bytes();
+        Resp { status, headers, body }
+    }
+
+    pub async fn chat(&self, key: Option<&str>, body: &Value) -> Resp {
+        self.send(Method::POST, &self.url("/v1/chat/completions"), key, &[], body.to_string()).await
+    }
+
+    pub async fn get(&self, path: &str, key: Option<&str>) -> Resp {
+        self.send(Method::GET, &self.url(path), key, &[], Bytes::new()).await
+    }
+}
+
+/// Parses an SSE body into its `data:` payloads.
+pub fn sse_data(body: &str) -> Vec<String> {
+    body.split("\n\n")
+        .filter_map(|e| e.lines().find_map(|l| l.strip_prefix("data: ")).map(str::to_string))
+        .collect()
+}
+
+pub fn user(text: &str) -> Value {
+    serde_json::json!([{ "role": "user", "content": text }])
+}
+
+pub async fn eventually(what: &str, mut f: impl AsyncFnMut() -> bool) {
+    for _ in 0..100 {
+        if f().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("timed out waiting for: {what}");
+}

@@ -1,0 +1,11 @@
+//! Integration tests: the real router (or the real binary) against the test
+//! kit's in-process mock upstreams. One test binary, one module per area.
+
+mod auth;
+mod binary;
+mod chat;
+mod common;
+mod errors;
+mod examples;
+mod reload;
+mod upstream_faults;

@@ -1,0 +1,122 @@
+//! Hot reload: admin API, file watch; atomic, and invisible to requests.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use http::Method;
+use serde_json::json;
+use testkit::MockUpstream;
+
+use crate::common::*;
+
+fn with_reply(upstream: &str, reply: &str, extra_model: &str) -> String {
+    config(
+        upstream,
+        &format!(
+            "  - name: slow\n    type: mock\n    mock: {{ reply: \"{reply}\", latency: 600ms }}\n    models: [{{ name: m }}{extra_model}]\n"
+        ),
+    )
+}
+
+async fn reload(h: &Harness) -> Resp {
+    h.send(Method::POST, &h.admin_url("/admin/config/reload"), Some(MASTER), &[], "").await
+}
+
+#[tokio::test]
+async fn admin_reload_applies_valid_and_rejects_invalid_configs() {
+    let up = MockUpstream::start().await;
+    let h = Harness::start(&with_reply(&up.base_url(), "old", "")).await;
+    assert_eq!(h.chat(Some(MASTER), &json!({ "model": "slow/m2", "messages": user("x") })).await.status, 404);
+
+    std::fs::write(&h.config_path, with_reply(&up.base_url(), "old", ", { name: m2 }")).unwrap();
+    let r = reload(&h).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(r.json()["version"].as_u64().unwrap() >= 2);
+    assert_eq!(h.chat(Some(MASTER), &json!({ "model": "slow/m2", "messages": user("x") })).await.status, 200);
+
+    let before = h.live.snapshot().version;
+    std::fs::write(&h.config_path, "providers:\n  - name: broken\n    type: mock\n    modles: []\n").unwrap();
+    let r = reload(&h).await;
+    assert_eq!(r.status, 422);
+    let v = r.json();
+    assert_eq!(v["error"]["code"], "invalid_config");
+    assert!(v["errors"][0].as_str().unwrap().contains(":4:5: error: unknown field `modles`"), "{v}");
+    assert_eq!(h.live.snapshot().version, before, "the old config keeps serving");
+    assert_eq!(h.chat(Some(MASTER), &json!({ "model": "slow/m2", "messages": user("x") })).await.status, 200);
+}
+
+#[tokio::test]
+async fn a_changed_file_is_picked_up_by_the_watcher() {
+    let up = MockUpstream::start().await;
+    let h = Harness::start(&with_reply(&up.base_url(), "old", "")).await;
+    std::fs::write(&h.config_path, with_reply(&up.base_url(), "old", ", { name: watched }")).unwrap();
+    eventually("the watcher reloads the file", async || {
+        h.chat(Some(MASTER), &json!({ "model": "slow/watched", "messages": user("x") })).await.status == 200
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn in_flight_requests_finish_on_the_snapshot_they_started_with() {
+    let up = MockUpstream::start().await;
+    let h = Arc::new(Harness::start(&with_reply(&up.base_url(), "old", "")).await);
+    let h2 = h.clone();
+    let in_flight = tokio::spawn(async move { h2.chat(Some(MASTER), &json!({ "model": "slow/m", "messages": user("x") })).await });
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    std::fs::write(&h.config_path, with_reply(&up.base_url(), "new", "")).unwrap();
+    assert_eq!(reload(&h).await.status, 200);
+    let old = in_flight.await.unwrap();
+    assert_eq!(old.json()["choices"][0]["message"]["content"], "old");
+    let new = h.chat(Some(MASTER), &json!({ "model": "slow/m", "messages": user("x") })).await;
+    assert_eq!(new.json()["choices"][0]["message"]["content"], "new");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn config_changes_under_load_fail_no_request() {
+    let up = MockUpstream::start().await;
+    let h = Arc::new(Harness::start(&with_reply(&up.base_url(), "a", "")).await);
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let ok = Arc::new(AtomicUsize::new(0));
+    let mut workers = Vec::new();
+    for i in 0..8 {
+        let (h, stop, ok) = (h.clone(), stop.clone(), ok.clone());
+        workers.push(tokio::spawn(async move {
+            let model = if i % 2 == 0 { "mock/echo" } else { "up/gpt-4o-mini" };
+            let stream = i % 4 == 1;
+            let mut failures = Vec::new();
+            while !stop.load(Ordering::Relaxed) {
+                let body = json!({ "model": model, "stream": stream, "messages": user("load") });
+                let r = h.chat(Some(MASTER), &body).await;
+                let complete = !stream || r.text().ends_with("data: [DONE]\n\n");
+                if r.status == 200 && complete {
+                    ok.fetch_add(1, Ordering::Relaxed);
+                } else {
+                    failures.push(format!("{} {}", r.status, r.text()));
+                }
+            }
+            failures
+        }));
+    }
+    for round in 0..12 {
+        tokio::time::sleep(Duration::from_millis(80)).await;
+        let text = if round % 4 == 3 {
+            "providers: [ { name: oops, type: nonsense } ]\n".to_string()
+        } else {
+            with_reply(&up.base_url(), if round % 2 == 0 { "b" } else { "c" }, ", { name: extra }")
+        };
+        std::fs::write(&h.config_path, text).unwrap();
+        let _ = reload(&h).await;
+    }
+    // Leave a valid config in place before stopping.
+    std::fs::write(&h.config_path, with_reply(&up.base_url(), "z", "")).unwrap();
+    assert_eq!(reload(&h).await.status, 200);
+    stop.store(true, Ordering::Relaxed);
+    let mut failures = Vec::new();
+    for w in workers {
+        failures.extend(w.await.unwrap());
+    }
+    assert!(failures.is_empty(), "{} failed, e.g. {:?}", failures.len(), failures.first());
+    assert!(ok.load(Ordering::Relaxed) > 100, "load actually ran: {}", ok.load(Ordering::Relaxed));
+    assert!(h.live.snapshot().version >= 10);
+}

@@ -1,0 +1,103 @@
+//! Provider failures reach the client with the provider's message and a
+//! status routing can act on; broken streams end in an error, never cleanly.
+
+use std::time::Duration;
+
+use http::Method;
+use serde_json::json;
+use testkit::{Fault, MockUpstream};
+
+use crate::common::*;
+
+fn chat_body(stream: bool) -> String {
+    json!({ "model": "up/gpt-4o-mini", "stream": stream, "messages": user("one two three four") }).to_string()
+}
+
+#[tokio::test]
+async fn upstream_statuses_keep_the_message_and_map_sensibly() {
+    let up = MockUpstream::start().await;
+    let h = Harness::start(&config(&up.base_url(), "")).await;
+    for (upstream, client) in [(400u16, 400u16), (404, 404), (429, 429), (500, 502), (503, 503), (529, 503), (401, 502)] {
+        up.push_fault(Fault::Status { status: upstream, body: None, retry_after: Some("7".into()) });
+        let r = h.send(Method::POST, &h.url("/v1/chat/completions"), Some(MASTER), &[], chat_body(false)).await;
+        assert_eq!(r.status.as_u16(), client, "upstream {upstream}: {}", r.text());
+        assert!(r.error_message().contains(&format!("mock upstream error {upstream}")), "{}", r.error_message());
+        if upstream == 429 {
+            assert_eq!(r.header("retry-after"), Some("7"));
+            assert_eq!(r.json()["error"]["type"], "rate_limit_error");
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_stream_cut_before_done_ends_with_an_error_event() {
+    let up = MockUpstream::start().await;
+    let h = Harness::start(&config(&up.base_url(), "")).await;
+    for abort in [false, true] {
+        up.push_fault(Fault::CutStream { after_events: 3, abort });
+        let r = h.send(Method::POST, &h.url("/v1/chat/completions"), Some(MASTER), &[], chat_body(true)).await;
+        assert_eq!(r.status, 200, "abort={abort}: {}", r.text());
+        let data = sse_data(&r.text());
+        assert_eq!(data.len(), 4, "three relayed events and one error: {data:?}");
+        assert!(!data.contains(&"[DONE]".to_string()));
+        let last: serde_json::Value = serde_json::from_str(data.last().unwrap()).unwrap();
+        let code = last["error"]["code"].as_str().unwrap();
+        assert!(code == "upstream_stream_cut" || code == "upstream_broken", "{last}");
+    }
+}
+
+#[tokio::test]
+async fn a_silent_stream_times_out_with_an_error_event() {
+    let up = MockUpstream::start().await;
+    let h = Harness::start(&config(&up.base_url(), "")).await;
+    up.push_fault(Fault::StallStream { after_events: 2, pause: Duration::from_secs(3) });
+    let started = std::time::Instant::now();
+    let r = h.send(Method::POST, &h.url("/v1/chat/completions"), Some(MASTER), &[], chat_body(true)).await;
+    assert!(started.elapsed() < Duration::from_secs(2), "idle timeout is 500ms");
+    let data = sse_data(&r.text());
+    let last: serde_json::Value = serde_json::from_str(data.last().unwrap()).unwrap();
+    assert_eq!(last["error"]["code"], "upstream_timeout");
+}
+
+#[tokio::test]
+async fn resets_slow_answers_and_refused_connections_are_gateway_errors() {
+    let up = MockUpstream::start().await;
+    let h = Harness::start(&config(&up.base_url(), "")).await;
+
+    up.push_fault(Fault::Reset);
+    let r = h.send(Method::POST, &h.url("/v1/chat/completions"), Some(MASTER), &[], chat_body(false)).await;
+    assert_eq!(r.status, 502, "{}", r.text());
+    assert_eq!(r.json()["error"]["code"], "upstream_broken");
+
+    up.push_fault(Fault::Latency(Duration::from_secs(4)));
+    let r = h.send(Method::POST, &h.url("/v1/chat/completions"), Some(MASTER), &[], chat_body(false)).await;
+    assert_eq!(r.status, 504, "first_token timeout is 2s: {}", r.text());
+    assert!(r.error_message().contains("did not answer within 2000ms"));
+
+    // A port nothing listens on.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = dead.local_addr().unwrap().port();
+    drop(dead);
+    let h2 = Harness::start(&config(&format!("http://127.0.0.1:{port}/v1"), "")).await;
+    let r = h2.send(Method::POST, &h2.url("/v1/chat/completions"), Some(MASTER), &[], chat_body(false)).await;
+    assert_eq!(r.status, 502);
+    assert_eq!(r.json()["error"]["code"], "upstream_unreachable");
+    assert!(r.error_message().contains("could not connect to provider `up`"));
+    assert!(!r.text().contains("sk-upstream-secret"));
+}
+
+#[tokio::test]
+async fn mock_provider_failures_are_configurable() {
+    let up = MockUpstream::start().await;
+    let extra = "  - name: flaky\n    type: mock\n    mock: { failure: { status: 503, every: 2, retry_after: 3 } }\n    models: [{ name: m }]\n";
+    let h = Harness::start(&config(&up.base_url(), extra)).await;
+    let body = json!({ "model": "flaky/m", "messages": user("hi") });
+    let statuses: Vec<u16> = futures_util::future::join_all((0..4).map(|_| h.chat(Some(MASTER), &body)))
+        .await
+        .iter()
+        .map(|r| r.status.as_u16())
+        .collect();
+    assert_eq!(statuses.iter().filter(|s| **s == 503).count(), 2, "{statuses:?}");
+    let r = h.chat(Some(MASTER), &json!({ "model": "mock/echo", "messages": user("x [mock:status=429]") })).await;
+    assert_eq!(r.status, 429);
+}
