@@ -19,7 +19,7 @@ import openai
 import pytest
 from pydantic import BaseModel
 
-from conftest import LIMITED_KEY, MASTER_KEY, MAX_BODY_SIZE, REC_KEY, UP_KEY, Gateway, RecordingUpstream
+from conftest import MASTER_KEY, MAX_BODY_SIZE, REC_KEY, Gateway, RecordingUpstream
 
 ECHO = "mock/echo"
 EMBED = "mock/embed"
@@ -298,6 +298,7 @@ def test_cut_stream_raises_while_iterating(client: openai.OpenAI) -> None:
         for chunk in stream:
             received.append(chunk)
     assert not isinstance(err.value, openai.APIStatusError)
+    assert err.value.message
     assert any(c.choices and c.choices[0].delta.content for c in received), "expected part of the answer first"
     assert "".join(c.choices[0].delta.content or "" for c in received if c.choices) != text
 
@@ -636,7 +637,6 @@ def test_upstream_gets_the_provider_key_not_the_callers(client: openai.OpenAI, r
     assert seen.headers.get("authorization") == f"Bearer {REC_KEY}"
     for name, value in seen.headers.items():
         assert MASTER_KEY not in value, f"the caller's key leaked upstream in {name}"
-    assert REC_KEY != MASTER_KEY and UP_KEY != MASTER_KEY and LIMITED_KEY != MASTER_KEY
 
 
 def test_upstream_gets_fields_untouched_and_its_own_model_name(client: openai.OpenAI, recorder: RecordingUpstream) -> None:
@@ -685,6 +685,9 @@ def test_upstream_stream_without_done_is_an_error(client: openai.OpenAI) -> None
     stream = client.chat.completions.create(
         model=REC_CHAT, messages=user("one two three four five [rec:truncate]"), stream=True
     )
-    with pytest.raises(openai.APIError):
-        for _ in stream:
-            pass
+    received = []
+    with pytest.raises(openai.APIError) as err:
+        for chunk in stream:
+            received.append(chunk)
+    assert not isinstance(err.value, openai.APIStatusError)
+    assert received, "the chunks before the cut should have been relayed"

@@ -64,31 +64,41 @@ pub fn parse(text: &str, props: HashMap<String, String>) -> Result<ConfigFile, V
     })
 }
 
-/// Every plain `${NAME}` whose variable is unset, with its position.
-/// Forms with a default (`${NAME:-x}`) are left to the interpolator; `$${`
-/// is an escaped dollar; comment lines are skipped.
+/// Every variable reference whose variable is unset, with its position:
+/// `${NAME}` and bare `$NAME` (which the interpolator would otherwise turn
+/// into "" without a word — a password like `pa$word` must be written
+/// `pa$$word`). Forms with a default (`${NAME:-x}`) are left to the
+/// interpolator; `$$` is an escaped dollar; comment lines are skipped.
 fn missing_variables(text: &str, props: &HashMap<String, String>) -> Vec<Diagnostic> {
     let mut out = Vec::new();
     for (i, line) in text.lines().enumerate() {
         if line.trim_start().starts_with('#') {
             continue;
         }
-        let mut from = 0;
-        while let Some(pos) = line[from..].find("${") {
-            let start = from + pos;
-            from = start + 2;
-            if start > 0 && line.as_bytes()[start - 1] == b'$' {
+        let bytes = line.as_bytes();
+        let mut at = 0;
+        while let Some(pos) = line[at..].find('$') {
+            let start = at + pos;
+            at = start + 1;
+            if bytes.get(start + 1) == Some(&b'$') {
+                at = start + 2; // `$$` is a literal dollar
                 continue;
             }
-            let rest = &line[start + 2..];
+            let braced = bytes.get(start + 1) == Some(&b'{');
+            let rest = &line[start + 1 + usize::from(braced)..];
             let name_len = rest.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(rest.len());
             let name = &rest[..name_len];
-            if rest[name_len..].starts_with('}') && !name.is_empty() && !props.contains_key(name) {
+            let plain = if braced { rest[name_len..].starts_with('}') } else { true };
+            let valid = name.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_');
+            if plain && valid && !props.contains_key(name) {
+                let written = if braced { format!("${{{name}}}") } else { format!("${name}") };
                 out.push(Diagnostic {
                     line: i as u64 + 1,
                     column: line[..start].chars().count() as u64 + 1,
-                    message: format!("environment variable `{name}` is not set"),
-                    hint: Some(format!("export {name}=… before starting tollgate, or write ${{{name}:-default}}")),
+                    message: format!("environment variable `{name}` (written `{written}`) is not set"),
+                    hint: Some(format!(
+                        "export {name}=… before starting tollgate, write ${{{name}:-default}}, or $$ for a literal dollar sign"
+                    )),
                 });
             }
         }
@@ -174,7 +184,7 @@ mod tests {
     #[test]
     fn missing_env_is_named() {
         let e = load("auth:\n  master_key: ${NOPE_NOT_SET}\n", &[]).unwrap_err();
-        assert!(e.to_string().contains("`NOPE_NOT_SET` is not set"), "{e}");
+        assert!(e.to_string().contains("`NOPE_NOT_SET` (written `${NOPE_NOT_SET}`) is not set"), "{e}");
         assert_eq!((e.diags[0].line, e.diags[0].column), (2, 15));
     }
 
@@ -187,6 +197,15 @@ mod tests {
         .unwrap();
         assert_eq!(s.auth.master, Some(sha256(b"quoted-master-key")));
         assert!(s.auth.keys.contains_key(&sha256(b"fallback-key")));
+    }
+
+    #[test]
+    fn a_bare_dollar_name_is_checked_and_double_dollar_is_literal() {
+        let e = load("auth:\n  master_key: \"pa$word123\"\n", &[]).unwrap_err();
+        assert!(e.to_string().contains("t.yaml:2:18: error: environment variable `word123` (written `$word123`)"), "{e}");
+        let s = load("auth:\n  master_key: \"pa$$word123\"\n", &[]).unwrap();
+        assert_eq!(s.auth.master, Some(sha256(b"pa$word123")));
+        assert!(load("auth:\n  master_key: \"costs $5 each\"\n", &[]).is_ok());
     }
 
     #[test]

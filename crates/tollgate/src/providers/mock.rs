@@ -2,9 +2,9 @@
 //! network, for the demo, the tests and the benchmarks.
 //!
 //! Behaviour, in order:
+//! - configured failures (`failure.every` / `failure.rate`);
 //! - a user message containing `[mock:status=NNN]` fails with that status;
 //!   `[mock:cut]` streams part of the answer and then breaks the stream;
-//! - configured failures (`failure.every` / `failure.rate`);
 //! - with `tools` and a user turn last: calls every tool named in the user's
 //!   text (the first tool if none is named; one call when
 //!   `parallel_tool_calls` is false, the forced one under `tool_choice`),

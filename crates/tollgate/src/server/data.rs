@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::Instant;
 
 use axum::Router;
 use axum::extract::{Path, Request, State};
@@ -43,10 +44,11 @@ fn model_entry(id: &str, owner: &str) -> serde_json::Value {
 
 /// Only the models this caller may use.
 async fn models(State(app): State<Arc<App>>, req: Request) -> Response {
+    let started = Instant::now();
     let snap = app.live.snapshot();
     let principal = match authenticate::run(&snap.auth, req.headers()) {
         Ok(p) => p,
-        Err(e) => return with_id(&app, GatewayError::from(e).into_response()),
+        Err(e) => return stamp(&app, started, GatewayError::from(e).into_response()),
     };
     let data: Vec<_> = snap
         .models
@@ -55,14 +57,15 @@ async fn models(State(app): State<Arc<App>>, req: Request) -> Response {
         .filter(|m| principal.may_use(m))
         .map(|m| model_entry(m, m.split_once('/').map_or("", |(p, _)| p)))
         .collect();
-    with_id(&app, json_response(StatusCode::OK, json!({ "object": "list", "data": data }).to_string()))
+    stamp(&app, started, json_response(StatusCode::OK, json!({ "object": "list", "data": data }).to_string()))
 }
 
 async fn model(State(app): State<Arc<App>>, Path(id): Path<String>, req: Request) -> Response {
+    let started = Instant::now();
     let snap = app.live.snapshot();
     let principal = match authenticate::run(&snap.auth, req.headers()) {
         Ok(p) => p,
-        Err(e) => return with_id(&app, GatewayError::from(e).into_response()),
+        Err(e) => return stamp(&app, started, GatewayError::from(e).into_response()),
     };
     let resp = match snap.models.resolve(&id) {
         Some(t) if principal.may_use(&t.canonical) => {
@@ -70,12 +73,18 @@ async fn model(State(app): State<Arc<App>>, Path(id): Path<String>, req: Request
         }
         _ => GatewayError::from(RequestError::UnknownModel(id)).into_response(),
     };
-    with_id(&app, resp)
+    stamp(&app, started, resp)
 }
 
-fn with_id(app: &App, mut r: Response) -> Response {
+/// The headers every API response carries, for routes outside the pipeline.
+fn stamp(app: &App, started: Instant, mut r: Response) -> Response {
+    let h = r.headers_mut();
     if let Ok(v) = HeaderValue::from_str(&app.ids.next()) {
-        r.headers_mut().insert("x-tollgate-request-id", v);
+        h.insert("x-tollgate-request-id", v);
+    }
+    let timing = format!("gateway;dur={:.3}", started.elapsed().as_secs_f64() * 1000.0);
+    if let Ok(v) = HeaderValue::from_str(&timing) {
+        h.insert("server-timing", v);
     }
     r
 }
@@ -93,11 +102,12 @@ async fn ready(State(app): State<Arc<App>>) -> Response {
     }
 }
 
-async fn not_found(req: Request) -> Response {
+async fn not_found(State(app): State<Arc<App>>, req: Request) -> Response {
+    let started = Instant::now();
     let msg = format!(
         "no route for {} {}; the API is under /v1 (e.g. POST /v1/chat/completions)",
         req.method(),
         req.uri().path()
     );
-    json_error(StatusCode::NOT_FOUND, &msg, "invalid_request_error", "unknown_route")
+    stamp(&app, started, json_error(StatusCode::NOT_FOUND, &msg, "invalid_request_error", "unknown_route"))
 }

@@ -23,7 +23,7 @@ fn check_prints_every_error_with_its_position_and_fails() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     let path = bad.display().to_string();
-    assert!(err.contains(&format!("{path}:4:16: error: environment variable `TOLLGATE_TEST_UNSET_VAR` is not set")), "{err}");
+    assert!(err.contains(&format!("{path}:4:16: error: environment variable `TOLLGATE_TEST_UNSET_VAR` (written `${{TOLLGATE_TEST_UNSET_VAR}}`) is not set")), "{err}");
 
     std::fs::write(&bad, "server:\n  listen: nowhere\nproviders:\n  - { name: a, type: groq }\n  - { name: a, type: mock }\n").unwrap();
     let out = Command::new(BIN).args(["check", "--config"]).arg(&bad).output().unwrap();
