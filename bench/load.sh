@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Load benchmark for the tollgate data plane.
 #
-# Starts mock-upstream (core 1), the gateway (core 0, one tokio worker) and
-# drives both with oha (core 1), then prints a results table. Raw oha JSON is
+# Starts mock-upstream (core 1), the gateway (core 0, one tokio worker), a
+# bare hyper pass-through proxy (core 0, one worker; the baseline a proxy
+# cannot beat, with the same network hops as the gateway) and drives them
+# with oha (core 1), then prints a results table. Raw oha JSON is
 # written to bench/results/<timestamp>/. Exits non-zero if any phase saw a
 # non-2xx response or a transport error.
 #
@@ -28,6 +30,7 @@ LOAD_CORE=${LOAD_CORE:-1}         # core for mock-upstream and oha
 GW_PORT=${GW_PORT:-4100}
 ADMIN_PORT=${ADMIN_PORT:-4101}
 MOCK_PORT=${MOCK_PORT:-9100}
+PROXY_PORT=${PROXY_PORT:-4300}
 MASTER_KEY=bench-master-key
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -37,6 +40,7 @@ RESULTS="$ROOT/bench/results/$STAMP"
 
 GW_URL="http://127.0.0.1:$GW_PORT/v1/chat/completions"
 DIRECT_URL="http://127.0.0.1:$MOCK_PORT/v1/chat/completions"
+PROXY_URL="http://127.0.0.1:$PROXY_PORT/v1/chat/completions"
 
 log() { printf '%s\n' "$*" >&2; }
 die() { log "load.sh: error: $*"; exit 1; }
@@ -107,6 +111,8 @@ if [[ "$BUILD" != 0 ]]; then
 fi
 TOLLGATE="$BIN_DIR/tollgate"
 MOCK="$BIN_DIR/mock-upstream"
+PROXY="$BIN_DIR/bare-proxy"
+[[ -x "$PROXY" ]] || die "$PROXY not found (build it, or drop BUILD=0)"
 [[ -x "$TOLLGATE" ]] || die "$TOLLGATE not found (build it, or drop BUILD=0)"
 [[ -x "$MOCK" ]] || die "$MOCK not found (build it, or drop BUILD=0)"
 
@@ -119,7 +125,7 @@ if [[ -z "$OHA" ]]; then
 fi
 [[ -x "$OHA" ]] || die "oha not executable: $OHA"
 
-for p in "$GW_PORT" "$ADMIN_PORT" "$MOCK_PORT"; do
+for p in "$GW_PORT" "$ADMIN_PORT" "$MOCK_PORT" "$PROXY_PORT"; do
     port_busy "$p" && die "port $p is already in use (set GW_PORT / ADMIN_PORT / MOCK_PORT)"
 done
 
@@ -156,6 +162,12 @@ GW_PID=$!
 PIDS+=("$GW_PID")
 wait_http tollgate "$GW_PID" "http://127.0.0.1:$GW_PORT/ready"
 
+log "==> bare-proxy on 127.0.0.1:$PROXY_PORT (core $GW_CORE, 1 worker)"
+TOKIO_WORKER_THREADS=1 taskset -c "$GW_CORE" "$PROXY" "127.0.0.1:$PROXY_PORT" "127.0.0.1:$MOCK_PORT" >"$TMP/proxy.log" 2>&1 &
+PROXY_PID=$!
+PIDS+=("$PROXY_PID")
+wait_http bare-proxy "$PROXY_PID" "http://127.0.0.1:$PROXY_PORT/v1/models"
+
 # One request of each kind before any load: a wrong key, model or path
 # fails here with the response, instead of as a table of errors.
 preflight() { # name url body-file stream(0|1) [auth]
@@ -177,6 +189,7 @@ preflight gateway "$GW_URL" "$TMP/gw.json" 0 "$MASTER_KEY"
 preflight gateway-stream "$GW_URL" "$TMP/gw-stream.json" 1 "$MASTER_KEY"
 preflight direct "$DIRECT_URL" "$TMP/direct.json" 0
 preflight direct-stream "$DIRECT_URL" "$TMP/direct-stream.json" 1
+preflight proxy "$PROXY_URL" "$TMP/direct.json" 0
 
 # ----------------------------------------------------------------- phases ---
 FAILED=()
@@ -193,6 +206,7 @@ shell_quote() { # quote for pasting into a shell, leaving plain words alone
 run_oha() {
     local name=$1 target=$2 body=$3 dur=$4 conc=$5 rate=${6:-}
     local url=$DIRECT_URL
+    [[ "$target" == proxy ]] && url=$PROXY_URL
     local args=(--no-tui --output-format json --worker-threads "$OHA_THREADS" -w -z "$dur" -c "$conc"
                 -m POST -T application/json -d "$(cat "$body")")
     if [[ "$target" == gw ]]; then
@@ -237,12 +251,15 @@ run_oha() {
 
 run_oha warmup-gw gw "$TMP/gw.json" "$WARMUP" 8
 run_oha warmup-direct direct "$TMP/direct.json" "$WARMUP" 8
+run_oha warmup-proxy proxy "$TMP/direct.json" "$WARMUP" 8
 
 run_oha a-gw-max gw "$TMP/gw.json" "$DURATION" "$MAX_CONC"
 run_oha b-gw-rate gw "$TMP/gw.json" "$DURATION" "$RATE_CONC" "$RATE"
 run_oha b-direct-rate direct "$TMP/direct.json" "$DURATION" "$RATE_CONC" "$RATE"
 run_oha c-gw-stream gw "$TMP/gw-stream.json" "$DURATION" "$STREAM_CONC"
 run_oha c-direct-stream direct "$TMP/direct-stream.json" "$DURATION" "$STREAM_CONC"
+run_oha e-proxy-max proxy "$TMP/direct.json" "$DURATION" "$MAX_CONC"
+run_oha e-proxy-rate proxy "$TMP/direct.json" "$DURATION" "$RATE_CONC" "$RATE"
 if [[ "$DIRECT_MAX" != 0 ]]; then
     run_oha d-direct-max direct "$TMP/direct.json" "$DURATION" "$MAX_CONC"
 fi
@@ -283,6 +300,9 @@ OHA_VERSION=$("$OHA" --version 2>/dev/null || echo unknown)
     echo "gateway overhead at $RATE req/s (gateway - direct):"
     echo "  p50: $(overhead_us "$(field b-gw-rate 5)" "$(field b-direct-rate 5)") us"
     echo "  p99: $(overhead_us "$(field b-gw-rate 6)" "$(field b-direct-rate 6)") us"
+    echo "gateway vs a bare hyper pass-through proxy on the same core (same network hops):"
+    echo "  throughput: $(awk -v g="$(field a-gw-max 4)" -v p="$(field e-proxy-max 4)" 'BEGIN { printf "%.0f%%", 100 * g / p }') of the bare proxy"
+    echo "  overhead at $RATE req/s, p50: $(overhead_us "$(field b-gw-rate 5)" "$(field e-proxy-rate 5)") us, p99: $(overhead_us "$(field b-gw-rate 6)" "$(field e-proxy-rate 6)") us"
     echo "streaming, gateway - direct (time to full stream, closed loop at -c $STREAM_CONC, includes queueing):"
     echo "  p50: $(overhead_us "$(field c-gw-stream 5)" "$(field c-direct-stream 5)") us"
     echo "  p99: $(overhead_us "$(field c-gw-stream 6)" "$(field c-direct-stream 6)") us"
