@@ -16,7 +16,7 @@ use hyper_util::rt::TokioExecutor;
 use serde_json::{Value, json};
 
 use crate::config::reload::{Live, Source};
-use crate::providers::http::Upstreams;
+use crate::config::runtime::Shared;
 use crate::server::Gateway;
 
 const DEMO_CONFIG: &str = r#"
@@ -60,7 +60,7 @@ pub async fn run(keep_running: bool) -> ExitCode {
     let props: HashMap<String, String> =
         [("DEMO_MASTER_KEY".to_string(), master.clone()), ("DEMO_APP_KEY".to_string(), app_key.clone())].into();
     let source = Source::Text { text: DEMO_CONFIG.to_string(), origin: "demo".into(), props };
-    let live = match Live::new(source, Upstreams::default()) {
+    let live = match Live::new(source, Shared::default()) {
         Ok(l) => l,
         Err(e) => {
             eprintln!("{e}");

@@ -66,6 +66,10 @@ pub enum GatewayError {
     Auth(#[from] AuthError),
     #[error(transparent)]
     Upstream(#[from] UpstreamError),
+    #[error("every target of `{virtual_model}` failed; last error: {last}")]
+    AllTargetsFailed { virtual_model: String, last: Box<UpstreamError> },
+    #[error("every target of `{0}` is out of rotation after repeated failures (circuit open); retry shortly")]
+    NoHealthyTarget(String),
     #[error("not found: {0}")]
     NotFound(String),
     #[error("the gateway is not ready yet")]
@@ -78,6 +82,13 @@ impl UpstreamError {
         match self {
             UpstreamError::Status { status, .. } => matches!(status, 408 | 409 | 429 | 500..=599),
             UpstreamError::Timeout { .. } | UpstreamError::Connect { .. } | UpstreamError::Broken { .. } => true,
+        }
+    }
+
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            UpstreamError::Status { status, .. } => Some(*status),
+            _ => None,
         }
     }
 
@@ -116,15 +127,9 @@ impl GatewayError {
                 }
                 AuthError::NotAdmin => (StatusCode::FORBIDDEN, "permission_error", Some("admin_only"), None),
             },
-            G::Upstream(u) => match u {
-                UpstreamError::Status { status, .. } => {
-                    let (s, kind) = upstream_status(*status);
-                    (s, kind, Some("upstream_error"), None)
-                }
-                UpstreamError::Timeout { .. } => (StatusCode::GATEWAY_TIMEOUT, "api_error", Some("upstream_timeout"), None),
-                UpstreamError::Connect { .. } => (StatusCode::BAD_GATEWAY, "api_error", Some("upstream_unreachable"), None),
-                UpstreamError::Broken { .. } => (StatusCode::BAD_GATEWAY, "api_error", Some("upstream_broken"), None),
-            },
+            G::AllTargetsFailed { last, .. } => upstream_parts(last),
+            G::NoHealthyTarget(_) => (StatusCode::SERVICE_UNAVAILABLE, "api_error", Some("no_healthy_target"), None),
+            G::Upstream(u) => upstream_parts(u),
             G::NotFound(_) => (StatusCode::NOT_FOUND, INVALID, Some("not_found"), None),
             G::NotReady => (StatusCode::SERVICE_UNAVAILABLE, "api_error", Some("not_ready"), None),
         }
@@ -133,6 +138,27 @@ impl GatewayError {
     /// A bounded label for metrics and logs.
     pub fn label(&self) -> &'static str {
         self.parts().2.unwrap_or("error")
+    }
+
+    /// The provider error behind this one, if any.
+    pub fn upstream(&self) -> Option<&UpstreamError> {
+        match self {
+            GatewayError::Upstream(u) => Some(u),
+            GatewayError::AllTargetsFailed { last, .. } => Some(last),
+            _ => None,
+        }
+    }
+}
+
+fn upstream_parts(u: &UpstreamError) -> (StatusCode, &'static str, Option<&'static str>, Option<&'static str>) {
+    match u {
+                UpstreamError::Status { status, .. } => {
+                    let (s, kind) = upstream_status(*status);
+                    (s, kind, Some("upstream_error"), None)
+                }
+                UpstreamError::Timeout { .. } => (StatusCode::GATEWAY_TIMEOUT, "api_error", Some("upstream_timeout"), None),
+                UpstreamError::Connect { .. } => (StatusCode::BAD_GATEWAY, "api_error", Some("upstream_unreachable"), None),
+                UpstreamError::Broken { .. } => (StatusCode::BAD_GATEWAY, "api_error", Some("upstream_broken"), None),
     }
 }
 
@@ -154,14 +180,14 @@ impl IntoResponse for GatewayError {
     fn into_response(self) -> Response {
         let (status, kind, code, param) = self.parts();
         let mut message = self.to_string();
-        if let GatewayError::Upstream(UpstreamError::Status { status: 401 | 403, .. }) = &self {
+        if let Some(UpstreamError::Status { status: 401 | 403, .. }) = self.upstream() {
             message.push_str(" (the provider rejected the gateway's own credential; check the provider's api_key)");
         }
         let body = error_body(&message, kind, code, param);
         let mut resp = Response::new(Body::from(body));
         *resp.status_mut() = status;
         resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        if let GatewayError::Upstream(UpstreamError::Status { retry_after: Some(v), .. }) = &self {
+        if let Some(UpstreamError::Status { retry_after: Some(v), .. }) = self.upstream() {
             resp.headers_mut().insert(header::RETRY_AFTER, v.clone());
         }
         if matches!(self, GatewayError::Auth(AuthError::Missing | AuthError::Invalid)) {

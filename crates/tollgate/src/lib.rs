@@ -4,6 +4,8 @@
 //! - [`config`]: the YAML users write, its validation into an immutable
 //!   runtime snapshot, and atomic hot reload.
 //! - [`pipeline`]: the ordered request stages of SPEC §1, one file each.
+//! - [`routing`]: virtual models — rules, strategies, retries, fallbacks,
+//!   circuit breakers and the retry budget.
 //! - [`providers`]: upstream wire families (OpenAI-compatible, mock), the
 //!   pooled HTTP clients and the stream relay.
 //! - [`wire`]: I/O-free wire formats: passthrough JSON, SSE framing, OpenAI shapes.
@@ -17,5 +19,6 @@ pub mod error;
 pub mod glob;
 pub mod pipeline;
 pub mod providers;
+pub mod routing;
 pub mod server;
 pub mod wire;

@@ -6,7 +6,8 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use tollgate::config::load::{self, embedded_defaults};
 use tollgate::config::reload::{Live, Source};
-use tollgate::providers::http::{Upstreams, install_crypto};
+use tollgate::config::runtime::Shared;
+use tollgate::providers::http::install_crypto;
 use tollgate::server::Gateway;
 
 #[global_allocator]
@@ -81,7 +82,7 @@ fn runtime() -> tokio::runtime::Runtime {
 }
 
 fn check(path: &std::path::Path) -> ExitCode {
-    match load::load_path(path, 1, &Upstreams::default()) {
+    match load::load_path(path, 1, &Shared::default()) {
         Ok(snap) => {
             for w in &snap.warnings {
                 eprintln!("{}: warning: {w}", path.display());
@@ -117,7 +118,7 @@ async fn serve(config: Option<PathBuf>, watch: bool) -> ExitCode {
             Source::Text { text: embedded_defaults(with_openai), origin: "embedded defaults".into(), props }
         }
     };
-    let live = match Live::new(source, Upstreams::default()) {
+    let live = match Live::new(source, Shared::default()) {
         Ok(l) => l,
         Err(e) => {
             eprintln!("{e}");

@@ -262,14 +262,34 @@ pub struct MockFailureSection {
 pub struct VirtualModelSection {
     /// The logical name applications use, e.g. `prod/engineering-assistant`.
     pub name: Loc<String>,
-    /// `priority` | `weight` | `latency` | `cost`.
+    /// How the first target is chosen. Default `priority`.
     #[serde(default)]
-    pub strategy: Option<String>,
+    pub strategy: Option<Strategy>,
     /// Candidate targets.
     pub targets: Vec<TargetSection>,
-    /// Rules evaluated top to bottom; the first match picks its own targets.
+    /// Rules evaluated top to bottom; the first match uses its own strategy and targets.
     #[serde(default)]
     pub routes: Vec<RouteSection>,
+    /// When a target is taken out of rotation, and for how long.
+    #[serde(default)]
+    pub circuit_breaker: CircuitBreakerSection,
+    /// Bounds the extra load retries may add.
+    #[serde(default)]
+    pub retry_budget: RetryBudgetSection,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Strategy {
+    /// Targets in `priority` order (lowest first); the next on failure.
+    #[default]
+    Priority,
+    /// A random target by `weight` (canary, A/B); the others on failure.
+    Weight,
+    /// The target with the lowest recent latency (power of two choices over a decaying average).
+    Latency,
+    /// The cheapest target by its provider model's price.
+    Cost,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -277,28 +297,93 @@ pub struct VirtualModelSection {
 pub struct TargetSection {
     /// `<provider>/<model>` or another virtual model.
     pub model: Loc<String>,
+    /// Order under `priority` (lower first; ties keep list order). Default 0.
     #[serde(default)]
     pub priority: Option<i32>,
+    /// Share under `weight`. Default 1.
     #[serde(default)]
     pub weight: Option<u32>,
+    /// Retries on this same target before moving on.
     #[serde(default)]
     pub retry: Option<RetrySection>,
-    /// Statuses, `timeout` or `connect` that move on to the next target.
+    /// What moves on to the next target: statuses, `timeout`, `connect`.
+    /// Default: 429, 500, 502, 503, 504, 529, timeout, connect.
     #[serde(default)]
-    pub fallback_on: Vec<serde_json::Value>,
+    pub fallback_on: Option<Vec<FallbackCondition>>,
+    /// Time limits for this target (each key overrides the provider's).
     #[serde(default)]
     pub timeout: Option<TimeoutSection>,
-    /// Request parameters forced for this target.
+    /// Request parameters forced for this target, e.g. `{ temperature: 0.2 }`.
     #[serde(default)]
     pub overrides: BTreeMap<String, serde_json::Value>,
+}
+
+/// An upstream status (e.g. 429), `timeout` or `connect`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FallbackCondition {
+    Status(u16),
+    /// The connect, first-token or total time limit passed.
+    Timeout,
+    /// The connection could not be made, or broke before any answer.
+    Connect,
+}
+
+impl<'de> Deserialize<'de> for FallbackCondition {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = FallbackCondition;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an HTTP status such as 429, or `timeout` or `connect`")
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Self::Value, E> {
+                match u16::try_from(v) {
+                    Ok(s) if (100..=599).contains(&s) => Ok(FallbackCondition::Status(s)),
+                    _ => Err(E::custom(format!("{v} is not an HTTP status; use 100–599, `timeout` or `connect`"))),
+                }
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Self::Value, E> {
+                self.visit_u64(u64::try_from(v).map_err(|_| E::custom(format!("{v} is not an HTTP status")))?)
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                match v {
+                    "timeout" => Ok(FallbackCondition::Timeout),
+                    "connect" => Ok(FallbackCondition::Connect),
+                    other => match other.parse::<u64>() {
+                        Ok(n) => self.visit_u64(n),
+                        Err(_) => Err(E::custom(format!("`{other}` is not a fallback condition; use a status such as 429, `timeout` or `connect`"))),
+                    },
+                }
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl JsonSchema for FallbackCondition {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "FallbackCondition".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "oneOf": [
+                { "type": "integer", "minimum": 100, "maximum": 599 },
+                { "type": "string", "enum": ["timeout", "connect"] }
+            ],
+            "description": "An upstream HTTP status, `timeout` or `connect`."
+        })
+    }
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RetrySection {
+    /// Tries on this target in all, the first included (1 = no retry).
     pub attempts: u32,
+    /// Base delay; the n-th retry waits a random time up to backoff × 2^(n−1). Default 100ms.
     #[serde(default)]
     pub backoff: Option<Dur>,
+    /// Upstream statuses worth retrying. Default 429, 500, 502, 503, 504, 529.
     #[serde(default)]
     pub on_status: Vec<u16>,
 }
@@ -308,8 +393,31 @@ pub struct RetrySection {
 pub struct RouteSection {
     pub when: WhenSection,
     #[serde(default)]
-    pub strategy: Option<String>,
+    pub strategy: Option<Strategy>,
     pub targets: Vec<TargetSection>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct CircuitBreakerSection {
+    /// Open after this many failures in a row. Default 5.
+    pub consecutive_failures: Option<u32>,
+    /// Open when the recent failure ratio reaches this (0–1). Default 0.5.
+    pub error_rate: Option<f64>,
+    /// Requests seen before `error_rate` applies. Default 20.
+    pub min_requests: Option<u32>,
+    /// How long an open target is skipped before one probe is let through
+    /// (longer when the provider's `retry-after` says so). Default 30s.
+    pub cooldown: Option<Dur>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetryBudgetSection {
+    /// Retries allowed per request served, on average. Default 0.2.
+    pub ratio: Option<f64>,
+    /// Retries always allowed per second, whatever the ratio. Default 10.
+    pub min_per_second: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize, JsonSchema)]

@@ -7,9 +7,8 @@ use std::fmt;
 use std::path::Path;
 
 use super::file::ConfigFile;
-use super::runtime::Snapshot;
+use super::runtime::{Shared, Snapshot};
 use super::validate::{Diagnostic, build_snapshot, sha256};
-use crate::providers::http::Upstreams;
 
 /// Every problem found in one config source.
 #[derive(Debug)]
@@ -133,22 +132,22 @@ pub fn load_text(
     text: &str,
     origin: &str,
     version: u64,
-    ups: &Upstreams,
+    shared: &Shared,
     props: HashMap<String, String>,
 ) -> Result<Snapshot, ConfigErrors> {
     let errors = |diags| ConfigErrors { origin: origin.to_string(), diags };
     let file = parse(text, props).map_err(errors)?;
     let digest = hex::encode(&sha256(text.as_bytes())[..6]);
-    build_snapshot(file, origin, digest, version, ups).map_err(errors)
+    build_snapshot(file, origin, digest, version, shared).map_err(errors)
 }
 
-pub fn load_path(path: &Path, version: u64, ups: &Upstreams) -> Result<Snapshot, ConfigErrors> {
+pub fn load_path(path: &Path, version: u64, shared: &Shared) -> Result<Snapshot, ConfigErrors> {
     let origin = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|e| ConfigErrors {
         origin: origin.clone(),
         diags: vec![Diagnostic { line: 0, column: 0, message: format!("cannot read the config file: {e}"), hint: None }],
     })?;
-    load_text(&text, &origin, version, ups, env_properties())
+    load_text(&text, &origin, version, shared, env_properties())
 }
 
 /// The configuration `tollgate serve` and `tollgate demo` use without a
@@ -167,11 +166,10 @@ pub fn embedded_defaults(with_openai: bool) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::providers::http::Upstreams;
 
     fn load(text: &str, props: &[(&str, &str)]) -> Result<Snapshot, ConfigErrors> {
         let props = props.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        load_text(text, "t.yaml", 1, &Upstreams::default(), props)
+        load_text(text, "t.yaml", 1, &Shared::default(), props)
     }
 
     #[test]

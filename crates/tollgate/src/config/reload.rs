@@ -16,8 +16,7 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 
 use super::load::{ConfigErrors, env_properties, load_path, load_text};
-use super::runtime::Snapshot;
-use crate::providers::http::Upstreams;
+use super::runtime::{Shared, Snapshot};
 
 #[derive(Debug, Clone)]
 pub enum Source {
@@ -30,7 +29,7 @@ pub struct Live {
     current: ArcSwap<Snapshot>,
     versions: AtomicU64,
     source: Source,
-    upstreams: Upstreams,
+    shared: Shared,
     reloading: Mutex<()>,
 }
 
@@ -41,13 +40,13 @@ pub enum Outcome {
 }
 
 impl Live {
-    pub fn new(source: Source, upstreams: Upstreams) -> Result<Arc<Live>, ConfigErrors> {
-        let snap = load(&source, 1, &upstreams)?;
+    pub fn new(source: Source, shared: Shared) -> Result<Arc<Live>, ConfigErrors> {
+        let snap = load(&source, 1, &shared)?;
         Ok(Arc::new(Live {
             current: ArcSwap::from_pointee(snap),
             versions: AtomicU64::new(1),
             source,
-            upstreams,
+            shared,
             reloading: Mutex::new(()),
         }))
     }
@@ -68,7 +67,7 @@ impl Live {
     pub fn reload(&self, trigger: &str, only_if_changed: bool) -> Result<Outcome, ConfigErrors> {
         let _one_at_a_time = self.reloading.lock().unwrap_or_else(|p| p.into_inner());
         let version = self.versions.load(Ordering::Relaxed) + 1;
-        let result = load(&self.source, version, &self.upstreams);
+        let result = load(&self.source, version, &self.shared);
         let old = self.current.load();
         match result {
             Ok(snap) if only_if_changed && snap.digest == old.digest => Ok(Outcome::Unchanged { version: old.version }),
@@ -118,13 +117,13 @@ impl Live {
     }
 }
 
-fn load(source: &Source, version: u64, ups: &Upstreams) -> Result<Snapshot, ConfigErrors> {
+fn load(source: &Source, version: u64, shared: &Shared) -> Result<Snapshot, ConfigErrors> {
     match source {
-        Source::File(p) => load_path(p, version, ups),
+        Source::File(p) => load_path(p, version, shared),
         Source::Text { text, origin, props } => {
             let mut all = env_properties();
             all.extend(props.iter().map(|(k, v)| (k.clone(), v.clone())));
-            load_text(text, origin, version, ups, all)
+            load_text(text, origin, version, shared, all)
         }
     }
 }

@@ -9,6 +9,17 @@ use std::sync::Arc;
 
 use crate::glob::Glob;
 use crate::providers::Provider;
+use crate::providers::http::Upstreams;
+use crate::routing::VirtualModel;
+use crate::routing::health::HealthRegistry;
+
+/// State that outlives any one snapshot: connection pools and what the
+/// gateway has learned about its targets. Snapshots borrow from it at load.
+#[derive(Debug, Clone, Default)]
+pub struct Shared {
+    pub upstreams: Upstreams,
+    pub health: HealthRegistry,
+}
 
 #[derive(Debug)]
 pub struct Snapshot {
@@ -57,13 +68,15 @@ pub struct Principal {
     pub kind: PrincipalKind,
     /// `None` = every model.
     pub models: Option<Vec<Glob>>,
+    /// Groups the principal belongs to (from an identity provider).
+    pub groups: Vec<String>,
     /// Defaults merged under request metadata; these keys are pinned.
     pub metadata: BTreeMap<String, String>,
 }
 
 impl Default for Principal {
     fn default() -> Self {
-        Principal { id: "master".into(), kind: PrincipalKind::Master, models: None, metadata: BTreeMap::new() }
+        Principal { id: "master".into(), kind: PrincipalKind::Master, models: None, groups: Vec::new(), metadata: BTreeMap::new() }
     }
 }
 
@@ -90,8 +103,26 @@ pub struct ModelCatalog {
     pub by_name: HashMap<String, Target>,
     /// Bare `<model>` → target, only when exactly one provider lists it.
     pub by_bare_name: HashMap<String, Target>,
-    /// Canonical names in listing order, for `/v1/models`.
+    pub virtual_models: HashMap<String, Arc<VirtualModel>>,
+    /// Canonical and virtual names in listing order, for `/v1/models`.
     pub listed: Vec<String>,
+}
+
+/// What a requested model name stands for.
+#[derive(Debug, Clone)]
+pub enum ModelRef {
+    Physical(Target),
+    Virtual(Arc<VirtualModel>),
+}
+
+impl ModelRef {
+    /// The name access rules are checked against.
+    pub fn name(&self) -> &str {
+        match self {
+            ModelRef::Physical(t) => &t.canonical,
+            ModelRef::Virtual(v) => &v.name,
+        }
+    }
 }
 
 /// One physical model on one provider.
@@ -102,10 +133,20 @@ pub struct Target {
     /// The model name sent to the provider.
     pub upstream_model: Arc<str>,
     pub provider: Arc<Provider>,
+    /// USD per million (input, output) tokens, when configured.
+    pub price: Option<(f64, f64)>,
 }
 
 impl ModelCatalog {
-    /// Resolves a requested model name; `None` means no provider serves it.
+    /// A virtual model by name, else a physical model.
+    pub fn resolve_ref(&self, requested: &str) -> Option<ModelRef> {
+        if let Some(v) = self.virtual_models.get(requested) {
+            return Some(ModelRef::Virtual(v.clone()));
+        }
+        self.resolve(requested).map(ModelRef::Physical)
+    }
+
+    /// Resolves a requested physical model name; `None` means no provider serves it.
     pub fn resolve(&self, requested: &str) -> Option<Target> {
         if let Some(t) = self.by_name.get(requested) {
             return Some(t.clone());
@@ -123,6 +164,7 @@ impl ModelCatalog {
             canonical: requested.into(),
             upstream_model: model.into(),
             provider: provider.clone(),
+            price: None,
         })
     }
 }

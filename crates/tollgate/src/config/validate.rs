@@ -10,10 +10,9 @@ use sha2::{Digest, Sha256};
 
 use super::file::{ConfigFile, StaticKeySection};
 use super::loc::Loc;
-use super::runtime::{AuthSettings, MetadataContract, ModelCatalog, Principal, PrincipalKind, ServerSettings, Snapshot, Target};
+use super::runtime::{AuthSettings, MetadataContract, ModelCatalog, Principal, PrincipalKind, ServerSettings, Shared, Snapshot, Target};
 use crate::glob::Glob;
 use crate::providers::Provider;
-use crate::providers::http::Upstreams;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Diagnostic {
@@ -47,21 +46,25 @@ pub fn build_snapshot(
     origin: &str,
     digest: String,
     version: u64,
-    ups: &Upstreams,
+    shared: &Shared,
 ) -> Result<Snapshot, Vec<Diagnostic>> {
     let mut d = Diags::default();
     let mut warnings = Vec::new();
 
     let server = server(&file, &mut d);
     let auth = auth(&file, &mut d, &mut warnings);
-    let models = catalog(&file, ups, &mut d);
+    let mut models = catalog(&file, shared, &mut d);
+    models.virtual_models = crate::routing::build::build(&file, &models, &shared.health, &mut d);
+    let mut virtual_names: Vec<&String> = models.virtual_models.keys().collect();
+    virtual_names.sort();
+    let virtual_names: Vec<String> = virtual_names.into_iter().cloned().collect();
+    models.listed.extend(virtual_names);
     let metadata = MetadataContract {
         required: file.metadata.required.clone(),
         allowed_values: file.metadata.allowed_values.clone(),
     };
 
     for (section, present) in [
-        ("virtual_models", !file.virtual_models.is_empty()),
         ("rate_limits", !file.rate_limits.is_empty()),
         ("budgets", !file.budgets.is_empty()),
         ("guardrails", !file.guardrails.definitions.is_empty()),
@@ -148,6 +151,7 @@ fn auth(file: &ConfigFile, d: &mut Diags, warnings: &mut Vec<String>) -> AuthSet
             id: format!("key:{}", k.name.value),
             kind: PrincipalKind::StaticKey,
             models,
+            groups: Vec::new(),
             metadata: k.metadata.clone(),
         };
         if out.keys.insert(hash, Arc::new(principal)).is_some() {
@@ -189,7 +193,7 @@ fn key_hash(k: &StaticKeySection, d: &mut Diags) -> Option<[u8; 32]> {
     }
 }
 
-fn catalog(file: &ConfigFile, ups: &Upstreams, d: &mut Diags) -> ModelCatalog {
+fn catalog(file: &ConfigFile, shared: &Shared, d: &mut Diags) -> ModelCatalog {
     let mut cat = ModelCatalog::default();
     let mut bare: HashMap<String, Option<Target>> = HashMap::new();
     let mut seen: BTreeMap<&str, ()> = BTreeMap::new();
@@ -203,7 +207,7 @@ fn catalog(file: &ConfigFile, ups: &Upstreams, d: &mut Diags) -> ModelCatalog {
             d.at(&sec.name, format!("duplicate provider name `{name}`"), "give every provider its own name");
             continue;
         }
-        let Some(provider) = Provider::build(sec, ups, d) else { continue };
+        let Some(provider) = Provider::build(sec, &shared.upstreams, d) else { continue };
         let provider = Arc::new(provider);
         let mut model_names = HashSet::new();
         for m in &sec.models {
@@ -221,6 +225,10 @@ fn catalog(file: &ConfigFile, ups: &Upstreams, d: &mut Diags) -> ModelCatalog {
                 canonical: canonical.as_str().into(),
                 upstream_model: m.name.value.as_str().into(),
                 provider: provider.clone(),
+                price: match (m.input_cost_per_mtok, m.output_cost_per_mtok) {
+                    (None, None) => None,
+                    (i, o) => Some((i.unwrap_or(0.0), o.unwrap_or(0.0))),
+                },
             };
             bare.entry(m.name.value.clone())
                 .and_modify(|t| *t = None)

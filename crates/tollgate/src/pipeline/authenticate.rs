@@ -74,7 +74,7 @@ mod tests {
 
     fn settings() -> AuthSettings {
         let mut a = AuthSettings { master: Some(sha256(b"master-key-1")), ..Default::default() };
-        let p = Principal { id: "key:ci".into(), kind: PrincipalKind::StaticKey, models: None, metadata: Default::default() };
+        let p = Principal { id: "key:ci".into(), kind: PrincipalKind::StaticKey, models: None, groups: vec![], metadata: Default::default() };
         a.keys.insert(sha256(b"data-key-1"), Arc::new(p));
         a
     }

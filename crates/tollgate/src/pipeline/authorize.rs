@@ -1,22 +1,23 @@
 //! Stage 4: resolve the requested name and check the principal may use it.
-//! Globs are matched against the canonical `<provider>/<model>` name and the
-//! name as requested, so a key scoped to `openai-main/*` cannot reach the
-//! same model through a bare alias it was not granted, and vice versa.
+//! A virtual model is authorized by its own name. A physical model is
+//! authorized by its canonical `<provider>/<model>` name, so a key scoped to
+//! `openai-main/*` reaches the same models whether it writes the canonical
+//! or a bare alias, and nothing else.
 
 use super::RequestCtx;
-use crate::config::runtime::Target;
+use crate::config::runtime::ModelRef;
 use crate::error::{AuthError, GatewayError, RequestError};
 
-pub fn run(ctx: &RequestCtx) -> Result<Target, GatewayError> {
+pub fn run(ctx: &RequestCtx) -> Result<ModelRef, GatewayError> {
     let requested = ctx.requested_model.as_str();
-    let target = ctx
+    let model = ctx
         .snapshot
         .models
-        .resolve(requested)
+        .resolve_ref(requested)
         .ok_or_else(|| RequestError::UnknownModel(requested.to_string()))?;
     let principal = ctx.principal.as_deref().ok_or(AuthError::Missing)?;
-    if !principal.may_use(&target.canonical) {
+    if !principal.may_use(model.name()) {
         return Err(AuthError::ModelNotAllowed(requested.to_string()).into());
     }
-    Ok(target)
+    Ok(model)
 }

@@ -85,6 +85,7 @@ mod tests {
             id: "k".into(),
             kind: PrincipalKind::StaticKey,
             models: None,
+            groups: vec![],
             metadata: [("team".to_string(), "payments".to_string())].into(),
         };
         let m = run(&contract, Some(&p), &headers(r#"{"project_id":"p1","team":"evil"}"#)).unwrap();

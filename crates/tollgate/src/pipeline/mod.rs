@@ -28,9 +28,10 @@ use axum::body::Body;
 use axum::response::Response;
 use http::HeaderMap;
 
-use crate::config::runtime::{Principal, Snapshot, Target};
+use crate::config::runtime::{ModelRef, Principal, Snapshot, Target};
 use crate::error::GatewayError;
 use crate::providers::Operation;
+use crate::routing::execute::Attempt;
 use crate::wire::openai::Usage;
 
 /// Everything the stages learn about one request, in the order they learn it.
@@ -44,7 +45,13 @@ pub struct RequestCtx {
     pub metadata: BTreeMap<String, String>,
     pub requested_model: String,
     pub stream: bool,
-    /// The physical model the request resolved to (stage 4) and will be sent to (stage 9).
+    /// What the requested name stands for (stage 4).
+    pub model: Option<ModelRef>,
+    /// For a virtual model, the index of the route whose rule matched (stage 9).
+    pub route: Option<usize>,
+    /// Every upstream attempt, retry, fallback and skip (stage 10).
+    pub attempts: Vec<Attempt>,
+    /// The physical model that answered (stage 10).
     pub target: Option<Target>,
     /// Time from sending upstream to the response headers.
     pub upstream_time: Option<Duration>,
@@ -62,6 +69,9 @@ impl RequestCtx {
             metadata: BTreeMap::new(),
             requested_model: String::new(),
             stream: false,
+            model: None,
+            route: None,
+            attempts: Vec::new(),
             target: None,
             upstream_time: None,
             usage: None,
@@ -88,7 +98,7 @@ pub async fn run(ctx: &mut RequestCtx, headers: &HeaderMap, body: Body) -> Resul
 
     // 4. authorize — the model must exist and the subject may use it; before
     //    any counter moves, so a refused request costs no quota.
-    ctx.target = Some(authorize::run(ctx)?);
+    ctx.model = Some(authorize::run(ctx)?);
 
     // 5. rate limits, then 6. budget reservation — after authorization (only
     //    permitted work is counted) and before any model sees the prompt.
@@ -104,8 +114,9 @@ pub async fn run(ctx: &mut RequestCtx, headers: &HeaderMap, body: Body) -> Resul
         return Ok(hit);
     }
 
-    // 9. route — pick the concrete target (strategy, health) last, when
-    //    everything that could refuse the request has had its say.
+    // 9. route — pick the virtual model's rule last, when everything that
+    //    could refuse the request has had its say; the strategy orders the
+    //    targets as stage 10 tries them, so health is read at the last moment.
     route::pick(ctx)?;
 
     // 10. upstream call — the only network call on the path.

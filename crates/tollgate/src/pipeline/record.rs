@@ -10,14 +10,31 @@ use http::HeaderValue;
 
 use super::RequestCtx;
 use crate::error::GatewayError;
+use crate::routing::execute::{Attempt, Outcome};
+
+/// `target:outcome:status:latency_us;…` — compact, for the log line.
+struct AttemptsLog<'a>(&'a [Attempt]);
+
+impl std::fmt::Display for AttemptsLog<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, a) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(";")?;
+            }
+            let status = a.status.map_or_else(|| "-".to_string(), |s| s.to_string());
+            write!(f, "{}:{}:{}:{}", a.target, a.outcome.as_str(), status, a.latency.as_micros())?;
+        }
+        Ok(())
+    }
+}
 
 pub fn finish(ctx: &RequestCtx, result: Result<Response, GatewayError>) -> Response {
     let (mut resp, error) = match result {
         Ok(r) => (r, None),
         Err(e) => {
             let label = e.label();
-            if let GatewayError::Upstream(u) = &e {
-                tracing::warn!(request_id = %ctx.id, error = %u, "upstream call failed");
+            if e.upstream().is_some() {
+                tracing::warn!(request_id = %ctx.id, error = %e, "upstream call failed");
             }
             (e.into_response(), Some(label))
         }
@@ -28,11 +45,13 @@ pub fn finish(ctx: &RequestCtx, result: Result<Response, GatewayError>) -> Respo
         h.insert("x-tollgate-request-id", v);
     }
     if let Some(t) = &ctx.target {
-        if ctx.upstream_time.is_some() {
-            if let Ok(v) = HeaderValue::from_str(&t.canonical) {
-                h.insert("x-tollgate-resolved-model", v);
-            }
+        if let Ok(v) = HeaderValue::from_str(&t.canonical) {
+            h.insert("x-tollgate-resolved-model", v);
         }
+    }
+    if !ctx.attempts.is_empty() {
+        let tried = ctx.attempts.iter().filter(|a| a.outcome != Outcome::SkippedOpen).count();
+        h.insert("x-tollgate-attempts", HeaderValue::from(tried));
     }
     let mut timing = String::with_capacity(64);
     let upstream = ctx.upstream_time.unwrap_or_default();
@@ -55,6 +74,7 @@ pub fn finish(ctx: &RequestCtx, result: Result<Response, GatewayError>) -> Respo
         config_version = ctx.snapshot.version,
         total_us = total.as_micros() as u64,
         upstream_us = upstream.as_micros() as u64,
+        attempts = %AttemptsLog(&ctx.attempts),
         "request"
     );
     resp

@@ -1,6 +1,8 @@
-//! Stage 10: the upstream call, and the reply turned into a response.
+//! Stage 10: the upstream call — one attempt for a physical model, the
+//! routing loop (retries, fallbacks, breakers) for a virtual one — and the
+//! reply turned into a response.
 
-use std::time::Instant;
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::response::Response;
@@ -8,24 +10,45 @@ use http::{HeaderValue, header};
 
 use super::RequestCtx;
 use super::receive::Parsed;
+use crate::config::runtime::ModelRef;
 use crate::error::{GatewayError, RequestError};
-use crate::providers::{Call, UpstreamReply};
+use crate::providers::UpstreamReply;
+use crate::routing::execute::{Attempt, Exec, Outcome, call_physical, run_virtual};
 
 pub async fn call(ctx: &mut RequestCtx, req: &Parsed<'_>) -> Result<UpstreamReply, GatewayError> {
-    let target = ctx.target.clone().ok_or_else(|| RequestError::UnknownModel(ctx.requested_model.clone()))?;
-    let sent = Instant::now();
-    let result = target
-        .provider
-        .call(Call {
-            op: ctx.op,
-            upstream_model: &target.upstream_model,
-            request: &req.obj,
-            stream: req.stream,
-            max_response_size: ctx.snapshot.server.max_response_size,
-        })
-        .await;
-    ctx.upstream_time = Some(sent.elapsed());
-    let reply = result?;
+    let model = ctx.model.clone().ok_or_else(|| RequestError::UnknownModel(ctx.requested_model.clone()))?;
+    let mut x = Exec {
+        op: ctx.op,
+        requested: &ctx.requested_model,
+        principal: ctx.principal.as_deref(),
+        metadata: &ctx.metadata,
+        request: &req.obj,
+        stream: req.stream,
+        max_response_size: ctx.snapshot.server.max_response_size,
+        attempts: Vec::new(),
+        upstream_time: Duration::ZERO,
+    };
+    let result = match &model {
+        ModelRef::Physical(target) => {
+            let started = std::time::Instant::now();
+            let r = call_physical(&mut x, target, None).await;
+            let (outcome, status, reason) = match &r {
+                Ok(_) => (Outcome::Ok, Some(200), String::new()),
+                Err(e) => (Outcome::Failed, e.status(), e.to_string()),
+            };
+            x.attempts.push(Attempt { target: target.canonical.clone(), outcome, status, latency: started.elapsed(), reason });
+            r.map(|reply| (reply, target.clone())).map_err(GatewayError::from)
+        }
+        ModelRef::Virtual(vm) => {
+            let plan = ctx.route.and_then(|i| vm.routes.get(i)).map_or(&vm.default, |r| &r.plan);
+            run_virtual(vm, Some(plan), &mut x).await
+        }
+    };
+    let (attempts, upstream_time) = (x.attempts, x.upstream_time);
+    ctx.attempts = attempts;
+    ctx.upstream_time = Some(upstream_time);
+    let (reply, target) = result?;
+    ctx.target = Some(target);
     if let UpstreamReply::Complete { usage, .. } = &reply {
         ctx.usage = usage.clone();
     }

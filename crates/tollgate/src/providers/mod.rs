@@ -85,6 +85,10 @@ pub struct Call<'a> {
     pub request: &'a RawObject<'a>,
     pub stream: bool,
     pub max_response_size: usize,
+    /// Request fields forced by the routing target: (name, raw JSON).
+    pub overrides: &'a [(String, String)],
+    /// The routing target's time limits, replacing the provider's.
+    pub timeouts: Option<Timeouts>,
 }
 
 impl Provider {
@@ -119,7 +123,10 @@ impl Provider {
 
     pub async fn call(&self, call: Call<'_>) -> Result<UpstreamReply, UpstreamError> {
         match &self.kind {
-            ProviderKind::OpenAi(p) => p.call(&self.name, &self.timeouts, call).await,
+            ProviderKind::OpenAi(p) => {
+                let t = call.timeouts.unwrap_or(self.timeouts);
+                p.call(&self.name, &t, call).await
+            }
             ProviderKind::Mock(p) => p.call(&self.name, call).await,
         }
     }

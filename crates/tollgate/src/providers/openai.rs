@@ -140,7 +140,10 @@ impl OpenAiCompat {
         let broken = |message: String| UpstreamError::Broken { provider: provider.to_string(), message };
         let uri = self.url(call.op, call.upstream_model).map_err(broken)?;
         let model_json = json_string(call.upstream_model);
-        let body = call.request.rebuild(&[("model", &model_json)], &[]);
+        let mut replace: Vec<(&str, &str)> = Vec::with_capacity(1 + call.overrides.len());
+        replace.push(("model", &model_json));
+        replace.extend(call.overrides.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        let body = call.request.rebuild(&replace, &[]);
         let mut req = Request::builder().method(Method::POST).uri(uri);
         if let Some(h) = req.headers_mut() {
             h.extend(self.headers.iter().map(|(k, v)| (k.clone(), v.clone())));
@@ -149,6 +152,7 @@ impl OpenAiCompat {
 
         let deadline = tokio::time::Instant::now() + t.total;
         let first = t.first_token.min(t.total);
+        let first_by = tokio::time::Instant::now() + first;
         let resp = match tokio::time::timeout(first, self.client.request(req)).await {
             Err(_) => return Err(UpstreamError::Timeout { provider: provider.into(), phase: "first byte", after: first }),
             Ok(Err(e)) => return Err(classify(provider, &e)),
@@ -168,7 +172,10 @@ impl OpenAiCompat {
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.starts_with("text/event-stream"));
         if call.stream && is_sse {
-            let relay = SseRelay::new(resp.into_body(), provider.into(), t.idle, deadline);
+            let mut relay = SseRelay::new(resp.into_body(), provider.into(), t.idle, (first_by, first), deadline);
+            // Wait for the first event before answering: until then a failure
+            // (an error event, a cut, silence) can still fall back to another target.
+            relay.first_event().await?;
             return Ok(UpstreamReply::Stream(axum::body::Body::new(relay)));
         }
         if call.stream {

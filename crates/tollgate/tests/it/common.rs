@@ -12,7 +12,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use serde_json::Value;
 use tollgate::config::reload::{Live, Source};
-use tollgate::providers::http::Upstreams;
+use tollgate::config::runtime::Shared;
 use tollgate::server::Gateway;
 
 pub const MASTER: &str = "test-master-key";
@@ -79,7 +79,7 @@ impl Harness {
         let dir = tempfile::tempdir().expect("tempdir");
         let config_path = dir.path().join("tollgate.yaml");
         std::fs::write(&config_path, yaml).expect("write config");
-        let live = Live::new(Source::File(config_path.clone()), Upstreams::default()).unwrap_or_else(|e| panic!("{e}"));
+        let live = Live::new(Source::File(config_path.clone()), Shared::default()).unwrap_or_else(|e| panic!("{e}"));
         live.spawn_watchers(true);
         let gw = Gateway::start(live.clone()).await.expect("start gateway");
         Harness { gw, live, client: Client::builder(TokioExecutor::new()).build_http(), config_path, _dir: dir }

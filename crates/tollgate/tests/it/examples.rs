@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 
 use tollgate::config::load::{embedded_defaults, load_text};
-use tollgate::providers::http::Upstreams;
+use tollgate::config::runtime::Shared;
 
 fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -32,7 +32,7 @@ fn every_example_config_loads() {
             continue;
         }
         let text = std::fs::read_to_string(&path).unwrap();
-        if let Err(e) = load_text(&text, &path.display().to_string(), 1, &Upstreams::default(), props_for(&text)) {
+        if let Err(e) = load_text(&text, &path.display().to_string(), 1, &Shared::default(), props_for(&text)) {
             panic!("{e}");
         }
         count += 1;
@@ -44,7 +44,7 @@ fn every_example_config_loads() {
 fn embedded_defaults_load() {
     for with_openai in [false, true] {
         let text = embedded_defaults(with_openai);
-        load_text(&text, "embedded", 1, &Upstreams::default(), props_for(&text)).unwrap_or_else(|e| panic!("{e}"));
+        load_text(&text, "embedded", 1, &Shared::default(), props_for(&text)).unwrap_or_else(|e| panic!("{e}"));
     }
 }
 

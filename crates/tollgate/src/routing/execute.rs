@@ -1,0 +1,241 @@
+//! The attempt loop: try targets in strategy order, retrying on the same
+//! target (with backoff and jitter, or the provider's `retry-after`) while
+//! the retry policy and the retry budget allow, falling back to the next
+//! target on the conditions the target lists, and skipping targets whose
+//! circuit is open. Every attempt is recorded for the request log.
+//!
+//! Fallback is possible only before the first byte reaches the client: a
+//! provider call returns once the response (for streams, its first event)
+//! is in hand, and nothing after that point comes back here.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::strategy::order;
+use super::{FallbackPolicy, Plan, PlanTarget, TargetKind, VirtualModel};
+use crate::config::runtime::{Principal, Target};
+use crate::error::{GatewayError, UpstreamError};
+use crate::providers::{Call, Operation, UpstreamReply};
+use crate::wire::json::RawObject;
+
+/// The longest `retry-after` a retry will wait; longer means fall back instead.
+const MAX_RETRY_WAIT: Duration = Duration::from_secs(30);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Answered; the response went to the client.
+    Ok,
+    /// Failed; tried the same target again.
+    Retried,
+    /// Failed; moved on to the next target.
+    FellBack,
+    /// Not tried: its circuit is open.
+    SkippedOpen,
+    /// Failed with an error that no policy handles; returned to the client.
+    Failed,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::Retried => "retried",
+            Outcome::FellBack => "fell_back",
+            Outcome::SkippedOpen => "skipped_open_circuit",
+            Outcome::Failed => "failed",
+        }
+    }
+}
+
+/// One try (or skip) of one target.
+#[derive(Debug, Clone)]
+pub struct Attempt {
+    pub target: Arc<str>,
+    pub outcome: Outcome,
+    /// Upstream status, when there was one.
+    pub status: Option<u16>,
+    pub latency: Duration,
+    /// Why it moved on (the error), empty on success.
+    pub reason: String,
+}
+
+/// What the loop needs from the request.
+pub struct Exec<'a> {
+    pub op: Operation,
+    pub requested: &'a str,
+    pub principal: Option<&'a Principal>,
+    pub metadata: &'a BTreeMap<String, String>,
+    pub request: &'a RawObject<'a>,
+    pub stream: bool,
+    pub max_response_size: usize,
+    pub attempts: Vec<Attempt>,
+    /// Time spent waiting on upstreams (attempts, not backoff sleeps).
+    pub upstream_time: Duration,
+}
+
+pub type Answer = (UpstreamReply, Target);
+
+/// One call to one physical target.
+pub async fn call_physical(x: &mut Exec<'_>, target: &Target, pt: Option<&PlanTarget>) -> Result<UpstreamReply, UpstreamError> {
+    let started = Instant::now();
+    let result = target
+        .provider
+        .call(Call {
+            op: x.op,
+            upstream_model: &target.upstream_model,
+            request: x.request,
+            stream: x.stream,
+            max_response_size: x.max_response_size,
+            overrides: pt.map_or(&[][..], |p| &p.overrides[..]),
+            timeouts: pt.and_then(|p| p.timeouts),
+        })
+        .await;
+    x.upstream_time += started.elapsed();
+    result
+}
+
+/// Runs a virtual model in strategy order over `plan` (the route stage's
+/// choice), or over the plan its own routes pick for a nested model.
+pub fn run_virtual<'a, 'x: 'a>(
+    vm: &'a VirtualModel,
+    plan: Option<&'a Plan>,
+    x: &'a mut Exec<'x>,
+) -> Pin<Box<dyn Future<Output = Result<Answer, GatewayError>> + Send + 'a>> {
+    Box::pin(async move {
+        vm.budget.deposit();
+        let plan = plan.unwrap_or_else(|| vm.plan_for(x.requested, x.principal, x.metadata));
+        let mut last: Option<UpstreamError> = None;
+        for t in order(plan) {
+            if !t.health.admit() {
+                x.attempts.push(attempt(t, Outcome::SkippedOpen, None, Duration::ZERO, "circuit open".into()));
+                continue;
+            }
+            let mut tries = 0u32;
+            loop {
+                tries += 1;
+                let started = Instant::now();
+                let result = match &t.kind {
+                    TargetKind::Physical(target) => call_physical(x, target, Some(t)).await.map(|r| (r, target.clone())),
+                    TargetKind::Virtual(inner) => match run_virtual(inner, None, x).await {
+                        Ok(a) => Ok(a),
+                        Err(GatewayError::AllTargetsFailed { last, .. }) => Err(*last),
+                        Err(other) => return Err(other),
+                    },
+                };
+                let took = started.elapsed();
+                let err = match result {
+                    Ok(answer) => {
+                        if matches!(t.kind, TargetKind::Physical(_)) {
+                            t.health.success(took);
+                        }
+                        x.attempts.push(attempt(t, Outcome::Ok, Some(200), took, String::new()));
+                        return Ok(answer);
+                    }
+                    Err(e) => e,
+                };
+                let status = status_of(&err);
+                let retry_after = retry_after_of(&err);
+                if matches!(t.kind, TargetKind::Physical(_)) {
+                    if hurts_health(&err) {
+                        t.health.failure(&vm.breaker, retry_after);
+                    } else {
+                        t.health.neutral();
+                    }
+                }
+                let retryable = status.is_some_and(|s| t.retry.on_status.contains(&s))
+                    && tries < t.retry.attempts
+                    && retry_after.is_none_or(|ra| ra <= MAX_RETRY_WAIT)
+                    && t.health.admit_retry()
+                    && vm.budget.try_withdraw();
+                if retryable {
+                    let wait = retry_after.unwrap_or_else(|| jitter(t.retry.backoff, tries));
+                    x.attempts.push(attempt(t, Outcome::Retried, status, took, err.to_string()));
+                    tokio::time::sleep(wait).await;
+                    continue;
+                }
+                if falls_back(&t.fallback, &err) {
+                    x.attempts.push(attempt(t, Outcome::FellBack, status, took, err.to_string()));
+                    last = Some(err);
+                    break;
+                }
+                x.attempts.push(attempt(t, Outcome::Failed, status, took, err.to_string()));
+                return Err(err.into());
+            }
+        }
+        Err(match last {
+            Some(last) => GatewayError::AllTargetsFailed { virtual_model: vm.name.clone(), last: Box::new(last) },
+            None => GatewayError::NoHealthyTarget(vm.name.clone()),
+        })
+    })
+}
+
+fn attempt(t: &PlanTarget, outcome: Outcome, status: Option<u16>, latency: Duration, reason: String) -> Attempt {
+    Attempt { target: t.label.clone(), outcome, status, latency, reason }
+}
+
+fn status_of(e: &UpstreamError) -> Option<u16> {
+    match e {
+        UpstreamError::Status { status, .. } => Some(*status),
+        _ => None,
+    }
+}
+
+fn retry_after_of(e: &UpstreamError) -> Option<Duration> {
+    let UpstreamError::Status { retry_after: Some(v), .. } = e else { return None };
+    let secs: f64 = v.to_str().ok()?.trim().parse().ok()?;
+    (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs.min(3600.0)))
+}
+
+/// Failures that say something about the target's health (not the request's).
+fn hurts_health(e: &UpstreamError) -> bool {
+    match e {
+        UpstreamError::Status { status, .. } => matches!(status, 408 | 429 | 500..=599),
+        UpstreamError::Timeout { .. } | UpstreamError::Connect { .. } | UpstreamError::Broken { .. } => true,
+    }
+}
+
+fn falls_back(p: &FallbackPolicy, e: &UpstreamError) -> bool {
+    match e {
+        UpstreamError::Status { status, .. } => p.statuses.contains(status),
+        UpstreamError::Timeout { .. } => p.timeout,
+        UpstreamError::Connect { .. } | UpstreamError::Broken { .. } => p.connect,
+    }
+}
+
+/// Full jitter: a random wait up to backoff × 2^(try−1), so retries from
+/// many clients spread out instead of arriving together.
+fn jitter(backoff: Duration, tries: u32) -> Duration {
+    let cap = backoff.saturating_mul(1u32 << tries.saturating_sub(1).min(10));
+    let cap_us = cap.as_micros().min(u128::from(u64::MAX)) as u64;
+    Duration::from_micros(fastrand::u64(0..=cap_us))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jitter_stays_under_the_exponential_cap() {
+        for tries in 1..5 {
+            for _ in 0..100 {
+                assert!(jitter(Duration::from_millis(100), tries) <= Duration::from_millis(100 << (tries - 1)));
+            }
+        }
+    }
+
+    #[test]
+    fn retry_after_is_read_in_seconds() {
+        let e = |v: &str| UpstreamError::Status {
+            provider: "p".into(),
+            status: 429,
+            message: String::new(),
+            retry_after: http::HeaderValue::from_str(v).ok(),
+        };
+        assert_eq!(retry_after_of(&e("2")), Some(Duration::from_secs(2)));
+        assert_eq!(retry_after_of(&e("0.5")), Some(Duration::from_millis(500)));
+        assert_eq!(retry_after_of(&e("Wed, 21 Oct 2015 07:28:00 GMT")), None);
+    }
+}

@@ -1,0 +1,122 @@
+//! Virtual models: logical names that resolve to provider targets through
+//! rules, a strategy, retries, fallbacks and per-target health.
+//!
+//! - `build.rs`: config → runtime types, with cycle detection.
+//! - `strategy.rs`: the order in which a plan's targets are tried.
+//! - `execute.rs`: the attempt loop (retries, backoff, fallback, budget).
+//! - `health.rs`: circuit breaker and latency average per target.
+//! - `budget.rs`: the retry budget.
+
+pub mod budget;
+pub mod build;
+pub mod execute;
+pub mod health;
+pub mod strategy;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::config::file::Strategy;
+use crate::config::runtime::{Principal, Target};
+use crate::glob::Glob;
+use crate::providers::Timeouts;
+use budget::RetryBudget;
+use health::{BreakerSettings, TargetHealth};
+
+#[derive(Debug)]
+pub struct VirtualModel {
+    pub name: String,
+    pub routes: Vec<Route>,
+    pub default: Plan,
+    pub breaker: BreakerSettings,
+    pub budget: RetryBudget,
+}
+
+#[derive(Debug)]
+pub struct Route {
+    pub when: When,
+    pub plan: Plan,
+}
+
+#[derive(Debug)]
+pub struct Plan {
+    pub strategy: Strategy,
+    pub targets: Vec<PlanTarget>,
+}
+
+#[derive(Debug)]
+pub enum TargetKind {
+    Physical(Target),
+    Virtual(Arc<VirtualModel>),
+}
+
+#[derive(Debug)]
+pub struct PlanTarget {
+    pub kind: TargetKind,
+    /// `<provider>/<model>` or the nested virtual model's name.
+    pub label: Arc<str>,
+    pub priority: i32,
+    pub weight: u32,
+    pub retry: RetryPolicy,
+    pub fallback: FallbackPolicy,
+    /// Time limits for this target (provider defaults with the target's overrides).
+    pub timeouts: Option<Timeouts>,
+    /// Forced request fields: (name, raw JSON).
+    pub overrides: Vec<(String, String)>,
+    pub health: Arc<TargetHealth>,
+    /// USD per million tokens, input + output, when known (for `cost`).
+    pub price: Option<f64>,
+}
+
+#[derive(Debug, Clone)]
+pub struct RetryPolicy {
+    pub attempts: u32,
+    pub backoff: Duration,
+    pub on_status: Vec<u16>,
+}
+
+#[derive(Debug, Clone)]
+pub struct FallbackPolicy {
+    pub statuses: Vec<u16>,
+    pub timeout: bool,
+    pub connect: bool,
+}
+
+pub const DEFAULT_RETRY_STATUSES: &[u16] = &[429, 500, 502, 503, 504, 529];
+
+impl Default for FallbackPolicy {
+    fn default() -> Self {
+        FallbackPolicy { statuses: DEFAULT_RETRY_STATUSES.to_vec(), timeout: true, connect: true }
+    }
+}
+
+/// The condition of a route; every listed part must match.
+#[derive(Debug, Default)]
+pub struct When {
+    pub models: Vec<Glob>,
+    pub metadata: BTreeMap<String, String>,
+    pub subjects: Vec<Glob>,
+    pub teams: Vec<String>,
+    pub groups: Vec<String>,
+}
+
+impl When {
+    pub fn matches(&self, requested: &str, principal: Option<&Principal>, metadata: &BTreeMap<String, String>) -> bool {
+        (self.models.is_empty() || self.models.iter().any(|g| g.matches(requested)))
+            && self.metadata.iter().all(|(k, v)| metadata.get(k) == Some(v))
+            && (self.subjects.is_empty() || principal.is_some_and(|p| self.subjects.iter().any(|g| g.matches(&p.id))))
+            && (self.teams.is_empty() || metadata.get("team").is_some_and(|t| self.teams.contains(t)))
+            && (self.groups.is_empty() || principal.is_some_and(|p| p.groups.iter().any(|g| self.groups.contains(g))))
+    }
+}
+
+impl VirtualModel {
+    /// The plan for this request: the first matching route, else the default.
+    pub fn plan_for(&self, requested: &str, principal: Option<&Principal>, metadata: &BTreeMap<String, String>) -> &Plan {
+        self.routes
+            .iter()
+            .find(|r| r.when.matches(requested, principal, metadata))
+            .map_or(&self.default, |r| &r.plan)
+    }
+}
