@@ -38,6 +38,10 @@ pub enum Fault {
     CutStream { after_events: usize, abort: bool },
     /// Stream this many events, then go silent for `pause` before going on.
     StallStream { after_events: usize, pause: Duration },
+    /// Answer 200 and stream this many events, then an in-stream error event
+    /// (`{"error":{"code":status,…}}`) and end without `[DONE]`;
+    /// `after_events: 0` fails before the first content byte.
+    StreamError { after_events: usize, status: u16 },
     /// Close the connection without any response.
     Reset,
 }
@@ -65,6 +69,8 @@ pub(crate) struct State {
     requests: Mutex<Vec<Recorded>>,
     pub(crate) chunk_delay: Mutex<Duration>,
     record: bool,
+    /// Streams whose body was dropped (client gone) before it was fully sent.
+    pub(crate) aborted_streams: std::sync::atomic::AtomicUsize,
 }
 
 pub struct MockUpstream {
@@ -114,6 +120,12 @@ impl MockUpstream {
 
     pub fn request_count(&self) -> usize {
         self.state.requests.lock().expect("lock").len()
+    }
+
+    /// How many streamed responses were abandoned by the reader before
+    /// their end — the gateway cancelling an upstream call.
+    pub fn aborted_streams(&self) -> usize {
+        self.state.aborted_streams.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     pub fn clear(&self) {
@@ -185,5 +197,5 @@ async fn handle(req: Request<Incoming>, state: Arc<State>, kill: Arc<Notify>) ->
         }
         _ => {}
     }
-    Ok(openai::respond(&rec, fault, &state))
+    Ok(openai::respond(&rec, fault, state))
 }

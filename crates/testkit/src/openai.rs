@@ -9,6 +9,9 @@ use http_body_util::{BodyExt, Full, StreamBody};
 use hyper::body::Frame;
 use serde_json::{Value, json};
 
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
 use crate::{Body, Fault, Recorded, State};
 
 pub(crate) fn full(status: u16, content_type: &str, body: impl Into<Bytes>) -> Response<Body> {
@@ -32,7 +35,7 @@ pub(crate) fn error_response(status: u16, body: Option<&str>, retry_after: Optio
     r
 }
 
-pub(crate) fn respond(req: &Recorded, fault: Option<Fault>, state: &State) -> Response<Body> {
+pub(crate) fn respond(req: &Recorded, fault: Option<Fault>, state: Arc<State>) -> Response<Body> {
     let path = req.path.as_str();
     if req.method == "GET" && path.ends_with("/models") {
         return full(200, "application/json", json!({ "object": "list", "data": [
@@ -61,7 +64,8 @@ pub(crate) fn respond(req: &Recorded, fault: Option<Fault>, state: &State) -> Re
     let usage = json!({ "prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18 });
     if v.get("stream").and_then(Value::as_bool) == Some(true) {
         let include_usage = v.pointer("/stream_options/include_usage").and_then(Value::as_bool) == Some(true);
-        return sse(&model, &text, tool.as_deref(), include_usage.then_some(usage), fault, *state.chunk_delay.lock().expect("lock"));
+        let delay = *state.chunk_delay.lock().expect("lock");
+        return sse(&model, &text, tool.as_deref(), include_usage.then_some(usage), fault, delay, state);
     }
     let message = match &tool {
         Some(name) => json!({ "role": "assistant", "content": null, "tool_calls": [
@@ -88,7 +92,29 @@ fn embeddings(v: &Value) -> Response<Body> {
         "usage": { "prompt_tokens": 4, "total_tokens": 4 } }).to_string())
 }
 
-fn sse(model: &str, text: &str, tool: Option<&str>, usage: Option<Value>, fault: Option<Fault>, delay: Duration) -> Response<Body> {
+/// Counts a stream as aborted if its body is dropped before the end.
+struct Watch {
+    state: Arc<State>,
+    done: bool,
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        if !self.done {
+            self.state.aborted_streams.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+}
+
+fn sse(
+    model: &str,
+    text: &str,
+    tool: Option<&str>,
+    usage: Option<Value>,
+    fault: Option<Fault>,
+    delay: Duration,
+    state: Arc<State>,
+) -> Response<Body> {
     let chunk = |delta: Value, finish: Value| {
         format!("data: {}\n\n", json!({ "id": "chatcmpl-up-1", "object": "chat.completion.chunk", "created": 1, "model": model,
             "choices": [{ "index": 0, "delta": delta, "finish_reason": finish }] }))
@@ -121,12 +147,24 @@ fn sse(model: &str, text: &str, tool: Option<&str>, usage: Option<Value>, fault:
     if let Some(n) = cut {
         events.truncate(n);
     }
+    if let Some(Fault::StreamError { after_events, status }) = &fault {
+        events.truncate(*after_events);
+        events.push(format!(
+            "data: {}\n\n",
+            json!({ "error": { "message": format!("mock upstream in-stream error {status}"), "type": "mock_error", "code": status.to_string() } })
+        ));
+    }
     let items: Vec<(usize, String)> = events.into_iter().enumerate().collect();
-    let body = stream::unfold((items.into_iter(), false), move |(mut it, ended)| async move {
+    let watch = Watch { state, done: false };
+    let body = stream::unfold((items.into_iter(), false, watch), move |(mut it, ended, mut watch)| async move {
         if ended {
             return None;
         }
-        match it.next() {
+        let next = it.next();
+        if next.is_none() && !abort {
+            watch.done = true;
+        }
+        match next {
             Some((i, e)) => {
                 if i > 0 && !delay.is_zero() {
                     tokio::time::sleep(delay).await;
@@ -136,12 +174,13 @@ fn sse(model: &str, text: &str, tool: Option<&str>, usage: Option<Value>, fault:
                         tokio::time::sleep(pause).await;
                     }
                 }
-                Some((Ok(Frame::data(Bytes::from(e))), (it, false)))
+                Some((Ok(Frame::data(Bytes::from(e))), (it, false, watch)))
             }
             None if abort => {
+                watch.done = true; // the mock broke it on purpose; not a reader going away
                 // Let what was sent reach the wire first, so the break is mid-stream.
                 tokio::time::sleep(Duration::from_millis(50)).await;
-                Some((Err(std::io::Error::other("mock upstream aborted the stream")), (it, true)))
+                Some((Err(std::io::Error::other("mock upstream aborted the stream")), (it, true, watch)))
             }
             None => None,
         }

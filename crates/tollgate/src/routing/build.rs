@@ -32,9 +32,10 @@ pub fn build(file: &ConfigFile, catalog: &ModelCatalog, health: &HealthRegistry,
         visit(vm.name.value.as_str(), &index, &mut state, &mut Vec::new(), &mut order, d);
     }
     let mut built: HashMap<String, Arc<VirtualModel>> = HashMap::new();
+    let names: Vec<&str> = index.keys().copied().collect();
     for name in order {
         let Some(sec) = index.get(name) else { continue };
-        if let Some(vm) = build_one(sec, catalog, &built, health, d) {
+        if let Some(vm) = build_one(sec, catalog, &built, &names, health, d) {
             built.insert(name.to_string(), Arc::new(vm));
         }
     }
@@ -85,6 +86,7 @@ fn build_one(
     sec: &VirtualModelSection,
     catalog: &ModelCatalog,
     built: &HashMap<String, Arc<VirtualModel>>,
+    names: &[&str],
     health: &HealthRegistry,
     d: &mut Diags,
 ) -> Option<VirtualModel> {
@@ -112,7 +114,7 @@ fn build_one(
         if targets.is_empty() {
             d.at(&sec.name, format!("virtual model `{name}` has a target list with no targets"), "list at least one target");
         }
-        let targets: Vec<PlanTarget> = targets.iter().filter_map(|t| target(name, t, catalog, built, health, d)).collect();
+        let targets: Vec<PlanTarget> = targets.iter().filter_map(|t| target(name, t, catalog, built, names, health, d)).collect();
         if strategy == Strategy::Weight && !targets.is_empty() && targets.iter().all(|t| t.weight == 0) {
             d.at(&sec.name, format!("every target of `{name}` has weight 0"), "give at least one target a weight above 0");
         }
@@ -141,6 +143,7 @@ fn target(
     t: &TargetSection,
     catalog: &ModelCatalog,
     built: &HashMap<String, Arc<VirtualModel>>,
+    names: &[&str],
     health: &HealthRegistry,
     d: &mut Diags,
 ) -> Option<PlanTarget> {
@@ -152,8 +155,11 @@ fn target(
         let price = p.price.map(|(i, o)| i + o);
         let timeouts = p.provider.timeouts;
         (TargetKind::Physical(p), label, price, Some(timeouts))
+    } else if names.contains(&model) {
+        // A nested virtual model that could not be built (a cycle, or its own
+        // errors) was already reported, and the config is refused for it.
+        return None;
     } else {
-        // A missing nested virtual model was already reported (cycle or error).
         d.at(&t.model, format!("target `{model}` is neither a provider model nor a virtual model"), "write <provider>/<model> as listed under providers, or the name of another virtual model");
         return None;
     };

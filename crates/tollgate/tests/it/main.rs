@@ -8,4 +8,5 @@ mod common;
 mod errors;
 mod examples;
 mod reload;
+mod routing;
 mod upstream_faults;
