@@ -277,6 +277,15 @@ providers:
     base_url: "http://127.0.0.1:{rec_port}/v1"
     api_key: "{rec_key}"
     models: [{{ name: rec-chat }}, {{ name: rec-embed }}]
+  - name: flaky
+    type: mock
+    mock: {{ failure: {{ status: 503, every: 1 }} }}
+    models: [{{ name: unstable }}]
+virtual_models:
+  - name: prod/assistant
+    targets:
+      - {{ model: flaky/unstable }}
+      - {{ model: mock/echo }}
 """
 
 

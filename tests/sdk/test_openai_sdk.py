@@ -449,10 +449,10 @@ def test_embeddings_batch_keeps_order(client: openai.OpenAI) -> None:
 
 def test_models_list_for_the_master_key(client: openai.OpenAI) -> None:
     models = list(client.models.list())
-    assert {m.id for m in models} == {ECHO, EMBED, UP_CHAT, UP_EMBED, REC_CHAT, REC_EMBED}
+    assert {m.id for m in models} == {ECHO, EMBED, UP_CHAT, UP_EMBED, REC_CHAT, REC_EMBED, "flaky/unstable", ASSISTANT}
     for m in models:
         assert m.object == "model"
-        assert m.owned_by == m.id.split("/")[0]
+        assert m.owned_by == ("tollgate" if m.id == ASSISTANT else m.id.split("/")[0])
 
 
 def test_models_list_for_a_limited_key(limited_client: openai.OpenAI) -> None:
@@ -691,3 +691,25 @@ def test_upstream_stream_without_done_is_an_error(client: openai.OpenAI) -> None
             received.append(chunk)
     assert not isinstance(err.value, openai.APIStatusError)
     assert received, "the chunks before the cut should have been relayed"
+
+
+# --- virtual models -------------------------------------------------------------
+
+ASSISTANT = "prod/assistant"
+
+
+def test_a_virtual_model_falls_back_past_a_failing_provider(client: openai.OpenAI) -> None:
+    raw = client.chat.completions.with_raw_response.create(model=ASSISTANT, messages=user("still there?"))
+    assert raw.headers["x-tollgate-resolved-model"] == "mock/echo"
+    assert raw.headers["x-tollgate-attempts"] == "2"
+    assert raw.parse().choices[0].message.content == "still there?"
+
+
+def test_a_virtual_model_streams_after_falling_back(client: openai.OpenAI) -> None:
+    stream = client.chat.completions.create(model=ASSISTANT, stream=True, messages=user("a b c"))
+    assert "".join(c.choices[0].delta.content or "" for c in stream if c.choices) == "a b c"
+
+
+def test_a_virtual_model_is_retrievable(client: openai.OpenAI) -> None:
+    m = client.models.retrieve(ASSISTANT)
+    assert (m.id, m.owned_by) == (ASSISTANT, "tollgate")

@@ -26,7 +26,7 @@ auth:
   keys:
     - name: demo-app
       key: "${DEMO_APP_KEY}"
-      models: ["mock/*"]
+      models: ["mock/*", "prod/*"]
       metadata: { team: demo }
 providers:
   - name: mock
@@ -36,6 +36,25 @@ providers:
   - name: premium
     type: mock
     models: [{ name: big-model }]
+  - name: flaky
+    type: mock
+    mock: { failure: { status: 503, every: 1 } }
+    models: [{ name: echo }]
+  - name: next-gen
+    type: mock
+    mock: { reply: "an answer from the canary model" }
+    models: [{ name: echo }]
+virtual_models:
+  - name: prod/assistant
+    strategy: priority
+    targets:
+      - { model: flaky/echo, retry: { attempts: 2, backoff: 50ms } }
+      - { model: mock/echo }
+  - name: prod/canary
+    strategy: weight
+    targets:
+      - { model: mock/echo, weight: 80 }
+      - { model: next-gen/echo, weight: 20 }
 "#;
 
 /// A fresh random secret (`tg-` + 48 hex digits) from the OS.
@@ -130,6 +149,28 @@ impl Tour {
         self.post(&chat, None).await;
         let premium = json!({ "model": "premium/big-model", "messages": [{ "role": "user", "content": "hi" }] });
         self.post(&premium, Some(&self.app_key)).await;
+
+        scene("5. Fallback: `prod/assistant` tries a failing provider (with one retry), then the next target");
+        let assistant = json!({ "model": "prod/assistant", "messages": [{ "role": "user", "content": "Are you there?" }] });
+        ok &= self.post(&assistant, Some(&self.app_key)).await.is_some_and(|v| {
+            println!("   reply: {} — the application never saw the 503s", v.pointer("/choices/0/message/content").unwrap_or(&Value::Null));
+            true
+        });
+
+        scene("6. Canary: `prod/canary` sends about 20% of traffic to the next-generation model");
+        let canary = json!({ "model": "prod/canary", "messages": [{ "role": "user", "content": "hello" }] });
+        let mut counts: std::collections::BTreeMap<String, u32> = Default::default();
+        for _ in 0..50 {
+            match self.client.request(self.request(&canary, Some(&self.app_key))).await {
+                Ok(r) => {
+                    let m = r.headers().get("x-tollgate-resolved-model").and_then(|v| v.to_str().ok()).unwrap_or("?").to_string();
+                    *counts.entry(m).or_default() += 1;
+                }
+                Err(_) => ok = false,
+            }
+        }
+        println!("   50 requests → {}", counts.iter().map(|(m, n)| format!("{m}: {n}")).collect::<Vec<_>>().join(", "));
+        ok &= counts.values().sum::<u32>() == 50;
         ok
     }
 
@@ -212,8 +253,9 @@ fn scene(title: &str) {
 fn print_head(status: u16, h: &http::HeaderMap) {
     let get = |n: &str| h.get(n).and_then(|v| v.to_str().ok()).unwrap_or("-").to_string();
     println!(
-        "   ← {status}  resolved-model: {}  server-timing: {}  request-id: {}",
+        "   ← {status}  resolved-model: {}  attempts: {}  server-timing: {}  request-id: {}",
         get("x-tollgate-resolved-model"),
+        get("x-tollgate-attempts"),
         get("server-timing"),
         get("x-tollgate-request-id")
     );

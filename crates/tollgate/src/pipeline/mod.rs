@@ -53,8 +53,10 @@ pub struct RequestCtx {
     pub attempts: Vec<Attempt>,
     /// The physical model that answered (stage 10).
     pub target: Option<Target>,
-    /// Time from sending upstream to the response headers.
+    /// Time spent in upstream attempts (to the response, or a stream's first event).
     pub upstream_time: Option<Duration>,
+    /// Time spent waiting between retries.
+    pub backoff_time: Duration,
     pub usage: Option<Usage>,
 }
 
@@ -74,6 +76,7 @@ impl RequestCtx {
             attempts: Vec::new(),
             target: None,
             upstream_time: None,
+            backoff_time: Duration::ZERO,
             usage: None,
         }
     }

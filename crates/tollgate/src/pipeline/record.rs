@@ -55,10 +55,13 @@ pub fn finish(ctx: &RequestCtx, result: Result<Response, GatewayError>) -> Respo
     }
     let mut timing = String::with_capacity(64);
     let upstream = ctx.upstream_time.unwrap_or_default();
-    let gateway = total.saturating_sub(upstream);
+    let gateway = total.saturating_sub(upstream).saturating_sub(ctx.backoff_time);
     let _ = write!(timing, "gateway;dur={:.3}", gateway.as_secs_f64() * 1000.0);
     if ctx.upstream_time.is_some() {
         let _ = write!(timing, ", upstream;dur={:.3}", upstream.as_secs_f64() * 1000.0);
+    }
+    if !ctx.backoff_time.is_zero() {
+        let _ = write!(timing, ", backoff;dur={:.3}", ctx.backoff_time.as_secs_f64() * 1000.0);
     }
     if let Ok(v) = HeaderValue::from_str(&timing) {
         h.insert("server-timing", v);

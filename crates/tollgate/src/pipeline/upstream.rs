@@ -27,6 +27,7 @@ pub async fn call(ctx: &mut RequestCtx, req: &Parsed<'_>) -> Result<UpstreamRepl
         max_response_size: ctx.snapshot.server.max_response_size,
         attempts: Vec::new(),
         upstream_time: Duration::ZERO,
+        backoff_time: Duration::ZERO,
     };
     let result = match &model {
         ModelRef::Physical(target) => {
@@ -44,9 +45,10 @@ pub async fn call(ctx: &mut RequestCtx, req: &Parsed<'_>) -> Result<UpstreamRepl
             run_virtual(vm, Some(plan), &mut x).await
         }
     };
-    let (attempts, upstream_time) = (x.attempts, x.upstream_time);
+    let (attempts, upstream_time, backoff_time) = (x.attempts, x.upstream_time, x.backoff_time);
     ctx.attempts = attempts;
     ctx.upstream_time = Some(upstream_time);
+    ctx.backoff_time = backoff_time;
     let (reply, target) = result?;
     ctx.target = Some(target);
     if let UpstreamReply::Complete { usage, .. } = &reply {

@@ -74,6 +74,8 @@ pub struct Exec<'a> {
     pub attempts: Vec<Attempt>,
     /// Time spent waiting on upstreams (attempts, not backoff sleeps).
     pub upstream_time: Duration,
+    /// Time spent sleeping between retries.
+    pub backoff_time: Duration,
 }
 
 pub type Answer = (UpstreamReply, Target);
@@ -154,6 +156,7 @@ pub fn run_virtual<'a, 'x: 'a>(
                     let wait = retry_after.unwrap_or_else(|| jitter(t.retry.backoff, tries));
                     x.attempts.push(attempt(t, Outcome::Retried, status, took, err.to_string()));
                     tokio::time::sleep(wait).await;
+                    x.backoff_time += wait;
                     continue;
                 }
                 if falls_back(&t.fallback, &err) {

@@ -12,6 +12,7 @@ use http::{HeaderValue, StatusCode};
 use serde_json::json;
 
 use super::{App, json_error, json_response};
+use crate::config::runtime::ModelRef;
 use crate::error::{GatewayError, RequestError};
 use crate::pipeline::{self, authenticate};
 use crate::providers::Operation;
@@ -55,7 +56,10 @@ async fn models(State(app): State<Arc<App>>, req: Request) -> Response {
         .listed
         .iter()
         .filter(|m| principal.may_use(m))
-        .map(|m| model_entry(m, m.split_once('/').map_or("", |(p, _)| p)))
+        .map(|m| {
+            let owner = if snap.models.virtual_models.contains_key(m) { "tollgate" } else { m.split_once('/').map_or("", |(p, _)| p) };
+            model_entry(m, owner)
+        })
         .collect();
     stamp(&app, started, json_response(StatusCode::OK, json!({ "object": "list", "data": data }).to_string()))
 }
@@ -67,9 +71,12 @@ async fn model(State(app): State<Arc<App>>, Path(id): Path<String>, req: Request
         Ok(p) => p,
         Err(e) => return stamp(&app, started, GatewayError::from(e).into_response()),
     };
-    let resp = match snap.models.resolve(&id) {
-        Some(t) if principal.may_use(&t.canonical) => {
+    let resp = match snap.models.resolve_ref(&id) {
+        Some(ModelRef::Physical(t)) if principal.may_use(&t.canonical) => {
             json_response(StatusCode::OK, model_entry(&t.canonical, &t.provider.name).to_string())
+        }
+        Some(ModelRef::Virtual(v)) if principal.may_use(&v.name) => {
+            json_response(StatusCode::OK, model_entry(&v.name, "tollgate").to_string())
         }
         _ => GatewayError::from(RequestError::UnknownModel(id)).into_response(),
     };

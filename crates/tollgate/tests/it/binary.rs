@@ -134,4 +134,6 @@ fn demo_walks_through_chat_stream_and_tools() {
     assert!(text.contains("the model asks for: \"get_weather\""), "{text}");
     assert!(text.contains("final answer: \"Tool results:"), "{text}");
     assert!(text.contains("← 403"), "{text}");
+    assert!(text.contains("resolved-model: mock/echo  attempts: 3"), "fallback after a retry: {text}");
+    assert!(text.contains("50 requests → mock/echo: "), "{text}");
 }
