@@ -134,6 +134,7 @@ mkdir -p "$RESULTS"
 # ----------------------------------------------------------------- bodies ---
 printf '%s' '{"model":"up/gpt-4o-mini","messages":[{"role":"user","content":"hello"}]}' >"$TMP/gw.json"
 printf '%s' '{"model":"up/gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"hello"}]}' >"$TMP/gw-stream.json"
+printf '%s' '{"model":"prod/bench","messages":[{"role":"user","content":"hello"}]}' >"$TMP/vm.json"
 printf '%s' '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hello"}]}' >"$TMP/direct.json"
 printf '%s' '{"model":"gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"hello"}]}' >"$TMP/direct-stream.json"
 
@@ -147,6 +148,24 @@ providers:
     base_url: "http://127.0.0.1:$MOCK_PORT/v1"
     api_key: "sk-bench"
     models: [{ name: gpt-4o-mini }]
+  - name: up2
+    type: openai_compatible
+    base_url: "http://127.0.0.1:$MOCK_PORT/v1"
+    api_key: "sk-bench"
+    models: [{ name: gpt-4o-mini }]
+  - name: up3
+    type: openai_compatible
+    base_url: "http://127.0.0.1:$MOCK_PORT/v1"
+    api_key: "sk-bench"
+    models: [{ name: gpt-4o-mini }]
+# Three targets with retries and fallbacks configured; the first answers.
+virtual_models:
+  - name: prod/bench
+    strategy: priority
+    targets:
+      - { model: up/gpt-4o-mini, retry: { attempts: 2, backoff: 50ms }, fallback_on: [429, 500, 502, 503, 504, timeout, connect] }
+      - { model: up2/gpt-4o-mini }
+      - { model: up3/gpt-4o-mini }
 EOF
 
 # ------------------------------------------------------------------ start ---
@@ -187,6 +206,7 @@ preflight() { # name url body-file stream(0|1) [auth]
 }
 preflight gateway "$GW_URL" "$TMP/gw.json" 0 "$MASTER_KEY"
 preflight gateway-stream "$GW_URL" "$TMP/gw-stream.json" 1 "$MASTER_KEY"
+preflight virtual-model "$GW_URL" "$TMP/vm.json" 0 "$MASTER_KEY"
 preflight direct "$DIRECT_URL" "$TMP/direct.json" 0
 preflight direct-stream "$DIRECT_URL" "$TMP/direct-stream.json" 1
 preflight proxy "$PROXY_URL" "$TMP/direct.json" 0
@@ -256,6 +276,8 @@ run_oha warmup-proxy proxy "$TMP/direct.json" "$WARMUP" 8
 run_oha a-gw-max gw "$TMP/gw.json" "$DURATION" "$MAX_CONC"
 run_oha b-gw-rate gw "$TMP/gw.json" "$DURATION" "$RATE_CONC" "$RATE"
 run_oha b-direct-rate direct "$TMP/direct.json" "$DURATION" "$RATE_CONC" "$RATE"
+run_oha f-vm-max gw "$TMP/vm.json" "$DURATION" "$MAX_CONC"
+run_oha f-vm-rate gw "$TMP/vm.json" "$DURATION" "$RATE_CONC" "$RATE"
 run_oha c-gw-stream gw "$TMP/gw-stream.json" "$DURATION" "$STREAM_CONC"
 run_oha c-direct-stream direct "$TMP/direct-stream.json" "$DURATION" "$STREAM_CONC"
 run_oha e-proxy-max proxy "$TMP/direct.json" "$DURATION" "$MAX_CONC"
@@ -303,6 +325,9 @@ OHA_VERSION=$("$OHA" --version 2>/dev/null || echo unknown)
     echo "gateway vs a bare hyper pass-through proxy on the same core (same network hops):"
     echo "  throughput: $(awk -v g="$(field a-gw-max 4)" -v p="$(field e-proxy-max 4)" 'BEGIN { printf "%.0f%%", 100 * g / p }') of the bare proxy"
     echo "  overhead at $RATE req/s, p50: $(overhead_us "$(field b-gw-rate 5)" "$(field e-proxy-rate 5)") us, p99: $(overhead_us "$(field b-gw-rate 6)" "$(field e-proxy-rate 6)") us"
+    echo "through a three-target virtual model (prod/bench) vs the plain provider model:"
+    echo "  throughput: $(awk -v v="$(field f-vm-max 4)" -v g="$(field a-gw-max 4)" 'BEGIN { printf "%.0f%%", 100 * v / g }') of the plain model"
+    echo "  added at $RATE req/s, p50: $(overhead_us "$(field f-vm-rate 5)" "$(field b-gw-rate 5)") us, p99: $(overhead_us "$(field f-vm-rate 6)" "$(field b-gw-rate 6)") us"
     echo "streaming, gateway - direct (time to full stream, closed loop at -c $STREAM_CONC, includes queueing):"
     echo "  p50: $(overhead_us "$(field c-gw-stream 5)" "$(field c-direct-stream 5)") us"
     echo "  p99: $(overhead_us "$(field c-gw-stream 6)" "$(field c-direct-stream 6)") us"
