@@ -27,10 +27,10 @@ pub(crate) fn error_response(status: u16, body: Option<&str>, retry_after: Optio
             .to_string()
     });
     let mut r = full(status, "application/json", body);
-    if let Some(ra) = retry_after {
-        if let Ok(v) = ra.parse() {
-            r.headers_mut().insert(header::RETRY_AFTER, v);
-        }
+    if let Some(ra) = retry_after
+        && let Ok(v) = ra.parse()
+    {
+        r.headers_mut().insert(header::RETRY_AFTER, v);
     }
     r
 }
@@ -38,13 +38,26 @@ pub(crate) fn error_response(status: u16, body: Option<&str>, retry_after: Optio
 pub(crate) fn respond(req: &Recorded, fault: Option<Fault>, state: Arc<State>) -> Response<Body> {
     let path = req.path.as_str();
     if req.method == "GET" && path.ends_with("/models") {
-        return full(200, "application/json", json!({ "object": "list", "data": [
-            { "id": "gpt-4o-mini", "object": "model", "created": 0, "owned_by": "mock" } ] }).to_string());
+        return full(
+            200,
+            "application/json",
+            json!({ "object": "list", "data": [
+            { "id": "gpt-4o-mini", "object": "model", "created": 0, "owned_by": "mock" } ] })
+            .to_string(),
+        );
     }
-    let v: Value = match serde_json::from_slice(&req.body) {
-        Ok(v) => v,
-        Err(e) => return error_response(400, Some(&json!({ "error": { "message": format!("invalid JSON: {e}"), "type": "invalid_request_error" } }).to_string()), None),
-    };
+    let v: Value =
+        match serde_json::from_slice(&req.body) {
+            Ok(v) => v,
+            Err(e) => return error_response(
+                400,
+                Some(
+                    &json!({ "error": { "message": format!("invalid JSON: {e}"), "type": "invalid_request_error" } })
+                        .to_string(),
+                ),
+                None,
+            ),
+        };
     if path.ends_with("/embeddings") {
         return embeddings(&v);
     }
@@ -76,10 +89,15 @@ pub(crate) fn respond(req: &Recorded, fault: Option<Fault>, state: Arc<State>) -
     let choices: Vec<Value> = (0..n)
         .map(|i| json!({ "index": i, "message": message, "finish_reason": if tool.is_some() { "tool_calls" } else { "stop" } }))
         .collect();
-    full(200, "application/json", json!({
-        "id": "chatcmpl-up-1", "object": "chat.completion", "created": 1, "model": model,
-        "choices": choices, "usage": usage
-    }).to_string())
+    full(
+        200,
+        "application/json",
+        json!({
+            "id": "chatcmpl-up-1", "object": "chat.completion", "created": 1, "model": model,
+            "choices": choices, "usage": usage
+        })
+        .to_string(),
+    )
 }
 
 fn embeddings(v: &Value) -> Response<Body> {
@@ -87,9 +105,15 @@ fn embeddings(v: &Value) -> Response<Body> {
         Some(Value::Array(a)) => a.len(),
         _ => 1,
     };
-    let data: Vec<Value> = (0..n).map(|i| json!({ "object": "embedding", "index": i, "embedding": [0.1, 0.2, 0.3] })).collect();
-    full(200, "application/json", json!({ "object": "list", "data": data, "model": v.get("model"),
-        "usage": { "prompt_tokens": 4, "total_tokens": 4 } }).to_string())
+    let data: Vec<Value> =
+        (0..n).map(|i| json!({ "object": "embedding", "index": i, "embedding": [0.1, 0.2, 0.3] })).collect();
+    full(
+        200,
+        "application/json",
+        json!({ "object": "list", "data": data, "model": v.get("model"),
+        "usage": { "prompt_tokens": 4, "total_tokens": 4 } })
+        .to_string(),
+    )
 }
 
 /// Counts a stream as aborted if its body is dropped before the end.
@@ -116,14 +140,20 @@ fn sse(
     state: Arc<State>,
 ) -> Response<Body> {
     let chunk = |delta: Value, finish: Value| {
-        format!("data: {}\n\n", json!({ "id": "chatcmpl-up-1", "object": "chat.completion.chunk", "created": 1, "model": model,
-            "choices": [{ "index": 0, "delta": delta, "finish_reason": finish }] }))
+        format!(
+            "data: {}\n\n",
+            json!({ "id": "chatcmpl-up-1", "object": "chat.completion.chunk", "created": 1, "model": model,
+            "choices": [{ "index": 0, "delta": delta, "finish_reason": finish }] })
+        )
     };
     let mut events = vec![chunk(json!({ "role": "assistant", "content": "" }), Value::Null)];
     match tool {
         Some(name) => {
             events.push(chunk(json!({ "tool_calls": [{ "index": 0, "id": "call_up_1", "type": "function", "function": { "name": name, "arguments": "" } }] }), Value::Null));
-            events.push(chunk(json!({ "tool_calls": [{ "index": 0, "function": { "arguments": "{\"q\":\"x\"}" } }] }), Value::Null));
+            events.push(chunk(
+                json!({ "tool_calls": [{ "index": 0, "function": { "arguments": "{\"q\":\"x\"}" } }] }),
+                Value::Null,
+            ));
             events.push(chunk(json!({}), json!("tool_calls")));
         }
         None => {
@@ -134,8 +164,11 @@ fn sse(
         }
     }
     if let Some(u) = usage {
-        events.push(format!("data: {}\n\n", json!({ "id": "chatcmpl-up-1", "object": "chat.completion.chunk", "created": 1,
-            "model": model, "choices": [], "usage": u })));
+        events.push(format!(
+            "data: {}\n\n",
+            json!({ "id": "chatcmpl-up-1", "object": "chat.completion.chunk", "created": 1,
+            "model": model, "choices": [], "usage": u })
+        ));
     }
     events.push("data: [DONE]\n\n".to_string());
 
@@ -169,10 +202,10 @@ fn sse(
                 if i > 0 && !delay.is_zero() {
                     tokio::time::sleep(delay).await;
                 }
-                if let Some((n, pause)) = stall {
-                    if i == n {
-                        tokio::time::sleep(pause).await;
-                    }
+                if let Some((n, pause)) = stall
+                    && i == n
+                {
+                    tokio::time::sleep(pause).await;
                 }
                 Some((Ok(Frame::data(Bytes::from(e))), (it, false, watch)))
             }

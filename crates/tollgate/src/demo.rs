@@ -131,11 +131,15 @@ impl Tour {
         scene("3. A tool call, then the tool result sent back for the final answer");
         let tools = json!([{ "type": "function", "function": { "name": "get_weather", "description": "Weather for a city",
             "parameters": { "type": "object", "properties": { "city": { "type": "string" } }, "required": ["city"] } } }]);
-        let first = json!({ "model": "mock/echo", "tools": tools, "messages": [{ "role": "user", "content": "Paris" }] });
+        let first =
+            json!({ "model": "mock/echo", "tools": tools, "messages": [{ "role": "user", "content": "Paris" }] });
         let Some(v) = self.post(&first, Some(&self.app_key)).await else { return false };
         let call = v.pointer("/choices/0/message/tool_calls/0").cloned().unwrap_or(Value::Null);
-        println!("   the model asks for: {}({})", call.pointer("/function/name").unwrap_or(&Value::Null),
-                 call.pointer("/function/arguments").and_then(Value::as_str).unwrap_or(""));
+        println!(
+            "   the model asks for: {}({})",
+            call.pointer("/function/name").unwrap_or(&Value::Null),
+            call.pointer("/function/arguments").and_then(Value::as_str).unwrap_or("")
+        );
         let second = json!({ "model": "mock/echo", "tools": tools, "messages": [
             { "role": "user", "content": "Paris" },
             { "role": "assistant", "content": null, "tool_calls": [call.clone()] },
@@ -151,9 +155,13 @@ impl Tour {
         self.post(&premium, Some(&self.app_key)).await;
 
         scene("5. Fallback: `prod/assistant` tries a failing provider (with one retry), then the next target");
-        let assistant = json!({ "model": "prod/assistant", "messages": [{ "role": "user", "content": "Are you there?" }] });
+        let assistant =
+            json!({ "model": "prod/assistant", "messages": [{ "role": "user", "content": "Are you there?" }] });
         ok &= self.post(&assistant, Some(&self.app_key)).await.is_some_and(|v| {
-            println!("   reply: {} — the application never saw the 503s", v.pointer("/choices/0/message/content").unwrap_or(&Value::Null));
+            println!(
+                "   reply: {} — the application never saw the 503s",
+                v.pointer("/choices/0/message/content").unwrap_or(&Value::Null)
+            );
             true
         });
 
@@ -163,7 +171,12 @@ impl Tour {
         for _ in 0..50 {
             match self.client.request(self.request(&canary, Some(&self.app_key))).await {
                 Ok(r) => {
-                    let m = r.headers().get("x-tollgate-resolved-model").and_then(|v| v.to_str().ok()).unwrap_or("?").to_string();
+                    let m = r
+                        .headers()
+                        .get("x-tollgate-resolved-model")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("?")
+                        .to_string();
                     *counts.entry(m).or_default() += 1;
                 }
                 Err(_) => ok = false,

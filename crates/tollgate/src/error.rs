@@ -22,7 +22,9 @@ pub enum RequestError {
     InvalidField { field: &'static str, problem: String },
     #[error("`{0}` is required")]
     MissingField(&'static str),
-    #[error("request body is larger than the limit of {limit} bytes; send a smaller body or raise server.max_body_size")]
+    #[error(
+        "request body is larger than the limit of {limit} bytes; send a smaller body or raise server.max_body_size"
+    )]
     TooLarge { limit: usize },
     #[error("the model `{0}` does not exist; GET /v1/models lists the models your key may use")]
     UnknownModel(String),
@@ -115,7 +117,9 @@ impl GatewayError {
                 R::MissingField(f) => (StatusCode::BAD_REQUEST, INVALID, Some("missing_required_parameter"), Some(f)),
                 R::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, INVALID, Some("request_too_large"), None),
                 R::UnknownModel(_) => (StatusCode::NOT_FOUND, INVALID, Some("model_not_found"), Some("model")),
-                R::Metadata { param, .. } => (StatusCode::BAD_REQUEST, INVALID, Some("invalid_metadata"), param.as_deref()),
+                R::Metadata { param, .. } => {
+                    (StatusCode::BAD_REQUEST, INVALID, Some("invalid_metadata"), param.as_deref())
+                }
                 R::UnsupportedOperation(_) => (StatusCode::BAD_REQUEST, INVALID, Some("unsupported_operation"), None),
             },
             G::Auth(a) => match a {
@@ -152,13 +156,13 @@ impl GatewayError {
 
 fn upstream_parts(u: &UpstreamError) -> (StatusCode, &'static str, Option<&'static str>, Option<&'static str>) {
     match u {
-                UpstreamError::Status { status, .. } => {
-                    let (s, kind) = upstream_status(*status);
-                    (s, kind, Some("upstream_error"), None)
-                }
-                UpstreamError::Timeout { .. } => (StatusCode::GATEWAY_TIMEOUT, "api_error", Some("upstream_timeout"), None),
-                UpstreamError::Connect { .. } => (StatusCode::BAD_GATEWAY, "api_error", Some("upstream_unreachable"), None),
-                UpstreamError::Broken { .. } => (StatusCode::BAD_GATEWAY, "api_error", Some("upstream_broken"), None),
+        UpstreamError::Status { status, .. } => {
+            let (s, kind) = upstream_status(*status);
+            (s, kind, Some("upstream_error"), None)
+        }
+        UpstreamError::Timeout { .. } => (StatusCode::GATEWAY_TIMEOUT, "api_error", Some("upstream_timeout"), None),
+        UpstreamError::Connect { .. } => (StatusCode::BAD_GATEWAY, "api_error", Some("upstream_unreachable"), None),
+        UpstreamError::Broken { .. } => (StatusCode::BAD_GATEWAY, "api_error", Some("upstream_broken"), None),
     }
 }
 
@@ -209,10 +213,15 @@ mod tests {
         assert_eq!(e.parts().0, StatusCode::FORBIDDEN);
         assert!(e.to_string().contains("`m`"));
         let up = |s| {
-            GatewayError::from(UpstreamError::Status { provider: "p".into(), status: s, message: "m".into(), retry_after: None })
-                .parts()
-                .0
-                .as_u16()
+            GatewayError::from(UpstreamError::Status {
+                provider: "p".into(),
+                status: s,
+                message: "m".into(),
+                retry_after: None,
+            })
+            .parts()
+            .0
+            .as_u16()
         };
         assert_eq!((up(400), up(401), up(429), up(500), up(503), up(529)), (400, 502, 429, 502, 503, 503));
     }

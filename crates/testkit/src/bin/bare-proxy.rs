@@ -46,7 +46,11 @@ fn main() {
     });
 }
 
-async fn forward(client: Client<HttpConnector, Incoming>, upstream: String, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
+async fn forward(
+    client: Client<HttpConnector, Incoming>,
+    upstream: String,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, Infallible> {
     let (mut parts, body) = req.into_parts();
     let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
     parts.uri = format!("http://{upstream}{path}").parse::<Uri>().unwrap_or_default();

@@ -15,11 +15,7 @@ fn main() {
         .parse()
         .expect("usage: mock-upstream HOST:PORT");
     let threads: usize = std::env::var("MOCK_THREADS").ok().and_then(|t| t.parse().ok()).unwrap_or(1);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(threads)
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(threads).enable_all().build().expect("runtime");
     rt.block_on(async {
         let up = testkit::MockUpstream::start_on(addr, false).await;
         eprintln!("mock upstream listening on {}", up.base_url());

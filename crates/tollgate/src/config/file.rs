@@ -351,7 +351,9 @@ impl<'de> Deserialize<'de> for FallbackCondition {
                     "connect" => Ok(FallbackCondition::Connect),
                     other => match other.parse::<u64>() {
                         Ok(n) => self.visit_u64(n),
-                        Err(_) => Err(E::custom(format!("`{other}` is not a fallback condition; use a status such as 429, `timeout` or `connect`"))),
+                        Err(_) => Err(E::custom(format!(
+                            "`{other}` is not a fallback condition; use a status such as 429, `timeout` or `connect`"
+                        ))),
                     },
                 }
             }

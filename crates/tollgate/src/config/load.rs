@@ -36,9 +36,7 @@ impl std::error::Error for ConfigErrors {}
 
 /// The process environment as interpolation properties.
 pub fn env_properties() -> HashMap<String, String> {
-    std::env::vars_os()
-        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
-        .collect()
+    std::env::vars_os().filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?))).collect()
 }
 
 /// Phase one: YAML → `ConfigFile`, with `${NAME}` replaced inside scalars
@@ -145,7 +143,12 @@ pub fn load_path(path: &Path, version: u64, shared: &Shared) -> Result<Snapshot,
     let origin = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|e| ConfigErrors {
         origin: origin.clone(),
-        diags: vec![Diagnostic { line: 0, column: 0, message: format!("cannot read the config file: {e}"), hint: None }],
+        diags: vec![Diagnostic {
+            line: 0,
+            column: 0,
+            message: format!("cannot read the config file: {e}"),
+            hint: None,
+        }],
     })?;
     load_text(&text, &origin, version, shared, env_properties())
 }
@@ -200,7 +203,10 @@ mod tests {
     #[test]
     fn a_bare_dollar_name_is_checked_and_double_dollar_is_literal() {
         let e = load("auth:\n  master_key: \"pa$word123\"\n", &[]).unwrap_err();
-        assert!(e.to_string().contains("t.yaml:2:18: error: environment variable `word123` (written `$word123`)"), "{e}");
+        assert!(
+            e.to_string().contains("t.yaml:2:18: error: environment variable `word123` (written `$word123`)"),
+            "{e}"
+        );
         let s = load("auth:\n  master_key: \"pa$$word123\"\n", &[]).unwrap();
         assert_eq!(s.auth.master, Some(sha256(b"pa$word123")));
         assert!(load("auth:\n  master_key: \"costs $5 each\"\n", &[]).is_ok());
@@ -237,7 +243,9 @@ mod tests {
 
     #[test]
     fn embedded_defaults_load() {
-        let s = load(&embedded_defaults(true), &[("TOLLGATE_MASTER_KEY", "tg-test-key-123"), ("OPENAI_API_KEY", "sk-x")]).unwrap();
+        let s =
+            load(&embedded_defaults(true), &[("TOLLGATE_MASTER_KEY", "tg-test-key-123"), ("OPENAI_API_KEY", "sk-x")])
+                .unwrap();
         assert!(s.models.resolve("mock/echo").is_some());
         assert!(s.models.resolve("openai/gpt-4o-mini").is_some());
         assert!(s.models.resolve("gpt-4o-mini").is_some(), "unique bare names resolve");

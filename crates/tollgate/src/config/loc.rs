@@ -66,9 +66,7 @@ impl Dur {
         let s = s.trim();
         let split = s.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(s.len());
         let (num, unit) = s.split_at(split);
-        let n: f64 = num
-            .parse()
-            .map_err(|_| format!("`{s}` is not a duration; write e.g. 250ms, 10s, 5m or 1h"))?;
+        let n: f64 = num.parse().map_err(|_| format!("`{s}` is not a duration; write e.g. 250ms, 10s, 5m or 1h"))?;
         let secs = match unit.trim() {
             "ms" => n / 1000.0,
             "s" => n,
@@ -77,7 +75,7 @@ impl Dur {
             "" => return Err(format!("`{s}` has no unit; write e.g. {s}ms or {s}s")),
             u => return Err(format!("unknown duration unit `{u}` in `{s}`; use ms, s, m or h")),
         };
-        if !secs.is_finite() || secs < 0.0 || secs > 365.0 * 86400.0 {
+        if !secs.is_finite() || !(0.0..=365.0 * 86400.0).contains(&secs) {
             return Err(format!("duration `{s}` is out of range"));
         }
         Ok(Duration::from_secs_f64(secs))

@@ -22,7 +22,11 @@ use super::runtime::{Shared, Snapshot};
 pub enum Source {
     File(PathBuf),
     /// Text held in memory (embedded defaults), with its interpolation values.
-    Text { text: String, origin: String, props: HashMap<String, String> },
+    Text {
+        text: String,
+        origin: String,
+        props: HashMap<String, String>,
+    },
 }
 
 pub struct Live {
@@ -109,10 +113,10 @@ impl Live {
                 }
             });
         }
-        if let (Source::File(path), true) = (&self.source, watch) {
-            if let Err(e) = watch_file(self.clone(), path) {
-                tracing::warn!(error = %e, "cannot watch the config file; reload with SIGHUP or the admin API");
-            }
+        if let (Source::File(path), true) = (&self.source, watch)
+            && let Err(e) = watch_file(self.clone(), path)
+        {
+            tracing::warn!(error = %e, "cannot watch the config file; reload with SIGHUP or the admin API");
         }
     }
 }

@@ -76,7 +76,13 @@ pub struct Principal {
 
 impl Default for Principal {
     fn default() -> Self {
-        Principal { id: "master".into(), kind: PrincipalKind::Master, models: None, groups: Vec::new(), metadata: BTreeMap::new() }
+        Principal {
+            id: "master".into(),
+            kind: PrincipalKind::Master,
+            models: None,
+            groups: Vec::new(),
+            metadata: BTreeMap::new(),
+        }
     }
 }
 

@@ -10,7 +10,9 @@ use sha2::{Digest, Sha256};
 
 use super::file::{ConfigFile, StaticKeySection};
 use super::loc::Loc;
-use super::runtime::{AuthSettings, MetadataContract, ModelCatalog, Principal, PrincipalKind, ServerSettings, Shared, Snapshot, Target};
+use super::runtime::{
+    AuthSettings, MetadataContract, ModelCatalog, Principal, PrincipalKind, ServerSettings, Shared, Snapshot, Target,
+};
 use crate::glob::Glob;
 use crate::providers::Provider;
 
@@ -77,16 +79,9 @@ pub fn build_snapshot(
     }
 
     match (server, d.0.is_empty()) {
-        (Some(server), true) => Ok(Snapshot {
-            version,
-            digest,
-            origin: origin.to_string(),
-            server,
-            auth,
-            metadata,
-            models,
-            warnings,
-        }),
+        (Some(server), true) => {
+            Ok(Snapshot { version, digest, origin: origin.to_string(), server, auth, metadata, models, warnings })
+        }
         _ => Err(d.0),
     }
 }
@@ -95,7 +90,11 @@ fn addr(loc: &Loc<String>, what: &str, d: &mut Diags) -> Option<SocketAddr> {
     match loc.value.parse::<SocketAddr>() {
         Ok(a) => Some(a),
         Err(_) => {
-            d.at(loc, format!("{what} `{}` is not an address", loc.value), "write host:port with an IP, e.g. 127.0.0.1:4000");
+            d.at(
+                loc,
+                format!("{what} `{}` is not an address", loc.value),
+                "write host:port with an IP, e.g. 127.0.0.1:4000",
+            );
             None
         }
     }
@@ -105,10 +104,11 @@ fn server(file: &ConfigFile, d: &mut Diags) -> Option<ServerSettings> {
     let s = &file.server;
     let listen = addr(&s.listen, "server.listen", d);
     let admin = addr(&s.admin_listen, "server.admin_listen", d);
-    if let (Some(l), Some(a)) = (listen, admin) {
-        if l == a && l.port() != 0 {
-            d.at(&s.admin_listen, "server.admin_listen must differ from server.listen", "use another port, e.g. 4001");
-        }
+    if let (Some(l), Some(a)) = (listen, admin)
+        && l == a
+        && l.port() != 0
+    {
+        d.at(&s.admin_listen, "server.admin_listen must differ from server.listen", "use another port, e.g. 4001");
     }
     if s.max_body_size.0 < 1024 {
         d.at(&s.listen, "server.max_body_size is below 1KiB", "use at least 1KiB");
@@ -138,7 +138,11 @@ fn auth(file: &ConfigFile, d: &mut Diags, warnings: &mut Vec<String>) -> AuthSet
         }
         let Some(hash) = key_hash(k, d) else { continue };
         if Some(hash) == out.master {
-            d.at(&k.name, format!("key `{}` is the same secret as the master key", k.name.value), "use a separate secret");
+            d.at(
+                &k.name,
+                format!("key `{}` is the same secret as the master key", k.name.value),
+                "use a separate secret",
+            );
             continue;
         }
         let models = k.models.as_ref().map(|globs| {
@@ -155,7 +159,11 @@ fn auth(file: &ConfigFile, d: &mut Diags, warnings: &mut Vec<String>) -> AuthSet
             metadata: k.metadata.clone(),
         };
         if out.keys.insert(hash, Arc::new(principal)).is_some() {
-            d.at(&k.name, format!("key `{}` repeats the secret of another key", k.name.value), "use a distinct secret per key");
+            d.at(
+                &k.name,
+                format!("key `{}` repeats the secret of another key", k.name.value),
+                "use a distinct secret per key",
+            );
         }
     }
     if !a.jwt.is_empty() {
@@ -181,7 +189,11 @@ fn key_hash(k: &StaticKeySection, d: &mut Diags) -> Option<[u8; 32]> {
             match hex::decode_to_slice(hex_digest.value.trim(), &mut out) {
                 Ok(()) => Some(out),
                 Err(_) => {
-                    d.at(hex_digest, "key_sha256 must be 64 hex characters", "compute it with: printf %s \"$KEY\" | sha256sum");
+                    d.at(
+                        hex_digest,
+                        "key_sha256 must be 64 hex characters",
+                        "compute it with: printf %s \"$KEY\" | sha256sum",
+                    );
                     None
                 }
             }
@@ -200,7 +212,11 @@ fn catalog(file: &ConfigFile, shared: &Shared, d: &mut Diags) -> ModelCatalog {
     for sec in &file.providers {
         let name = &sec.name.value;
         if name.is_empty() || name.contains('/') || name.contains(char::is_whitespace) {
-            d.at(&sec.name, format!("provider name `{name}` must be non-empty, without `/` or spaces"), "e.g. openai-main");
+            d.at(
+                &sec.name,
+                format!("provider name `{name}` must be non-empty, without `/` or spaces"),
+                "e.g. openai-main",
+            );
             continue;
         }
         if seen.insert(name, ()).is_some() {
@@ -215,7 +231,9 @@ fn catalog(file: &ConfigFile, shared: &Shared, d: &mut Diags) -> ModelCatalog {
                 d.at(&m.name, format!("model `{}` is empty or listed twice in provider `{name}`", m.name.value), "");
                 continue;
             }
-            for (field, v) in [("input_cost_per_mtok", m.input_cost_per_mtok), ("output_cost_per_mtok", m.output_cost_per_mtok)] {
+            for (field, v) in
+                [("input_cost_per_mtok", m.input_cost_per_mtok), ("output_cost_per_mtok", m.output_cost_per_mtok)]
+            {
                 if v.is_some_and(|v| !v.is_finite() || v < 0.0) {
                     d.at(&m.name, format!("{field} of `{}` must be a non-negative number", m.name.value), "");
                 }
@@ -230,9 +248,7 @@ fn catalog(file: &ConfigFile, shared: &Shared, d: &mut Diags) -> ModelCatalog {
                     (i, o) => Some((i.unwrap_or(0.0), o.unwrap_or(0.0))),
                 },
             };
-            bare.entry(m.name.value.clone())
-                .and_modify(|t| *t = None)
-                .or_insert_with(|| Some(target.clone()));
+            bare.entry(m.name.value.clone()).and_modify(|t| *t = None).or_insert_with(|| Some(target.clone()));
             cat.listed.push(canonical.clone());
             cat.by_name.insert(canonical, target);
         }
@@ -240,10 +256,7 @@ fn catalog(file: &ConfigFile, shared: &Shared, d: &mut Diags) -> ModelCatalog {
     }
     // A bare name resolves only when one provider offers it and it does not
     // collide with a provider-qualified name.
-    cat.by_bare_name = bare
-        .into_iter()
-        .filter_map(|(k, t)| Some((k, t?)))
-        .filter(|(k, _)| !cat.by_name.contains_key(k))
-        .collect();
+    cat.by_bare_name =
+        bare.into_iter().filter_map(|(k, t)| Some((k, t?))).filter(|(k, _)| !cat.by_name.contains_key(k)).collect();
     cat
 }

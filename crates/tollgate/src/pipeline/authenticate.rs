@@ -20,10 +20,10 @@ pub fn run(auth: &AuthSettings, headers: &HeaderMap) -> Result<Arc<Principal>, A
         return Err(AuthError::Invalid);
     }
     let digest = sha256(presented);
-    if let Some(master) = &auth.master {
-        if ct_eq(master, &digest) {
-            return Ok(auth.master_principal.clone());
-        }
+    if let Some(master) = &auth.master
+        && ct_eq(master, &digest)
+    {
+        return Ok(auth.master_principal.clone());
     }
     match auth.keys.get_key_value(&digest) {
         Some((stored, p)) if ct_eq(stored, &digest) => Ok(p.clone()),
@@ -74,7 +74,13 @@ mod tests {
 
     fn settings() -> AuthSettings {
         let mut a = AuthSettings { master: Some(sha256(b"master-key-1")), ..Default::default() };
-        let p = Principal { id: "key:ci".into(), kind: PrincipalKind::StaticKey, models: None, groups: vec![], metadata: Default::default() };
+        let p = Principal {
+            id: "key:ci".into(),
+            kind: PrincipalKind::StaticKey,
+            models: None,
+            groups: vec![],
+            metadata: Default::default(),
+        };
         a.keys.insert(sha256(b"data-key-1"), Arc::new(p));
         a
     }

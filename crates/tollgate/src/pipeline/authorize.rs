@@ -10,11 +10,8 @@ use crate::error::{AuthError, GatewayError, RequestError};
 
 pub fn run(ctx: &RequestCtx) -> Result<ModelRef, GatewayError> {
     let requested = ctx.requested_model.as_str();
-    let model = ctx
-        .snapshot
-        .models
-        .resolve_ref(requested)
-        .ok_or_else(|| RequestError::UnknownModel(requested.to_string()))?;
+    let model =
+        ctx.snapshot.models.resolve_ref(requested).ok_or_else(|| RequestError::UnknownModel(requested.to_string()))?;
     let principal = ctx.principal.as_deref().ok_or(AuthError::Missing)?;
     if !principal.may_use(model.name()) {
         return Err(AuthError::ModelNotAllowed(requested.to_string()).into());

@@ -36,13 +36,13 @@ pub fn run(
         }
     }
     for (key, allowed) in &contract.allowed_values {
-        if let Some(v) = out.get(key) {
-            if !allowed.contains(v) {
-                return Err(RequestError::Metadata {
-                    message: format!("metadata `{key}` = `{v}` is not allowed; use one of: {}", allowed.join(", ")),
-                    param: Some(key.clone()),
-                });
-            }
+        if let Some(v) = out.get(key)
+            && !allowed.contains(v)
+        {
+            return Err(RequestError::Metadata {
+                message: format!("metadata `{key}` = `{v}` is not allowed; use one of: {}", allowed.join(", ")),
+                param: Some(key.clone()),
+            });
         }
     }
     Ok(out)

@@ -21,10 +21,8 @@ pub struct Parsed<'a> {
 }
 
 pub async fn read_body(body: Body, headers: &HeaderMap, limit: usize) -> Result<Bytes, RequestError> {
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
+    let declared =
+        headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > limit as u64) {
         return Err(RequestError::TooLarge { limit });
     }
@@ -84,7 +82,12 @@ fn invalid(field: &'static str, problem: &str) -> RequestError {
     RequestError::InvalidField { field, problem: problem.to_string() }
 }
 
-fn check_type(obj: &RawObject<'_>, field: &'static str, ok: impl Fn(&str) -> bool, problem: &str) -> Result<(), RequestError> {
+fn check_type(
+    obj: &RawObject<'_>,
+    field: &'static str,
+    ok: impl Fn(&str) -> bool,
+    problem: &str,
+) -> Result<(), RequestError> {
     match obj.get(field).map(RawValue::get) {
         None | Some("null") => Ok(()),
         Some(s) if ok(s) => Ok(()),

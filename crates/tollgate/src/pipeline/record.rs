@@ -44,10 +44,10 @@ pub fn finish(ctx: &RequestCtx, result: Result<Response, GatewayError>) -> Respo
     if let Ok(v) = HeaderValue::from_str(&ctx.id) {
         h.insert("x-tollgate-request-id", v);
     }
-    if let Some(t) = &ctx.target {
-        if let Ok(v) = HeaderValue::from_str(&t.canonical) {
-            h.insert("x-tollgate-resolved-model", v);
-        }
+    if let Some(t) = &ctx.target
+        && let Ok(v) = HeaderValue::from_str(&t.canonical)
+    {
+        h.insert("x-tollgate-resolved-model", v);
     }
     if !ctx.attempts.is_empty() {
         let tried = ctx.attempts.iter().filter(|a| a.outcome != Outcome::SkippedOpen).count();

@@ -37,7 +37,13 @@ pub async fn call(ctx: &mut RequestCtx, req: &Parsed<'_>) -> Result<UpstreamRepl
                 Ok(_) => (Outcome::Ok, Some(200), String::new()),
                 Err(e) => (Outcome::Failed, e.status(), e.to_string()),
             };
-            x.attempts.push(Attempt { target: target.canonical.clone(), outcome, status, latency: started.elapsed(), reason });
+            x.attempts.push(Attempt {
+                target: target.canonical.clone(),
+                outcome,
+                status,
+                latency: started.elapsed(),
+                reason,
+            });
             r.map(|reply| (reply, target.clone())).map_err(GatewayError::from)
         }
         ModelRef::Virtual(vm) => {

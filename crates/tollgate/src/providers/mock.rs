@@ -74,7 +74,7 @@ impl MockProvider {
             retry_after: retry_after.and_then(|s| HeaderValue::from_str(&s.to_string()).ok()),
         };
         if let Some(f) = &self.failure {
-            let hit = f.every.is_some_and(|e| e > 0 && n % u64::from(e) == 0)
+            let hit = f.every.is_some_and(|e| e > 0 && n.is_multiple_of(u64::from(e)))
                 || f.rate.is_some_and(|r| fastrand::f64() < r);
             if hit {
                 return Err(fail(f.status, f.retry_after));
@@ -97,11 +97,8 @@ impl MockProvider {
         let tool_choice: Option<Value> = req.field("tool_choice").ok().flatten();
         let parallel: bool = req.field("parallel_tool_calls").ok().flatten().unwrap_or(true);
         let choices: u64 = req.field::<u64>("n").ok().flatten().unwrap_or(1).clamp(1, 16);
-        let max_tokens: Option<u64> = req
-            .field("max_completion_tokens")
-            .ok()
-            .flatten()
-            .or_else(|| req.field("max_tokens").ok().flatten());
+        let max_tokens: Option<u64> =
+            req.field("max_completion_tokens").ok().flatten().or_else(|| req.field("max_tokens").ok().flatten());
         let json_mode = req
             .field::<Value>("response_format")
             .ok()
@@ -110,11 +107,13 @@ impl MockProvider {
             .unwrap_or(false);
         let last_role = messages.last().and_then(|m| m.get("role")).and_then(Value::as_str).unwrap_or("");
 
-        let calls = if !tools.is_empty() && last_role == "user" && tool_choice.as_ref().and_then(Value::as_str) != Some("none") {
-            tool_calls(&tools, tool_choice.as_ref(), parallel, last_user, n)
-        } else {
-            Vec::new()
-        };
+        let calls =
+            if !tools.is_empty() && last_role == "user" && tool_choice.as_ref().and_then(Value::as_str) != Some("none")
+            {
+                tool_calls(&tools, tool_choice.as_ref(), parallel, last_user, n)
+            } else {
+                Vec::new()
+            };
         let mut text = if !calls.is_empty() {
             String::new()
         } else if last_role == "tool" {
@@ -129,20 +128,24 @@ impl MockProvider {
             last_user.to_string()
         };
         let mut finish = if calls.is_empty() { "stop" } else { "tool_calls" };
-        if let Some(max) = max_tokens {
-            if estimate_tokens(&text) > max {
-                text = truncate_to_tokens(&text, max);
-                finish = "length";
-            }
+        if let Some(max) = max_tokens
+            && estimate_tokens(&text) > max
+        {
+            text = truncate_to_tokens(&text, max);
+            finish = "length";
         }
         let prompt_text: usize = messages.iter().map(|m| content_text(m).len()).sum();
         let prompt = self.prompt_tokens.map_or(((prompt_text as u64).div_ceil(4)).max(1), u64::from);
         let args_len: usize = calls.iter().map(|c| c.1.len()).sum();
-        let completion = self.completion_tokens.map_or(
-            (estimate_tokens(&text) + (args_len as u64).div_ceil(4)) * choices,
-            u64::from,
-        );
-        let usage = Usage { prompt_tokens: prompt, completion_tokens: completion, total_tokens: prompt + completion, ..Default::default() };
+        let completion = self
+            .completion_tokens
+            .map_or((estimate_tokens(&text) + (args_len as u64).div_ceil(4)) * choices, u64::from);
+        let usage = Usage {
+            prompt_tokens: prompt,
+            completion_tokens: completion,
+            total_tokens: prompt + completion,
+            ..Default::default()
+        };
         let id = format!("chatcmpl-mock-{n}");
         let created = unix_now();
         let model = call.upstream_model;
@@ -154,7 +157,17 @@ impl MockProvider {
                 .and_then(|v| v.get("include_usage").and_then(Value::as_bool))
                 .unwrap_or(false);
             let cut = last_user.contains("[mock:cut]");
-            let events = stream_events(&id, created, model, &text, &calls, finish, choices, include_usage.then_some(&usage), cut);
+            let events = stream_events(
+                &id,
+                created,
+                model,
+                &text,
+                &calls,
+                finish,
+                choices,
+                include_usage.then_some(&usage),
+                cut,
+            );
             return UpstreamReply::Stream(paced_body(events, self.chunk_delay));
         }
         let message = if calls.is_empty() {
@@ -176,7 +189,9 @@ impl MockProvider {
         let input: Value = call.request.field("input").ok().flatten().unwrap_or(Value::Null);
         let texts: Vec<String> = match &input {
             Value::String(s) => vec![s.clone()],
-            Value::Array(items) => items.iter().map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string)).collect(),
+            Value::Array(items) => {
+                items.iter().map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string)).collect()
+            }
             other => vec![other.to_string()],
         };
         let dims = call.request.field::<usize>("dimensions").ok().flatten().unwrap_or(16).clamp(1, 4096);
@@ -214,11 +229,9 @@ fn directive_status(text: &str) -> Option<u16> {
 fn content_text(m: &Value) -> String {
     match m.get("content") {
         Some(Value::String(s)) => s.clone(),
-        Some(Value::Array(parts)) => parts
-            .iter()
-            .filter_map(|p| p.get("text").and_then(Value::as_str))
-            .collect::<Vec<_>>()
-            .join(" "),
+        Some(Value::Array(parts)) => {
+            parts.iter().filter_map(|p| p.get("text").and_then(Value::as_str)).collect::<Vec<_>>().join(" ")
+        }
         _ => String::new(),
     }
 }
@@ -233,10 +246,8 @@ fn last_text(messages: &[Value], role: &str) -> String {
 }
 
 fn summarise_tools(messages: &[Value]) -> String {
-    let start = messages
-        .iter()
-        .rposition(|m| m.get("role").and_then(Value::as_str) == Some("assistant"))
-        .map_or(0, |i| i + 1);
+    let start =
+        messages.iter().rposition(|m| m.get("role").and_then(Value::as_str) == Some("assistant")).map_or(0, |i| i + 1);
     let results: Vec<String> = messages[start..]
         .iter()
         .filter(|m| m.get("role").and_then(Value::as_str) == Some("tool"))
@@ -249,7 +260,13 @@ fn summarise_tools(messages: &[Value]) -> String {
 }
 
 /// (name, arguments JSON, call id) for each tool the mock decides to call.
-fn tool_calls(tools: &[Value], choice: Option<&Value>, parallel: bool, user: &str, n: u64) -> Vec<(String, String, String)> {
+fn tool_calls(
+    tools: &[Value],
+    choice: Option<&Value>,
+    parallel: bool,
+    user: &str,
+    n: u64,
+) -> Vec<(String, String, String)> {
     let name_of = |t: &Value| t.pointer("/function/name").and_then(Value::as_str).map(str::to_string);
     let forced = choice.and_then(|c| c.pointer("/function/name")).and_then(Value::as_str);
     let mut picked: Vec<&Value> = match forced {
@@ -337,7 +354,11 @@ fn stream_events(
         Bytes::from(format!("data: {v}\n\n"))
     };
     let all = |delta: Value, finish: Value| -> Value {
-        Value::Array((0..choices).map(|i| json!({ "index": i, "delta": delta, "logprobs": null, "finish_reason": finish })).collect())
+        Value::Array(
+            (0..choices)
+                .map(|i| json!({ "index": i, "delta": delta, "logprobs": null, "finish_reason": finish }))
+                .collect(),
+        )
     };
     let mut out = vec![chunk(all(json!({ "role": "assistant", "content": "" }), Value::Null))];
     if calls.is_empty() {
@@ -351,13 +372,20 @@ fn stream_events(
                 Value::Null,
             )));
             for piece in split_args(args) {
-                out.push(chunk(all(json!({ "tool_calls": [{ "index": i, "function": { "arguments": piece } }] }), Value::Null)));
+                out.push(chunk(all(
+                    json!({ "tool_calls": [{ "index": i, "function": { "arguments": piece } }] }),
+                    Value::Null,
+                )));
             }
         }
     }
     if cut {
         out.truncate(out.len().div_ceil(2).max(1));
-        out.push(Bytes::from(error_event("mock provider broke the stream ([mock:cut])", "api_error", "upstream_stream_cut")));
+        out.push(Bytes::from(error_event(
+            "mock provider broke the stream ([mock:cut])",
+            "api_error",
+            "upstream_stream_cut",
+        )));
         return out;
     }
     out.push(chunk(all(json!({}), json!(finish))));
@@ -433,7 +461,8 @@ fn b64(bytes: &[u8]) -> String {
     const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
     for c in bytes.chunks(3) {
-        let n = (u32::from(c[0]) << 16) | (u32::from(*c.get(1).unwrap_or(&0)) << 8) | u32::from(*c.get(2).unwrap_or(&0));
+        let n =
+            (u32::from(c[0]) << 16) | (u32::from(*c.get(1).unwrap_or(&0)) << 8) | u32::from(*c.get(2).unwrap_or(&0));
         for i in 0..4 {
             if i <= c.len() {
                 out.push(T[((n >> (18 - 6 * i)) & 63) as usize] as char);

@@ -72,14 +72,22 @@ impl OpenAiCompat {
                 match s.parse::<Uri>() {
                     Ok(u) if matches!(u.scheme_str(), Some("http" | "https")) && u.authority().is_some() => s,
                     _ => {
-                        diags.at(b, format!("base_url `{}` is not an http(s) URL", b.value), "write e.g. https://api.example.com/v1");
+                        diags.at(
+                            b,
+                            format!("base_url `{}` is not an http(s) URL", b.value),
+                            "write e.g. https://api.example.com/v1",
+                        );
                         return None;
                     }
                 }
             }
             (None, Some(d)) => d.to_string(),
             (None, None) => {
-                diags.at(&sec.name, format!("provider `{}` needs a base_url", sec.name.value), "add base_url: https://…");
+                diags.at(
+                    &sec.name,
+                    format!("provider `{}` needs a base_url", sec.name.value),
+                    "add base_url: https://…",
+                );
                 return None;
             }
         };
@@ -97,7 +105,11 @@ impl OpenAiCompat {
                         v.set_sensitive(true);
                         headers.insert(name, v);
                     }
-                    Err(_) => diags.at(k, "api_key contains characters not allowed in an HTTP header", "check the key's value"),
+                    Err(_) => diags.at(
+                        k,
+                        "api_key contains characters not allowed in an HTTP header",
+                        "check the key's value",
+                    ),
                 }
             }
             _ if key_required => {
@@ -115,7 +127,11 @@ impl OpenAiCompat {
                     v.set_sensitive(true);
                     headers.insert(n, v);
                 }
-                _ => diags.at(&sec.name, format!("header `{k}` is not a valid upstream header"), "use a plain header name and value"),
+                _ => diags.at(
+                    &sec.name,
+                    format!("header `{k}` is not a valid upstream header"),
+                    "use a plain header name and value",
+                ),
             }
         }
         let azure = (kind == ProviderType::AzureOpenai).then(|| Azure {
@@ -154,7 +170,9 @@ impl OpenAiCompat {
         let first = t.first_token.min(t.total);
         let first_by = tokio::time::Instant::now() + first;
         let resp = match tokio::time::timeout(first, self.client.request(req)).await {
-            Err(_) => return Err(UpstreamError::Timeout { provider: provider.into(), phase: "first byte", after: first }),
+            Err(_) => {
+                return Err(UpstreamError::Timeout { provider: provider.into(), phase: "first byte", after: first });
+            }
             Ok(Err(e)) => return Err(classify(provider, &e)),
             Ok(Ok(r)) => r,
         };
@@ -164,7 +182,12 @@ impl OpenAiCompat {
             let bytes = read_limited(resp.into_body(), 64 << 10, deadline).await.unwrap_or_default();
             let message = peek_error_message(&bytes)
                 .unwrap_or_else(|| String::from_utf8_lossy(&bytes[..bytes.len().min(512)]).trim().to_string());
-            return Err(UpstreamError::Status { provider: provider.into(), status: status.as_u16(), message, retry_after });
+            return Err(UpstreamError::Status {
+                provider: provider.into(),
+                status: status.as_u16(),
+                message,
+                retry_after,
+            });
         }
         let is_sse = resp
             .headers()
@@ -181,12 +204,10 @@ impl OpenAiCompat {
         if call.stream {
             return Err(broken("asked for a stream but the provider answered without one".into()));
         }
-        let body = read_limited(resp.into_body(), call.max_response_size, deadline)
-            .await
-            .map_err(|e| match e {
-                ReadError::Timeout => UpstreamError::Timeout { provider: provider.into(), phase: "total", after: t.total },
-                ReadError::Other(m) => broken(m),
-            })?;
+        let body = read_limited(resp.into_body(), call.max_response_size, deadline).await.map_err(|e| match e {
+            ReadError::Timeout => UpstreamError::Timeout { provider: provider.into(), phase: "total", after: t.total },
+            ReadError::Other(m) => broken(m),
+        })?;
         let usage = peek_usage(&body);
         Ok(UpstreamReply::Complete { body, usage })
     }

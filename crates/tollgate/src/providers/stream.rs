@@ -49,7 +49,13 @@ enum Step {
 
 impl SseRelay {
     /// `first_by` bounds the wait for the first event; `idle` each gap after it.
-    pub fn new(upstream: Incoming, provider: Box<str>, idle: Duration, first: (Instant, Duration), deadline: Instant) -> SseRelay {
+    pub fn new(
+        upstream: Incoming,
+        provider: Box<str>,
+        idle: Duration,
+        first: (Instant, Duration),
+        deadline: Instant,
+    ) -> SseRelay {
         let (first_by, first_window) = first;
         SseRelay {
             upstream,
@@ -77,7 +83,9 @@ impl SseRelay {
                 self.head = Some(bytes);
                 Ok(())
             }
-            Step::End => Err(UpstreamError::Broken { provider, message: "the stream ended before its first event".into() }),
+            Step::End => {
+                Err(UpstreamError::Broken { provider, message: "the stream ended before its first event".into() })
+            }
             Step::Fail { code: "upstream_timeout", .. } => {
                 Err(UpstreamError::Timeout { provider, phase: "first token", after: self.first_window })
             }
@@ -107,7 +115,10 @@ impl SseRelay {
                 }
                 Poll::Ready(None) if self.framer.done() => return Poll::Ready(Step::End),
                 Poll::Ready(None) => {
-                    let message = format!("provider `{}` ended the stream before [DONE]; the answer is incomplete", self.provider);
+                    let message = format!(
+                        "provider `{}` ended the stream before [DONE]; the answer is incomplete",
+                        self.provider
+                    );
                     return Poll::Ready(Step::Fail { message, code: "upstream_stream_cut" });
                 }
                 Poll::Pending => break,
@@ -147,19 +158,19 @@ fn in_stream_error(events: &[u8], provider: &str) -> Option<UpstreamError> {
         status: Option<u16>,
     }
     let detail = serde_json::from_slice::<Peek>(data).ok()?.error;
-    let numeric = |v: &serde_json::Value| v.as_u64().or_else(|| v.as_str()?.parse().ok()).and_then(|n| u16::try_from(n).ok());
+    let numeric =
+        |v: &serde_json::Value| v.as_u64().or_else(|| v.as_str()?.parse().ok()).and_then(|n| u16::try_from(n).ok());
     let kind = detail.kind.unwrap_or_default();
-    let status = detail
-        .status
-        .or_else(|| detail.code.as_ref().and_then(numeric))
-        .filter(|s| (400..=599).contains(s))
-        .unwrap_or(if kind.contains("rate_limit") {
-            429
-        } else if kind.contains("overloaded") {
-            529
-        } else {
-            500
-        });
+    let status =
+        detail.status.or_else(|| detail.code.as_ref().and_then(numeric)).filter(|s| (400..=599).contains(s)).unwrap_or(
+            if kind.contains("rate_limit") {
+                429
+            } else if kind.contains("overloaded") {
+                529
+            } else {
+                500
+            },
+        );
     let message = peek_error_message(data).unwrap_or_else(|| "error event in the stream".into());
     let retry_after = None::<HeaderValue>;
     Some(UpstreamError::Status { provider: provider.into(), status, message, retry_after })

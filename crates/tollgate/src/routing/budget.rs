@@ -3,8 +3,8 @@
 //! cannot have its load multiplied by retries. Tokens are milli-retries in
 //! one atomic; no request waits on another.
 
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Instant;
 
 #[derive(Debug)]

@@ -5,16 +5,22 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::budget::RetryBudget;
 use super::health::{BreakerSettings, HealthRegistry};
-use super::{FallbackPolicy, Plan, PlanTarget, RetryPolicy, Route, TargetKind, VirtualModel, When, DEFAULT_RETRY_STATUSES};
+use super::{
+    DEFAULT_RETRY_STATUSES, FallbackPolicy, Plan, PlanTarget, RetryPolicy, Route, TargetKind, VirtualModel, When,
+};
 use crate::config::file::{ConfigFile, FallbackCondition, Strategy, TargetSection, VirtualModelSection};
 use crate::config::runtime::ModelCatalog;
 use crate::config::validate::Diags;
 use crate::glob::Glob;
 use crate::providers::Timeouts;
 
-pub fn build(file: &ConfigFile, catalog: &ModelCatalog, health: &HealthRegistry, d: &mut Diags) -> HashMap<String, Arc<VirtualModel>> {
+pub fn build(
+    file: &ConfigFile,
+    catalog: &ModelCatalog,
+    health: &HealthRegistry,
+    d: &mut Diags,
+) -> HashMap<String, Arc<VirtualModel>> {
     let mut index: HashMap<&str, &VirtualModelSection> = HashMap::new();
     for vm in &file.virtual_models {
         let name = vm.name.value.as_str();
@@ -23,7 +29,11 @@ pub fn build(file: &ConfigFile, catalog: &ModelCatalog, health: &HealthRegistry,
         } else if index.insert(name, vm).is_some() {
             d.at(&vm.name, format!("duplicate virtual model `{name}`"), "give each virtual model its own name");
         } else if catalog.by_name.contains_key(name) {
-            d.at(&vm.name, format!("virtual model `{name}` has the name of a provider model"), "pick a name no provider model has");
+            d.at(
+                &vm.name,
+                format!("virtual model `{name}` has the name of a provider model"),
+                "pick a name no provider model has",
+            );
         }
     }
     let mut order = Vec::new();
@@ -72,7 +82,11 @@ fn visit<'a>(
             let start = path.iter().position(|p| *p == dep).unwrap_or(0);
             let mut cycle: Vec<&str> = path[start..].to_vec();
             cycle.push(dep);
-            d.at(&t.model, format!("virtual models form a cycle: {}", cycle.join(" → ")), "a virtual model may not reach itself");
+            d.at(
+                &t.model,
+                format!("virtual models form a cycle: {}", cycle.join(" → ")),
+                "a virtual model may not reach itself",
+            );
             continue;
         }
         visit(dep, index, state, path, order, d);
@@ -107,16 +121,25 @@ fn build_one(
     if !ratio.is_finite() || ratio < 0.0 {
         d.at(&sec.name, "retry_budget.ratio must be zero or more", "e.g. ratio: 0.2");
     }
-    let budget = RetryBudget::new(ratio.max(0.0), sec.retry_budget.min_per_second.unwrap_or(10));
+    let budget = health.budget(name, ratio.max(0.0), sec.retry_budget.min_per_second.unwrap_or(10));
 
     let mut plan = |strategy: Option<Strategy>, targets: &[TargetSection]| -> Plan {
         let strategy = strategy.unwrap_or_default();
         if targets.is_empty() {
-            d.at(&sec.name, format!("virtual model `{name}` has a target list with no targets"), "list at least one target");
+            d.at(
+                &sec.name,
+                format!("virtual model `{name}` has a target list with no targets"),
+                "list at least one target",
+            );
         }
-        let targets: Vec<PlanTarget> = targets.iter().filter_map(|t| target(name, t, catalog, built, names, health, d)).collect();
+        let targets: Vec<PlanTarget> =
+            targets.iter().filter_map(|t| target(name, t, catalog, built, names, health, d)).collect();
         if strategy == Strategy::Weight && !targets.is_empty() && targets.iter().all(|t| t.weight == 0) {
-            d.at(&sec.name, format!("every target of `{name}` has weight 0"), "give at least one target a weight above 0");
+            d.at(
+                &sec.name,
+                format!("every target of `{name}` has weight 0"),
+                "give at least one target a weight above 0",
+            );
         }
         Plan { strategy, targets }
     };
@@ -132,7 +155,8 @@ fn build_one(
                 teams: r.when.teams.clone(),
                 groups: r.when.groups.clone(),
             },
-            plan: plan(r.strategy, &r.targets),
+            // A route without its own strategy uses the virtual model's.
+            plan: plan(r.strategy.or(sec.strategy), &r.targets),
         })
         .collect();
     (d.0.len() == errors_before).then(|| VirtualModel { name: name.to_string(), routes, default, breaker, budget })
@@ -160,7 +184,11 @@ fn target(
         // errors) was already reported, and the config is refused for it.
         return None;
     } else {
-        d.at(&t.model, format!("target `{model}` is neither a provider model nor a virtual model"), "write <provider>/<model> as listed under providers, or the name of another virtual model");
+        d.at(
+            &t.model,
+            format!("target `{model}` is neither a provider model nor a virtual model"),
+            "write <provider>/<model> as listed under providers, or the name of another virtual model",
+        );
         return None;
     };
     let timeouts = match (&t.timeout, provider_timeouts) {
@@ -171,16 +199,26 @@ fn target(
             total: ts.total.map_or(base.total, |x| x.0),
         }),
         (Some(_), None) => {
-            d.at(&t.model, "`timeout` applies to provider targets, not to a nested virtual model", "set timeouts on the nested model's targets");
+            d.at(
+                &t.model,
+                "`timeout` applies to provider targets, not to a nested virtual model",
+                "set timeouts on the nested model's targets",
+            );
             None
         }
         (None, _) => None,
     };
     let retry = match &t.retry {
-        None => RetryPolicy { attempts: 1, backoff: Duration::from_millis(100), on_status: DEFAULT_RETRY_STATUSES.to_vec() },
+        None => {
+            RetryPolicy { attempts: 1, backoff: Duration::from_millis(100), on_status: DEFAULT_RETRY_STATUSES.to_vec() }
+        }
         Some(r) => {
             if r.attempts == 0 || r.attempts > 10 {
-                d.at(&t.model, "retry.attempts must be between 1 and 10", "attempts counts the first try: 2 = one retry");
+                d.at(
+                    &t.model,
+                    "retry.attempts must be between 1 and 10",
+                    "attempts counts the first try: 2 = one retry",
+                );
             }
             RetryPolicy {
                 attempts: r.attempts.clamp(1, 10),
@@ -192,7 +230,10 @@ fn target(
     let fallback = match &t.fallback_on {
         None => FallbackPolicy::default(),
         Some(list) => FallbackPolicy {
-            statuses: list.iter().filter_map(|c| if let FallbackCondition::Status(s) = c { Some(*s) } else { None }).collect(),
+            statuses: list
+                .iter()
+                .filter_map(|c| if let FallbackCondition::Status(s) = c { Some(*s) } else { None })
+                .collect(),
             timeout: list.contains(&FallbackCondition::Timeout),
             connect: list.contains(&FallbackCondition::Connect),
         },
@@ -200,7 +241,11 @@ fn target(
     let mut overrides = Vec::new();
     for (k, v) in &t.overrides {
         if matches!(k.as_str(), "model" | "stream") {
-            d.at(&t.model, format!("`{k}` cannot be overridden"), "overrides are for generation parameters such as temperature");
+            d.at(
+                &t.model,
+                format!("`{k}` cannot be overridden"),
+                "overrides are for generation parameters such as temperature",
+            );
             continue;
         }
         overrides.push((k.clone(), v.to_string()));

@@ -81,7 +81,11 @@ pub struct Exec<'a> {
 pub type Answer = (UpstreamReply, Target);
 
 /// One call to one physical target.
-pub async fn call_physical(x: &mut Exec<'_>, target: &Target, pt: Option<&PlanTarget>) -> Result<UpstreamReply, UpstreamError> {
+pub async fn call_physical(
+    x: &mut Exec<'_>,
+    target: &Target,
+    pt: Option<&PlanTarget>,
+) -> Result<UpstreamReply, UpstreamError> {
     let started = Instant::now();
     let result = target
         .provider
@@ -120,10 +124,24 @@ pub fn run_virtual<'a, 'x: 'a>(
                 tries += 1;
                 let started = Instant::now();
                 let result = match &t.kind {
-                    TargetKind::Physical(target) => call_physical(x, target, Some(t)).await.map(|r| (r, target.clone())),
+                    TargetKind::Physical(target) => {
+                        call_physical(x, target, Some(t)).await.map(|r| (r, target.clone()))
+                    }
                     TargetKind::Virtual(inner) => match run_virtual(inner, None, x).await {
                         Ok(a) => Ok(a),
                         Err(GatewayError::AllTargetsFailed { last, .. }) => Err(*last),
+                        // Every target of the nested model is out of rotation:
+                        // nothing was tried, so move on like a skipped circuit.
+                        Err(GatewayError::NoHealthyTarget(_)) => {
+                            x.attempts.push(attempt(
+                                t,
+                                Outcome::SkippedOpen,
+                                None,
+                                Duration::ZERO,
+                                "no healthy target".into(),
+                            ));
+                            break;
+                        }
                         Err(other) => return Err(other),
                     },
                 };

@@ -17,6 +17,8 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+use super::budget::RetryBudget;
+
 /// Weight of the newest sample in the decaying averages.
 const ALPHA: f64 = 0.2;
 
@@ -30,7 +32,12 @@ pub struct BreakerSettings {
 
 impl Default for BreakerSettings {
     fn default() -> Self {
-        BreakerSettings { consecutive_failures: 5, error_rate: 0.5, min_requests: 20, cooldown: Duration::from_secs(30) }
+        BreakerSettings {
+            consecutive_failures: 5,
+            error_rate: 0.5,
+            min_requests: 20,
+            cooldown: Duration::from_secs(30),
+        }
     }
 }
 
@@ -132,9 +139,7 @@ impl TargetHealth {
         let rate = f64::from_bits(self.error_ewma.load(Ordering::Relaxed));
         let samples = self.samples.load(Ordering::Relaxed);
         let was_probe = self.probing.swap(false, Ordering::AcqRel);
-        let trip = was_probe
-            || n >= s.consecutive_failures
-            || (samples >= s.min_requests && rate >= s.error_rate);
+        let trip = was_probe || n >= s.consecutive_failures || (samples >= s.min_requests && rate >= s.error_rate);
         if trip {
             let cool = retry_after.map_or(s.cooldown, |ra| ra.max(s.cooldown));
             self.open_until.store(now_us() + cool.as_micros() as u64, Ordering::Release);
@@ -161,9 +166,19 @@ impl TargetHealth {
 #[derive(Debug, Clone, Default)]
 pub struct HealthRegistry {
     map: Arc<Mutex<HashMap<String, Arc<TargetHealth>>>>,
+    budgets: Arc<Mutex<HashMap<String, Arc<RetryBudget>>>>,
 }
 
 impl HealthRegistry {
+    /// The retry budget of a virtual model; kept across reloads while its
+    /// settings stay the same.
+    pub fn budget(&self, virtual_model: &str, ratio: f64, min_per_second: u32) -> Arc<RetryBudget> {
+        let mut m = self.budgets.lock().unwrap_or_else(|p| p.into_inner());
+        m.entry(format!("{virtual_model}\u{0}{ratio}\u{0}{min_per_second}"))
+            .or_insert_with(|| Arc::new(RetryBudget::new(ratio, min_per_second)))
+            .clone()
+    }
+
     pub fn get(&self, virtual_model: &str, target: &str) -> Arc<TargetHealth> {
         let mut m = self.map.lock().unwrap_or_else(|p| p.into_inner());
         m.entry(format!("{virtual_model}\u{0}{target}")).or_default().clone()
@@ -212,7 +227,11 @@ mod tests {
         let h = TargetHealth::default();
         let s = BreakerSettings { consecutive_failures: 100, error_rate: 0.5, min_requests: 10, ..Default::default() };
         for i in 0..40 {
-            if i % 4 == 0 { h.success(Duration::from_millis(1)) } else { h.failure(&s, None) }
+            if i % 4 == 0 {
+                h.success(Duration::from_millis(1))
+            } else {
+                h.failure(&s, None)
+            }
             if h.state() == CircuitState::Open {
                 assert!(i >= 9, "not before min_requests");
                 return;

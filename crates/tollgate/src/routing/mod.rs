@@ -30,7 +30,8 @@ pub struct VirtualModel {
     pub routes: Vec<Route>,
     pub default: Plan,
     pub breaker: BreakerSettings,
-    pub budget: RetryBudget,
+    /// Shared across reloads (see `HealthRegistry::budget`).
+    pub budget: Arc<RetryBudget>,
 }
 
 #[derive(Debug)]
@@ -113,10 +114,12 @@ impl When {
 
 impl VirtualModel {
     /// The plan for this request: the first matching route, else the default.
-    pub fn plan_for(&self, requested: &str, principal: Option<&Principal>, metadata: &BTreeMap<String, String>) -> &Plan {
-        self.routes
-            .iter()
-            .find(|r| r.when.matches(requested, principal, metadata))
-            .map_or(&self.default, |r| &r.plan)
+    pub fn plan_for(
+        &self,
+        requested: &str,
+        principal: Option<&Principal>,
+        metadata: &BTreeMap<String, String>,
+    ) -> &Plan {
+        self.routes.iter().find(|r| r.when.matches(requested, principal, metadata)).map_or(&self.default, |r| &r.plan)
     }
 }

@@ -84,7 +84,7 @@ mod tests {
                     routes: vec![],
                     default: Plan { strategy, targets: vec![] },
                     breaker: Default::default(),
-                    budget: crate::routing::budget::RetryBudget::new(0.0, 0),
+                    budget: Arc::new(crate::routing::budget::RetryBudget::new(0.0, 0)),
                 })),
                 label: format!("t{i}").into(),
                 priority: *priority,

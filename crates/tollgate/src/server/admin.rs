@@ -19,10 +19,13 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/health", get(|| async { json_response(StatusCode::OK, r#"{"status":"ok"}"#) }))
         .route("/admin/config", get(config))
         .route("/admin/config/reload", post(reload))
-        .fallback(|| async { json_error(StatusCode::NOT_FOUND, "no such admin route", "invalid_request_error", "unknown_route") })
+        .fallback(|| async {
+            json_error(StatusCode::NOT_FOUND, "no such admin route", "invalid_request_error", "unknown_route")
+        })
         .with_state(app)
 }
 
+#[allow(clippy::result_large_err)] // the error is the response itself, returned at once
 fn require_master(app: &App, req: &Request) -> Result<(), Response> {
     authenticate::is_master(&app.live.snapshot().auth, req.headers()).map_err(|e| GatewayError::from(e).into_response())
 }
@@ -54,9 +57,10 @@ async fn reload(State(app): State<Arc<App>>, req: Request) -> Response {
     }
     let live = app.live.clone();
     match tokio::task::spawn_blocking(move || live.reload("admin api", false)).await {
-        Ok(Ok(Outcome::Applied { version, digest })) => {
-            json_response(StatusCode::OK, json!({ "status": "applied", "version": version, "digest": digest }).to_string())
-        }
+        Ok(Ok(Outcome::Applied { version, digest })) => json_response(
+            StatusCode::OK,
+            json!({ "status": "applied", "version": version, "digest": digest }).to_string(),
+        ),
         Ok(Ok(Outcome::Unchanged { version })) => {
             json_response(StatusCode::OK, json!({ "status": "unchanged", "version": version }).to_string())
         }

@@ -57,7 +57,11 @@ async fn models(State(app): State<Arc<App>>, req: Request) -> Response {
         .iter()
         .filter(|m| principal.may_use(m))
         .map(|m| {
-            let owner = if snap.models.virtual_models.contains_key(m) { "tollgate" } else { m.split_once('/').map_or("", |(p, _)| p) };
+            let owner = if snap.models.virtual_models.contains_key(m) {
+                "tollgate"
+            } else {
+                m.split_once('/').map_or("", |(p, _)| p)
+            };
             model_entry(m, owner)
         })
         .collect();

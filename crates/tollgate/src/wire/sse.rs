@@ -92,12 +92,11 @@ impl SseFramer {
             let data = data.strip_prefix(b" ").unwrap_or(data);
             if data == b"[DONE]" {
                 self.done = true;
-            } else if memfind(data, b"\"usage\"") {
-                if let Ok(peek) = serde_json::from_slice::<UsagePeek>(data) {
-                    if let Some(u) = peek.usage {
-                        self.usage = Some(u);
-                    }
-                }
+            } else if memfind(data, b"\"usage\"")
+                && let Ok(peek) = serde_json::from_slice::<UsagePeek>(data)
+                && let Some(u) = peek.usage
+            {
+                self.usage = Some(u);
             }
         }
     }
@@ -167,7 +166,9 @@ mod tests {
         let mut f = SseFramer::default();
         feed(
             &mut f,
-            &["data: {\"choices\":[],\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":5,\"total_tokens\":8}}\r\n\r\n"],
+            &[
+                "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":5,\"total_tokens\":8}}\r\n\r\n",
+            ],
         );
         let u = f.usage().unwrap();
         assert_eq!((u.prompt_tokens, u.completion_tokens), (3, 5));

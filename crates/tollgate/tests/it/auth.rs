@@ -69,8 +69,13 @@ async fn x_api_key_works_and_globs_limit_models() {
     let up = MockUpstream::start().await;
     let h = Harness::start(&config(&up.base_url(), "")).await;
     let r = h
-        .send(Method::POST, &h.url("/v1/chat/completions"), None, &[("x-api-key", LIMITED)],
-              json!({ "model": "mock/echo", "messages": user("hi") }).to_string())
+        .send(
+            Method::POST,
+            &h.url("/v1/chat/completions"),
+            None,
+            &[("x-api-key", LIMITED)],
+            json!({ "model": "mock/echo", "messages": user("hi") }).to_string(),
+        )
         .await;
     assert_eq!(r.status, 200, "{}", r.text());
 
@@ -119,10 +124,26 @@ async fn metadata_header_is_validated() {
     let h = Harness::start(&config(&up.base_url(), "")).await;
     let body = json!({ "model": "mock/echo", "messages": user("hi") }).to_string();
     for bad in ["not json", "[1,2]", r#"{"team":5}"#] {
-        let r = h.send(Method::POST, &h.url("/v1/chat/completions"), Some(MASTER), &[("x-tollgate-metadata", bad)], body.clone()).await;
+        let r = h
+            .send(
+                Method::POST,
+                &h.url("/v1/chat/completions"),
+                Some(MASTER),
+                &[("x-tollgate-metadata", bad)],
+                body.clone(),
+            )
+            .await;
         assert_eq!(r.status, 400, "{bad}");
         assert!(r.error_message().contains("x-tollgate-metadata"), "{}", r.error_message());
     }
-    let r = h.send(Method::POST, &h.url("/v1/chat/completions"), Some(MASTER), &[("x-tfy-metadata", r#"{"team":"a"}"#)], body).await;
+    let r = h
+        .send(
+            Method::POST,
+            &h.url("/v1/chat/completions"),
+            Some(MASTER),
+            &[("x-tfy-metadata", r#"{"team":"a"}"#)],
+            body,
+        )
+        .await;
     assert_eq!(r.status, 200);
 }

@@ -25,7 +25,11 @@ fn check_prints_every_error_with_its_position_and_fails() {
     let path = bad.display().to_string();
     assert!(err.contains(&format!("{path}:4:16: error: environment variable `TOLLGATE_TEST_UNSET_VAR` (written `${{TOLLGATE_TEST_UNSET_VAR}}`) is not set")), "{err}");
 
-    std::fs::write(&bad, "server:\n  listen: nowhere\nproviders:\n  - { name: a, type: groq }\n  - { name: a, type: mock }\n").unwrap();
+    std::fs::write(
+        &bad,
+        "server:\n  listen: nowhere\nproviders:\n  - { name: a, type: groq }\n  - { name: a, type: mock }\n",
+    )
+    .unwrap();
     let out = Command::new(BIN).args(["check", "--config"]).arg(&bad).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
@@ -35,7 +39,11 @@ fn check_prints_every_error_with_its_position_and_fails() {
     assert!(err.contains("3 error(s)"), "{err}");
 
     let good = dir.path().join("good.yaml");
-    std::fs::write(&good, "auth: { master_key: abcdefgh12 }\nproviders: [ { name: m, type: mock, models: [ { name: x } ] } ]\n").unwrap();
+    std::fs::write(
+        &good,
+        "auth: { master_key: abcdefgh12 }\nproviders: [ { name: m, type: mock, models: [ { name: x } ] } ]\n",
+    )
+    .unwrap();
     let out = Command::new(BIN).args(["check", "--config"]).arg(&good).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stdout).contains("ok (1 providers, 1 models, 0 keys)"));
@@ -101,7 +109,9 @@ fn serve_reloads_on_sighup_and_drains_on_sigterm() {
         }
         panic!("timed out waiting for {what}; log:\n{}", lines.lock().unwrap().join("\n"));
     };
-    wait_for("ready", &|| std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() && get(port, "/ready", "").0 == 200);
+    wait_for("ready", &|| {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() && get(port, "/ready", "").0 == 200
+    });
     let (status, body) = get(port, "/v1/models", "sighup-master-key");
     assert_eq!(status, 200);
     assert!(body.contains("m/one") && !body.contains("m/two"));

@@ -52,8 +52,13 @@ async fn the_clients_key_never_reaches_the_upstream() {
     let up = MockUpstream::start().await;
     let h = Harness::start(&config(&up.base_url(), "")).await;
     let r = h
-        .send(Method::POST, &h.url("/v1/chat/completions"), None, &[("x-api-key", MASTER)],
-              json!({ "model": "up/gpt-4o-mini", "messages": user("hi") }).to_string())
+        .send(
+            Method::POST,
+            &h.url("/v1/chat/completions"),
+            None,
+            &[("x-api-key", MASTER)],
+            json!({ "model": "up/gpt-4o-mini", "messages": user("hi") }).to_string(),
+        )
         .await;
     assert_eq!(r.status, 200);
     let sent = &up.requests()[0];
@@ -121,8 +126,13 @@ async fn mock_provider_answers_chat_stream_tools_and_embeddings() {
           "properties": { "city": { "type": "string" } }, "required": ["city"] } } },
         { "type": "function", "function": { "name": "get_time", "parameters": { "type": "object", "properties": {} } } }
     ]);
-    let r = h.chat(Some(MASTER), &json!({ "model": "mock/echo", "tools": tools,
-        "messages": user("get_weather and get_time for Oslo") })).await;
+    let r = h
+        .chat(
+            Some(MASTER),
+            &json!({ "model": "mock/echo", "tools": tools,
+        "messages": user("get_weather and get_time for Oslo") }),
+        )
+        .await;
     let v = r.json();
     let calls = v["choices"][0]["message"]["tool_calls"].as_array().cloned().unwrap_or_default();
     assert_eq!(calls.len(), 2, "parallel tool calls: {v}");
@@ -130,19 +140,35 @@ async fn mock_provider_answers_chat_stream_tools_and_embeddings() {
     let args: Value = serde_json::from_str(calls[0]["function"]["arguments"].as_str().unwrap()).unwrap();
     assert!(args["city"].is_string());
 
-    let r = h.send(Method::POST, &h.url("/v1/chat/completions"), Some(MASTER), &[],
-        json!({ "model": "mock/echo", "tools": tools, "stream": true, "messages": user("get_time") }).to_string()).await;
+    let r = h
+        .send(
+            Method::POST,
+            &h.url("/v1/chat/completions"),
+            Some(MASTER),
+            &[],
+            json!({ "model": "mock/echo", "tools": tools, "stream": true, "messages": user("get_time") }).to_string(),
+        )
+        .await;
     let data = sse_data(&r.text());
     assert_eq!(data.last().map(String::as_str), Some("[DONE]"));
     let args: String = data
         .iter()
         .filter_map(|d| serde_json::from_str::<Value>(d).ok())
-        .filter_map(|v| v.pointer("/choices/0/delta/tool_calls/0/function/arguments").and_then(Value::as_str).map(str::to_string))
+        .filter_map(|v| {
+            v.pointer("/choices/0/delta/tool_calls/0/function/arguments").and_then(Value::as_str).map(str::to_string)
+        })
         .collect();
     assert_eq!(args, "{}");
 
-    let r = h.send(Method::POST, &h.url("/v1/embeddings"), Some(MASTER), &[],
-        json!({ "model": "mock/embed", "input": ["a", "b"], "dimensions": 8 }).to_string()).await;
+    let r = h
+        .send(
+            Method::POST,
+            &h.url("/v1/embeddings"),
+            Some(MASTER),
+            &[],
+            json!({ "model": "mock/embed", "input": ["a", "b"], "dimensions": 8 }).to_string(),
+        )
+        .await;
     assert_eq!(r.status, 200, "{}", r.text());
     let v = r.json();
     assert_eq!(v["data"].as_array().map(Vec::len), Some(2));
@@ -153,8 +179,15 @@ async fn mock_provider_answers_chat_stream_tools_and_embeddings() {
 async fn embeddings_pass_through_to_the_upstream() {
     let up = MockUpstream::start().await;
     let h = Harness::start(&config(&up.base_url(), "")).await;
-    let r = h.send(Method::POST, &h.url("/v1/embeddings"), Some(MASTER), &[],
-        json!({ "model": "up/text-embedding-3-small", "input": "x", "encoding_format": "float" }).to_string()).await;
+    let r = h
+        .send(
+            Method::POST,
+            &h.url("/v1/embeddings"),
+            Some(MASTER),
+            &[],
+            json!({ "model": "up/text-embedding-3-small", "input": "x", "encoding_format": "float" }).to_string(),
+        )
+        .await;
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.json()["data"][0]["embedding"], json!([0.1, 0.2, 0.3]));
     assert_eq!(up.requests()[0].path, "/v1/embeddings");

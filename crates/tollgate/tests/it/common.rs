@@ -93,7 +93,14 @@ impl Harness {
         format!("http://{}{path}", self.gw.admin_addr)
     }
 
-    pub async fn send(&self, method: Method, url: &str, key: Option<&str>, headers: &[(&str, &str)], body: impl Into<Bytes>) -> Resp {
+    pub async fn send(
+        &self,
+        method: Method,
+        url: &str,
+        key: Option<&str>,
+        headers: &[(&str, &str)],
+        body: impl Into<Bytes>,
+    ) -> Resp {
         let mut b = Request::builder().method(method).uri(url).header("content-type", "application/json");
         if let Some(k) = key {
             b = b.header("authorization", format!("Bearer {k}"));
@@ -119,9 +126,7 @@ impl Harness {
 
 /// Parses an SSE body into its `data:` payloads.
 pub fn sse_data(body: &str) -> Vec<String> {
-    body.split("\n\n")
-        .filter_map(|e| e.lines().find_map(|l| l.strip_prefix("data: ")).map(str::to_string))
-        .collect()
+    body.split("\n\n").filter_map(|e| e.lines().find_map(|l| l.strip_prefix("data: ")).map(str::to_string)).collect()
 }
 
 pub fn user(text: &str) -> Value {

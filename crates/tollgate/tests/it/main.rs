@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used)] // tests fail loudly by design
 //! Integration tests: the real router (or the real binary) against the test
 //! kit's in-process mock upstreams. One test binary, one module per area.
 

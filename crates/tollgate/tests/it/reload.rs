@@ -62,7 +62,8 @@ async fn in_flight_requests_finish_on_the_snapshot_they_started_with() {
     let up = MockUpstream::start().await;
     let h = Arc::new(Harness::start(&with_reply(&up.base_url(), "old", "")).await);
     let h2 = h.clone();
-    let in_flight = tokio::spawn(async move { h2.chat(Some(MASTER), &json!({ "model": "slow/m", "messages": user("x") })).await });
+    let in_flight =
+        tokio::spawn(async move { h2.chat(Some(MASTER), &json!({ "model": "slow/m", "messages": user("x") })).await });
     tokio::time::sleep(Duration::from_millis(150)).await;
     std::fs::write(&h.config_path, with_reply(&up.base_url(), "new", "")).unwrap();
     assert_eq!(reload(&h).await.status, 200);

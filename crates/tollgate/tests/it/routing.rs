@@ -66,9 +66,7 @@ async fn falls_back_on_timeouts_and_refused_connections() {
     let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let dead_port = dead.local_addr().unwrap().port();
     drop(dead);
-    let vm = format!(
-        "  - name: prod/chat\n    targets:\n      - {{ model: a/m, timeout: {{ first_token: 300ms }} }}\n      - {{ model: dead/m }}\n      - {{ model: b/m }}\n"
-    );
+    let vm = "  - name: prod/chat\n    targets:\n      - { model: a/m, timeout: { first_token: 300ms } }\n      - { model: dead/m }\n      - { model: b/m }\n".to_string();
     let text = cfg(&a, &b, &c, &vm).replace(
         "virtual_models:",
         &format!("  - {{ name: dead, type: openai_compatible, base_url: \"http://127.0.0.1:{dead_port}/v1\", models: [{{ name: m }}] }}\nvirtual_models:"),
@@ -135,7 +133,8 @@ async fn weights_split_traffic_within_statistical_bounds() {
 #[tokio::test]
 async fn latency_strategy_prefers_the_faster_target() {
     let (a, b, c) = three().await;
-    let vm = "  - name: prod/fast\n    strategy: latency\n    targets:\n      - { model: a/m }\n      - { model: b/m }\n";
+    let vm =
+        "  - name: prod/fast\n    strategy: latency\n    targets:\n      - { model: a/m }\n      - { model: b/m }\n";
     let h = Harness::start(&cfg(&a, &b, &c, vm)).await;
     a.set_fault(Some(Fault::Latency(Duration::from_millis(60))));
     for _ in 0..40 {
@@ -148,7 +147,8 @@ async fn latency_strategy_prefers_the_faster_target() {
 #[tokio::test]
 async fn cost_strategy_picks_the_cheapest() {
     let (a, b, c) = three().await;
-    let vm = "  - name: prod/cheap\n    strategy: cost\n    targets: [{ model: a/m }, { model: c/m }, { model: b/m }]\n";
+    let vm =
+        "  - name: prod/cheap\n    strategy: cost\n    targets: [{ model: a/m }, { model: c/m }, { model: b/m }]\n";
     let h = Harness::start(&cfg(&a, &b, &c, vm)).await;
     let r = h.chat(Some(MASTER), &ask("prod/cheap")).await;
     assert_eq!(r.header("x-tollgate-resolved-model"), Some("b/m"));
@@ -216,7 +216,13 @@ async fn routes_pick_targets_by_metadata() {
     let h = Harness::start(&cfg(&a, &b, &c, vm)).await;
     let body = ask("prod/chat").to_string();
     let r = h
-        .send(Method::POST, &h.url("/v1/chat/completions"), Some(MASTER), &[("x-tollgate-metadata", r#"{"workflow":"security-review"}"#)], body.clone())
+        .send(
+            Method::POST,
+            &h.url("/v1/chat/completions"),
+            Some(MASTER),
+            &[("x-tollgate-metadata", r#"{"workflow":"security-review"}"#)],
+            body.clone(),
+        )
         .await;
     assert_eq!(r.header("x-tollgate-resolved-model"), Some("c/m"));
     let r = h.send(Method::POST, &h.url("/v1/chat/completions"), Some(MASTER), &[], body).await;
@@ -233,7 +239,10 @@ async fn overrides_are_forced_and_nested_virtual_models_resolve() {
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.header("x-tollgate-resolved-model"), Some("b/m"));
     let sent = b.requests()[0].json();
-    assert_eq!((sent["temperature"].clone(), sent["max_tokens"].clone(), sent["model"].clone()), (json!(0.2), json!(64), json!("m")));
+    assert_eq!(
+        (sent["temperature"].clone(), sent["max_tokens"].clone(), sent["model"].clone()),
+        (json!(0.2), json!(64), json!("m"))
+    );
 }
 
 #[tokio::test]
@@ -255,7 +264,9 @@ async fn virtual_models_are_listed_and_authorized_by_name() {
 #[tokio::test]
 async fn cycles_are_rejected_at_load() {
     let text = "providers: [{ name: m, type: mock, models: [{ name: x }] }]\nvirtual_models:\n  - { name: a, targets: [{ model: b }] }\n  - { name: b, targets: [{ model: m/x }, { model: a }] }\n  - { name: c, targets: [{ model: nowhere/x }] }\n";
-    let e = tollgate::config::load::load_text(text, "v.yaml", 1, &Default::default(), Default::default()).unwrap_err().to_string();
+    let e = tollgate::config::load::load_text(text, "v.yaml", 1, &Default::default(), Default::default())
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("v.yaml:4:51: error: virtual models form a cycle: a → b → a"), "{e}");
     assert_eq!(e.matches("error:").count(), 2, "no follow-on errors for the models in the cycle: {e}");
     assert!(e.contains("target `nowhere/x` is neither a provider model nor a virtual model"), "{e}");
@@ -309,4 +320,18 @@ async fn a_client_that_goes_away_cancels_the_upstream_call() {
     eventually("the upstream stream is abandoned", async || a.aborted_streams() == 1).await;
     let dropped_at = Instant::now();
     assert!(dropped_at.elapsed() < Duration::from_millis(500));
+}
+
+#[tokio::test]
+async fn a_nested_model_with_every_circuit_open_is_skipped_not_fatal() {
+    let (a, b, c) = three().await;
+    let vm = "  - name: inner\n    circuit_breaker: { consecutive_failures: 1, cooldown: 10s }\n    targets: [{ model: a/m }]\n  - name: prod/outer\n    targets: [{ model: inner }, { model: b/m }]\n";
+    let h = Harness::start(&cfg(&a, &b, &c, vm)).await;
+    a.set_fault(Some(Fault::Status { status: 503, body: None, retry_after: None }));
+    for _ in 0..3 {
+        let r = h.chat(Some(MASTER), &ask("prod/outer")).await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert_eq!(r.header("x-tollgate-resolved-model"), Some("b/m"));
+    }
+    assert_eq!(a.request_count(), 1, "after opening, the inner model's target is not tried again");
 }

@@ -17,7 +17,8 @@ fn chat_body(stream: bool) -> String {
 async fn upstream_statuses_keep_the_message_and_map_sensibly() {
     let up = MockUpstream::start().await;
     let h = Harness::start(&config(&up.base_url(), "")).await;
-    for (upstream, client) in [(400u16, 400u16), (404, 404), (429, 429), (500, 502), (503, 503), (529, 503), (401, 502)] {
+    for (upstream, client) in [(400u16, 400u16), (404, 404), (429, 429), (500, 502), (503, 503), (529, 503), (401, 502)]
+    {
         up.push_fault(Fault::Status { status: upstream, body: None, retry_after: Some("7".into()) });
         let r = h.send(Method::POST, &h.url("/v1/chat/completions"), Some(MASTER), &[], chat_body(false)).await;
         assert_eq!(r.status.as_u16(), client, "upstream {upstream}: {}", r.text());
