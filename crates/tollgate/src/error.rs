@@ -72,6 +72,11 @@ pub enum GatewayError {
     AllTargetsFailed { virtual_model: String, last: Box<UpstreamError> },
     #[error("every target of `{0}` is out of rotation after repeated failures (circuit open); retry shortly")]
     NoHealthyTarget(String),
+    #[error("rate limit `{}` ({}) allows {} {} per window; {}", .0.rule, .0.key, .0.limit, .0.unit,
+        .0.retry_after.map_or("this request alone is larger than that".to_string(), |d| format!("retry in {}s", d.as_secs().max(1))))]
+    RateLimited(crate::limits::Refusal),
+    #[error("{}; {}", .0.describe(), .0.resets_at.map_or("it does not reset".to_string(), |t| format!("it resets at unix time {t}")))]
+    BudgetExceeded(crate::budgets::Refusal),
     #[error("not found: {0}")]
     NotFound(String),
     #[error("the gateway is not ready yet")]
@@ -133,6 +138,8 @@ impl GatewayError {
             },
             G::AllTargetsFailed { last, .. } => upstream_parts(last),
             G::NoHealthyTarget(_) => (StatusCode::SERVICE_UNAVAILABLE, "api_error", Some("no_healthy_target"), None),
+            G::RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, "rate_limit_error", Some("rate_limit_exceeded"), None),
+            G::BudgetExceeded(_) => (StatusCode::TOO_MANY_REQUESTS, "insufficient_quota", Some("budget_exceeded"), None),
             G::Upstream(u) => upstream_parts(u),
             G::NotFound(_) => (StatusCode::NOT_FOUND, INVALID, Some("not_found"), None),
             G::NotReady => (StatusCode::SERVICE_UNAVAILABLE, "api_error", Some("not_ready"), None),
@@ -193,6 +200,27 @@ impl IntoResponse for GatewayError {
         resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
         if let Some(UpstreamError::Status { retry_after: Some(v), .. }) = self.upstream() {
             resp.headers_mut().insert(header::RETRY_AFTER, v.clone());
+        }
+        match &self {
+            GatewayError::RateLimited(r) => {
+                if let Some(d) = r.retry_after {
+                    let secs = d.as_millis().div_ceil(1000).max(1) as u64;
+                    resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
+                }
+                if let Ok(v) = HeaderValue::from_str(&r.rule) {
+                    resp.headers_mut().insert("x-tollgate-limit", v);
+                }
+            }
+            GatewayError::BudgetExceeded(b) => {
+                if let Some(at) = b.resets_at {
+                    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+                    resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(at.saturating_sub(now).max(1)));
+                }
+                if let Ok(v) = HeaderValue::from_str(&b.rule) {
+                    resp.headers_mut().insert("x-tollgate-budget", v);
+                }
+            }
+            _ => {}
         }
         if matches!(self, GatewayError::Auth(AuthError::Missing | AuthError::Invalid)) {
             resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));

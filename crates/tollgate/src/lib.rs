@@ -4,6 +4,9 @@
 //! - [`config`]: the YAML users write, its validation into an immutable
 //!   runtime snapshot, and atomic hot reload.
 //! - [`pipeline`]: the ordered request stages of SPEC §1, one file each.
+//! - [`limits`], [`budgets`], [`pricing`]: rate limits, budgets and the
+//!   price catalog; counters and accounts in memory, money in nano-dollars.
+//! - [`matching`]: the `when` conditions and `limit_by` keys rules share.
 //! - [`routing`]: virtual models — rules, strategies, retries, fallbacks,
 //!   circuit breakers and the retry budget.
 //! - [`providers`]: upstream wire families (OpenAI-compatible, mock), the
@@ -16,8 +19,12 @@
 pub mod config;
 pub mod demo;
 pub mod error;
+pub mod budgets;
 pub mod glob;
+pub mod limits;
+pub mod matching;
 pub mod pipeline;
+pub mod pricing;
 pub mod providers;
 pub mod routing;
 pub mod server;

@@ -437,35 +437,76 @@ pub struct WhenSection {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RateLimitSection {
+    /// Named in the 429 a request gets when this rule refuses it.
     pub id: Loc<String>,
+    /// Which requests the rule counts; omitted = every request.
     #[serde(default)]
     pub when: WhenSection,
-    /// Values forming the counter key: `subject`, `model`, `team`, `metadata.<key>`.
+    /// Values forming the counter key: `subject`, `model`, `provider`, `team`,
+    /// `metadata.<key>`. Omitted = one counter for everything the rule matches.
     #[serde(default)]
-    pub limit_by: Vec<String>,
-    /// `requests_per_{minute,hour,day}` | `tokens_per_{minute,hour,day}`.
-    pub unit: String,
+    pub limit_by: Vec<Loc<String>>,
+    pub unit: RateUnit,
     pub limit: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RateUnit {
+    RequestsPerMinute,
+    RequestsPerHour,
+    RequestsPerDay,
+    TokensPerMinute,
+    TokensPerHour,
+    TokensPerDay,
+    InputTokensPerMinute,
+    InputTokensPerHour,
+    InputTokensPerDay,
+    OutputTokensPerMinute,
+    OutputTokensPerHour,
+    OutputTokensPerDay,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BudgetSection {
+    /// Named in the error a request gets when this budget refuses it.
     pub id: Loc<String>,
     #[serde(default)]
     pub when: WhenSection,
+    /// Values forming the budget key, as for rate limits.
     #[serde(default)]
-    pub limit_by: Vec<String>,
-    /// `cost_per_{day,week,month}` | `tokens_per_{day,week,month}`.
-    pub unit: String,
+    pub limit_by: Vec<Loc<String>>,
+    pub unit: BudgetUnit,
     /// USD for cost units, tokens for token units.
     pub limit: f64,
-    /// `enforce` (block) or `warn`.
+    /// `enforce` (refuse what would exceed the budget) or `warn` (let it through and report). Default `enforce`.
     #[serde(default)]
-    pub mode: Option<String>,
-    /// Fractions of the limit at which alerts fire.
+    pub mode: BudgetMode,
+    /// Fractions of the limit at which an alert is raised once per period, e.g. `[0.5, 0.8, 1.0]`.
     #[serde(default)]
     pub alert_at: Vec<f64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum BudgetUnit {
+    CostPerDay,
+    CostPerWeek,
+    CostPerMonth,
+    CostTotal,
+    TokensPerDay,
+    TokensPerWeek,
+    TokensPerMonth,
+    TokensTotal,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum BudgetMode {
+    #[default]
+    Enforce,
+    Warn,
 }
 
 #[derive(Debug, Default, Deserialize, JsonSchema)]

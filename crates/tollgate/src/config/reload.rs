@@ -33,7 +33,7 @@ pub struct Live {
     current: ArcSwap<Snapshot>,
     versions: AtomicU64,
     source: Source,
-    shared: Shared,
+    shared: Arc<Shared>,
     reloading: Mutex<()>,
 }
 
@@ -50,7 +50,7 @@ impl Live {
             current: ArcSwap::from_pointee(snap),
             versions: AtomicU64::new(1),
             source,
-            shared,
+            shared: Arc::new(shared),
             reloading: Mutex::new(()),
         }))
     }
@@ -59,6 +59,11 @@ impl Live {
     #[inline]
     pub fn snapshot(&self) -> Arc<Snapshot> {
         self.current.load_full()
+    }
+
+    /// State that outlives snapshots: pools, health, counters, budgets.
+    pub fn shared(&self) -> Arc<Shared> {
+        self.shared.clone()
     }
 
     pub fn source(&self) -> &Source {

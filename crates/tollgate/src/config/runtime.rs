@@ -10,6 +10,9 @@ use std::sync::Arc;
 use crate::glob::Glob;
 use crate::providers::Provider;
 use crate::providers::http::Upstreams;
+use crate::budgets::{BudgetRule, Ledger};
+use crate::limits::{Counters, RateRule};
+use crate::pricing::Price;
 use crate::routing::VirtualModel;
 use crate::routing::health::HealthRegistry;
 
@@ -19,6 +22,8 @@ use crate::routing::health::HealthRegistry;
 pub struct Shared {
     pub upstreams: Upstreams,
     pub health: HealthRegistry,
+    pub counters: Counters,
+    pub ledger: Ledger,
 }
 
 #[derive(Debug)]
@@ -33,6 +38,8 @@ pub struct Snapshot {
     pub auth: AuthSettings,
     pub metadata: MetadataContract,
     pub models: ModelCatalog,
+    pub rate_limits: Vec<RateRule>,
+    pub budgets: Vec<Arc<BudgetRule>>,
     /// Things that load but deserve attention (e.g. sections parsed but not enforced yet).
     pub warnings: Vec<String>,
 }
@@ -139,8 +146,8 @@ pub struct Target {
     /// The model name sent to the provider.
     pub upstream_model: Arc<str>,
     pub provider: Arc<Provider>,
-    /// USD per million (input, output) tokens, when configured.
-    pub price: Option<(f64, f64)>,
+    /// From the config, else the built-in catalog; `None` when neither knows it.
+    pub price: Option<Price>,
 }
 
 impl ModelCatalog {
@@ -170,7 +177,7 @@ impl ModelCatalog {
             canonical: requested.into(),
             upstream_model: model.into(),
             provider: provider.clone(),
-            price: None,
+            price: crate::pricing::builtin(model),
         })
     }
 }

@@ -61,14 +61,14 @@ pub fn build_snapshot(
     virtual_names.sort();
     let virtual_names: Vec<String> = virtual_names.into_iter().cloned().collect();
     models.listed.extend(virtual_names);
+    let rate_limits = crate::limits::build(&file.rate_limits, &mut d);
+    let budgets = crate::budgets::build(&file.budgets, &mut d);
     let metadata = MetadataContract {
         required: file.metadata.required.clone(),
         allowed_values: file.metadata.allowed_values.clone(),
     };
 
     for (section, present) in [
-        ("rate_limits", !file.rate_limits.is_empty()),
-        ("budgets", !file.budgets.is_empty()),
         ("guardrails", !file.guardrails.definitions.is_empty()),
         ("mcp_servers", !file.mcp_servers.is_empty()),
         ("virtual_mcp_servers", !file.virtual_mcp_servers.is_empty()),
@@ -80,7 +80,18 @@ pub fn build_snapshot(
 
     match (server, d.0.is_empty()) {
         (Some(server), true) => {
-            Ok(Snapshot { version, digest, origin: origin.to_string(), server, auth, metadata, models, warnings })
+            Ok(Snapshot {
+                version,
+                digest,
+                origin: origin.to_string(),
+                server,
+                auth,
+                metadata,
+                models,
+                rate_limits,
+                budgets,
+                warnings,
+            })
         }
         _ => Err(d.0),
     }
@@ -243,10 +254,7 @@ fn catalog(file: &ConfigFile, shared: &Shared, d: &mut Diags) -> ModelCatalog {
                 canonical: canonical.as_str().into(),
                 upstream_model: m.name.value.as_str().into(),
                 provider: provider.clone(),
-                price: match (m.input_cost_per_mtok, m.output_cost_per_mtok) {
-                    (None, None) => None,
-                    (i, o) => Some((i.unwrap_or(0.0), o.unwrap_or(0.0))),
-                },
+                price: price(m.input_cost_per_mtok, m.output_cost_per_mtok, &m.name.value),
             };
             bare.entry(m.name.value.clone()).and_modify(|t| *t = None).or_insert_with(|| Some(target.clone()));
             cat.listed.push(canonical.clone());
@@ -259,4 +267,21 @@ fn catalog(file: &ConfigFile, shared: &Shared, d: &mut Diags) -> ModelCatalog {
     cat.by_bare_name =
         bare.into_iter().filter_map(|(k, t)| Some((k, t?))).filter(|(k, _)| !cat.by_name.contains_key(k)).collect();
     cat
+}
+
+/// A model's price: the config's numbers where given, the built-in
+/// catalog's for the rest.
+fn price(input: Option<f64>, output: Option<f64>, model: &str) -> Option<crate::pricing::Price> {
+    let builtin = crate::pricing::builtin(model);
+    if input.is_none() && output.is_none() {
+        return builtin;
+    }
+    let configured = crate::pricing::Price::from_usd_per_mtok(input.unwrap_or(0.0), output.unwrap_or(0.0));
+    let b = builtin.unwrap_or_default();
+    Some(crate::pricing::Price {
+        input: if input.is_some() { configured.input } else { b.input },
+        output: if output.is_some() { configured.output } else { b.output },
+        cached_read: if input.is_some() { configured.input } else { b.cached_read },
+        cached_write: if input.is_some() { configured.input } else { b.cached_write },
+    })
 }

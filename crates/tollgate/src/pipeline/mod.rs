@@ -28,7 +28,7 @@ use axum::body::Body;
 use axum::response::Response;
 use http::HeaderMap;
 
-use crate::config::runtime::{ModelRef, Principal, Snapshot, Target};
+use crate::config::runtime::{ModelRef, Principal, Shared, Snapshot, Target};
 use crate::error::GatewayError;
 use crate::providers::Operation;
 use crate::routing::execute::Attempt;
@@ -41,6 +41,10 @@ pub struct RequestCtx {
     pub started: Instant,
     /// The config this request runs under from start to finish.
     pub snapshot: Arc<Snapshot>,
+    /// Counters, accounts and pools that outlive snapshots.
+    pub shared: Arc<Shared>,
+    /// Rate-limit and budget reservations, settled in stage 12.
+    pub holds: settle::Holds,
     pub principal: Option<Arc<Principal>>,
     pub metadata: BTreeMap<String, String>,
     pub requested_model: String,
@@ -61,12 +65,14 @@ pub struct RequestCtx {
 }
 
 impl RequestCtx {
-    pub fn new(id: String, op: Operation, snapshot: Arc<Snapshot>) -> RequestCtx {
+    pub fn new(id: String, op: Operation, snapshot: Arc<Snapshot>, shared: Arc<Shared>) -> RequestCtx {
         RequestCtx {
             id,
             op,
             started: Instant::now(),
             snapshot,
+            shared,
+            holds: settle::Holds::default(),
             principal: None,
             metadata: BTreeMap::new(),
             requested_model: String::new(),
@@ -105,8 +111,9 @@ pub async fn run(ctx: &mut RequestCtx, headers: &HeaderMap, body: Body) -> Resul
 
     // 5. rate limits, then 6. budget reservation — after authorization (only
     //    permitted work is counted) and before any model sees the prompt.
-    limits::admit(ctx)?;
-    budget::reserve(ctx)?;
+    let estimate = limits::estimate(ctx.op, &req);
+    limits::admit(ctx, &estimate)?;
+    budget::reserve(ctx, &estimate)?;
 
     // 7. input guardrails — after admission so blocked traffic still counts
     //    against limits, before cache and upstream so no model sees unsafe input.
@@ -123,11 +130,22 @@ pub async fn run(ctx: &mut RequestCtx, headers: &HeaderMap, body: Body) -> Resul
     route::pick(ctx)?;
 
     // 10. upstream call — the only network call on the path.
-    let reply = upstream::call(ctx, &req).await?;
+    // Usage is needed to settle token limits and budgets; a stream only
+    // reports it when asked, so ask — and keep that chunk from a client
+    // that did not.
+    let client_wants_usage = req
+        .obj
+        .field::<serde_json::Value>("stream_options")
+        .ok()
+        .flatten()
+        .and_then(|v| v.get("include_usage").and_then(serde_json::Value::as_bool))
+        .unwrap_or(false);
+    let want_usage = req.stream && !ctx.holds.is_empty() && !client_wants_usage;
+    let reply = upstream::call(ctx, &req, want_usage).await?;
 
     // 11. output guardrails, 12. settle — on the reply before it leaves.
     let reply = guardrails::output(ctx, reply).await?;
-    settle::run(ctx);
+    let reply = settle::run(ctx, reply, want_usage, estimate.prompt);
 
     // 13. record — headers are added by `record::finish` for every outcome.
     Ok(upstream::into_response(reply))
@@ -135,8 +153,15 @@ pub async fn run(ctx: &mut RequestCtx, headers: &HeaderMap, body: Body) -> Resul
 
 /// Entry point used by the HTTP handlers: runs the pipeline and records the
 /// outcome, success or error, on the response.
-pub async fn handle(id: String, op: Operation, snapshot: Arc<Snapshot>, headers: HeaderMap, body: Body) -> Response {
-    let mut ctx = RequestCtx::new(id, op, snapshot);
+pub async fn handle(
+    id: String,
+    op: Operation,
+    snapshot: Arc<Snapshot>,
+    shared: Arc<Shared>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let mut ctx = RequestCtx::new(id, op, snapshot, shared);
     let result = run(&mut ctx, &headers, body).await;
     record::finish(&ctx, result)
 }

@@ -1,6 +1,214 @@
-//! Stage 12: settle real usage against budgets and token limits. This build
-//! keeps the usage on the context for the record stage.
+//! Stage 12: settle real usage against rate-limit token reservations and
+//! budgets. A complete answer settles at once. A stream settles when it
+//! ends — at the usage its final chunk reports — or, if the client goes
+//! away first, at the tokens actually delivered (estimated from the content
+//! that went out), so a cancelled stream is charged for what it consumed
+//! and its reservation is never leaked.
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use axum::body::Body;
+use bytes::Bytes;
+use http_body::Frame;
 
 use super::RequestCtx;
+use crate::budgets::BudgetHold;
+use crate::limits::RateHold;
+use crate::pricing::Price;
+use crate::providers::UpstreamReply;
+use crate::wire::openai::Usage;
 
-pub fn run(_ctx: &mut RequestCtx) {}
+/// What a request reserved at admission.
+#[derive(Default)]
+pub struct Holds {
+    pub rate: Vec<RateHold>,
+    pub budget: Vec<BudgetHold>,
+}
+
+impl Holds {
+    pub fn is_empty(&self) -> bool {
+        self.rate.is_empty() && self.budget.is_empty()
+    }
+
+    pub fn settle(&mut self, usage: Option<&Usage>, price: Option<Price>) {
+        for h in &mut self.rate {
+            h.settle(usage);
+        }
+        for h in &mut self.budget {
+            h.settle_at(usage, price);
+        }
+    }
+}
+
+pub fn run(ctx: &mut RequestCtx, reply: UpstreamReply, strip_usage: bool, prompt_estimate: u64) -> UpstreamReply {
+    let price = ctx.target.as_ref().and_then(|t| t.price);
+    match reply {
+        UpstreamReply::Complete { body, usage } => {
+            ctx.holds.settle(usage.as_ref(), price);
+            UpstreamReply::Complete { body, usage }
+        }
+        UpstreamReply::Stream(body) if ctx.holds.is_empty() => UpstreamReply::Stream(body),
+        UpstreamReply::Stream(body) => {
+            let metered = Metered {
+                inner: body,
+                holds: std::mem::take(&mut ctx.holds),
+                price,
+                usage: None,
+                delivered_chars: 0,
+                prompt_estimate,
+                strip_usage,
+                done: false,
+            };
+            UpstreamReply::Stream(Body::new(metered))
+        }
+    }
+}
+
+/// A stream body that watches the events going out for usage and content,
+/// and settles the request's holds when the stream ends or is dropped.
+struct Metered {
+    inner: Body,
+    holds: Holds,
+    price: Option<Price>,
+    usage: Option<Usage>,
+    delivered_chars: u64,
+    prompt_estimate: u64,
+    /// The usage chunk was asked for by the gateway, not the client: keep it from the client.
+    strip_usage: bool,
+    done: bool,
+}
+
+impl Metered {
+    fn finish(&mut self) {
+        if std::mem::replace(&mut self.done, true) {
+            return;
+        }
+        let usage = self.usage.take().unwrap_or_else(|| Usage {
+            prompt_tokens: self.prompt_estimate,
+            completion_tokens: self.delivered_chars.div_ceil(4),
+            total_tokens: self.prompt_estimate + self.delivered_chars.div_ceil(4),
+            ..Default::default()
+        });
+        self.holds.settle(Some(&usage), self.price);
+    }
+
+    /// Looks at whole events; returns the bytes to send on.
+    fn inspect(&mut self, data: Bytes) -> Bytes {
+        let mut keep: Option<Vec<u8>> = None;
+        let mut start = 0;
+        for event in split_events(&data) {
+            let payload = event_data(event);
+            if let Some(p) = payload {
+                self.delivered_chars += content_chars(p);
+                if find(p, b"\"usage\"") {
+                    if let Some(u) = crate::wire::openai::peek_usage(p) {
+                        self.usage = Some(u);
+                        if self.strip_usage && find(p, b"\"choices\":[]") {
+                            // Copy everything but this event.
+                            let out = keep.get_or_insert_with(Vec::new);
+                            let offset = event.as_ptr() as usize - data.as_ptr() as usize;
+                            out.extend_from_slice(&data[start..offset]);
+                            start = offset + event.len();
+                        }
+                    }
+                }
+            }
+        }
+        match keep {
+            None => data,
+            Some(mut out) => {
+                out.extend_from_slice(&data[start..]);
+                Bytes::from(out)
+            }
+        }
+    }
+}
+
+impl http_body::Body for Metered {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        let this = self.get_mut();
+        loop {
+            return match Pin::new(&mut this.inner).poll_frame(cx) {
+                Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
+                    Ok(data) => {
+                        let out = this.inspect(data);
+                        if out.is_empty() {
+                            continue;
+                        }
+                        Poll::Ready(Some(Ok(Frame::data(out))))
+                    }
+                    Err(frame) => Poll::Ready(Some(Ok(frame))),
+                },
+                Poll::Ready(None) => {
+                    this.finish();
+                    Poll::Ready(None)
+                }
+                Poll::Ready(Some(Err(e))) => {
+                    this.finish();
+                    Poll::Ready(Some(Err(e)))
+                }
+                Poll::Pending => Poll::Pending,
+            };
+        }
+    }
+}
+
+impl Drop for Metered {
+    fn drop(&mut self) {
+        self.finish();
+    }
+}
+
+/// Whole SSE events in a chunk (each ending with its blank line).
+fn split_events(data: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut rest = data;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let end = rest.windows(2).position(|w| w == b"\n\n").map_or(rest.len(), |i| i + 2);
+        let (event, tail) = rest.split_at(end);
+        rest = tail;
+        Some(event)
+    })
+}
+
+fn event_data(event: &[u8]) -> Option<&[u8]> {
+    event.split(|&b| b == b'\n').find_map(|l| l.strip_prefix(b"data:")).map(|d| d.strip_prefix(b" ").unwrap_or(d))
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
+
+/// Characters of `"content":"…"` strings in a chunk (escapes counted as one).
+fn content_chars(p: &[u8]) -> u64 {
+    const KEY: &[u8] = b"\"content\":\"";
+    let mut n = 0u64;
+    let mut i = 0;
+    while let Some(pos) = p[i..].windows(KEY.len()).position(|w| w == KEY) {
+        let mut j = i + pos + KEY.len();
+        while j < p.len() && p[j] != b'"' {
+            j += if p[j] == b'\\' { 2 } else { 1 };
+            n += 1;
+        }
+        i = j.min(p.len());
+    }
+    n
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn content_is_counted_and_events_split() {
+        assert_eq!(content_chars(br#"{"delta":{"content":"hello \"x\""}}"#), 9);
+        let data = b"data: a\n\ndata: b\n\n";
+        assert_eq!(split_events(data).count(), 2);
+    }
+}

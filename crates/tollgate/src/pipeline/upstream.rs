@@ -15,7 +15,7 @@ use crate::error::{GatewayError, RequestError};
 use crate::providers::UpstreamReply;
 use crate::routing::execute::{Attempt, Exec, Outcome, call_physical, run_virtual};
 
-pub async fn call(ctx: &mut RequestCtx, req: &Parsed<'_>) -> Result<UpstreamReply, GatewayError> {
+pub async fn call(ctx: &mut RequestCtx, req: &Parsed<'_>, want_usage: bool) -> Result<UpstreamReply, GatewayError> {
     let model = ctx.model.clone().ok_or_else(|| RequestError::UnknownModel(ctx.requested_model.clone()))?;
     let mut x = Exec {
         op: ctx.op,
@@ -24,6 +24,7 @@ pub async fn call(ctx: &mut RequestCtx, req: &Parsed<'_>) -> Result<UpstreamRepl
         metadata: &ctx.metadata,
         request: &req.obj,
         stream: req.stream,
+        want_usage,
         max_response_size: ctx.snapshot.server.max_response_size,
         attempts: Vec::new(),
         upstream_time: Duration::ZERO,

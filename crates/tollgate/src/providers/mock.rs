@@ -155,7 +155,8 @@ impl MockProvider {
                 .ok()
                 .flatten()
                 .and_then(|v| v.get("include_usage").and_then(Value::as_bool))
-                .unwrap_or(false);
+                .unwrap_or(false)
+                || call.want_usage;
             let cut = last_user.contains("[mock:cut]");
             let events = stream_events(
                 &id,

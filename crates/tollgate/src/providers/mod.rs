@@ -87,6 +87,8 @@ pub struct Call<'a> {
     pub upstream_model: &'a str,
     pub request: &'a RawObject<'a>,
     pub stream: bool,
+    /// Ask for a usage chunk at the end of the stream.
+    pub want_usage: bool,
     pub max_response_size: usize,
     /// Request fields forced by the routing target: (name, raw JSON).
     pub overrides: &'a [(String, String)],

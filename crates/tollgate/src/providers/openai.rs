@@ -159,6 +159,18 @@ impl OpenAiCompat {
         let mut replace: Vec<(&str, &str)> = Vec::with_capacity(1 + call.overrides.len());
         replace.push(("model", &model_json));
         replace.extend(call.overrides.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        let stream_options;
+        if call.want_usage {
+            let mut opts = call
+                .request
+                .field::<serde_json::Map<String, serde_json::Value>>("stream_options")
+                .ok()
+                .flatten()
+                .unwrap_or_default();
+            opts.insert("include_usage".into(), serde_json::Value::Bool(true));
+            stream_options = serde_json::Value::Object(opts).to_string();
+            replace.push(("stream_options", &stream_options));
+        }
         let body = call.request.rebuild(&replace, &[]);
         let mut req = Request::builder().method(Method::POST).uri(uri);
         if let Some(h) = req.headers_mut() {

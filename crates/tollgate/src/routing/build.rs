@@ -12,7 +12,6 @@ use super::{
 use crate::config::file::{ConfigFile, FallbackCondition, Strategy, TargetSection, VirtualModelSection};
 use crate::config::runtime::ModelCatalog;
 use crate::config::validate::Diags;
-use crate::glob::Glob;
 use crate::providers::Timeouts;
 
 pub fn build(
@@ -148,13 +147,7 @@ fn build_one(
         .routes
         .iter()
         .map(|r| Route {
-            when: When {
-                models: r.when.models.iter().map(|m| Glob::new(m)).collect(),
-                metadata: r.when.metadata.clone(),
-                subjects: r.when.subjects.iter().map(|m| Glob::new(m)).collect(),
-                teams: r.when.teams.clone(),
-                groups: r.when.groups.clone(),
-            },
+            when: When::from_section(&r.when),
             // A route without its own strategy uses the virtual model's.
             plan: plan(r.strategy.or(sec.strategy), &r.targets),
         })
@@ -176,7 +169,7 @@ fn target(
         (TargetKind::Virtual(v.clone()), Arc::<str>::from(model), None, None)
     } else if let Some(p) = catalog.resolve(model) {
         let label = p.canonical.clone();
-        let price = p.price.map(|(i, o)| i + o);
+        let price = p.price.map(|p| p.usd_per_mtok());
         let timeouts = p.provider.timeouts;
         (TargetKind::Physical(p), label, price, Some(timeouts))
     } else if names.contains(&model) {

@@ -70,6 +70,8 @@ pub struct Exec<'a> {
     pub metadata: &'a BTreeMap<String, String>,
     pub request: &'a RawObject<'a>,
     pub stream: bool,
+    /// Ask a stream to report usage (for settlement) even if the client did not.
+    pub want_usage: bool,
     pub max_response_size: usize,
     pub attempts: Vec<Attempt>,
     /// Time spent waiting on upstreams (attempts, not backoff sleeps).
@@ -94,6 +96,7 @@ pub async fn call_physical(
             upstream_model: &target.upstream_model,
             request: x.request,
             stream: x.stream,
+            want_usage: x.want_usage,
             max_response_size: x.max_response_size,
             overrides: pt.map_or(&[][..], |p| &p.overrides[..]),
             timeouts: pt.and_then(|p| p.timeouts),

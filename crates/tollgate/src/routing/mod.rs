@@ -19,7 +19,6 @@ use std::time::Duration;
 
 use crate::config::file::Strategy;
 use crate::config::runtime::{Principal, Target};
-use crate::glob::Glob;
 use crate::providers::Timeouts;
 use budget::RetryBudget;
 use health::{BreakerSettings, TargetHealth};
@@ -92,25 +91,7 @@ impl Default for FallbackPolicy {
     }
 }
 
-/// The condition of a route; every listed part must match.
-#[derive(Debug, Default)]
-pub struct When {
-    pub models: Vec<Glob>,
-    pub metadata: BTreeMap<String, String>,
-    pub subjects: Vec<Glob>,
-    pub teams: Vec<String>,
-    pub groups: Vec<String>,
-}
-
-impl When {
-    pub fn matches(&self, requested: &str, principal: Option<&Principal>, metadata: &BTreeMap<String, String>) -> bool {
-        (self.models.is_empty() || self.models.iter().any(|g| g.matches(requested)))
-            && self.metadata.iter().all(|(k, v)| metadata.get(k) == Some(v))
-            && (self.subjects.is_empty() || principal.is_some_and(|p| self.subjects.iter().any(|g| g.matches(&p.id))))
-            && (self.teams.is_empty() || metadata.get("team").is_some_and(|t| self.teams.contains(t)))
-            && (self.groups.is_empty() || principal.is_some_and(|p| p.groups.iter().any(|g| self.groups.contains(g))))
-    }
-}
+pub use crate::matching::When;
 
 impl VirtualModel {
     /// The plan for this request: the first matching route, else the default.

@@ -1,0 +1,219 @@
+//! Rate limits (stage 5): every rule whose `when` matches applies, each with
+//! its own counter per `limit_by` key. Request units take 1 at admission;
+//! token units reserve an estimate (prompt estimate + the output allowance)
+//! and settle to the real usage when it is known, giving back the rest.
+//!
+//! Counters live in memory outside the config snapshot (`Counters`), so a
+//! reload keeps them, and a rule whose limit changes applies the new limit
+//! to the same count.
+
+pub mod window;
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use dashmap::DashMap;
+
+use crate::config::file::{RateLimitSection, RateUnit};
+use crate::config::validate::Diags;
+use crate::matching::{Facts, KeyPart, When, counter_key, describe_key};
+use crate::wire::openai::Usage;
+use window::Window;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Measure {
+    Requests,
+    Tokens,
+    InputTokens,
+    OutputTokens,
+}
+
+#[derive(Debug)]
+pub struct RateRule {
+    pub id: Arc<str>,
+    pub when: When,
+    pub key: Vec<KeyPart>,
+    pub measure: Measure,
+    pub span: Duration,
+    pub limit: u64,
+}
+
+/// Token counts known at admission.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Estimate {
+    pub prompt: u64,
+    /// The most output the request allows (`max_tokens`, or the default allowance).
+    pub max_output: u64,
+}
+
+/// A refusal: which rule, for which key, and when to come back.
+#[derive(Debug)]
+pub struct Refusal {
+    pub rule: Arc<str>,
+    pub key: String,
+    pub limit: u64,
+    pub unit: &'static str,
+    /// `None`: this request alone is larger than the limit.
+    pub retry_after: Option<Duration>,
+}
+
+pub fn build(sections: &[RateLimitSection], d: &mut Diags) -> Vec<RateRule> {
+    let mut seen = std::collections::HashSet::new();
+    sections
+        .iter()
+        .filter_map(|s| {
+            if !seen.insert(s.id.value.as_str()) {
+                d.at(&s.id, format!("duplicate rate limit id `{}`", s.id.value), "give every rule its own id");
+            }
+            if s.limit == 0 {
+                d.at(&s.id, "a rate limit of 0 refuses everything", "remove the rule's models from the key instead, or set a positive limit");
+            }
+            let (measure, span) = unit(s.unit);
+            Some(RateRule {
+                id: s.id.value.as_str().into(),
+                when: When::from_section(&s.when),
+                key: KeyPart::parse_all(&s.limit_by, d),
+                measure,
+                span,
+                limit: s.limit,
+            })
+        })
+        .collect()
+}
+
+fn unit(u: RateUnit) -> (Measure, Duration) {
+    use RateUnit::*;
+    const M: Duration = Duration::from_secs(60);
+    const H: Duration = Duration::from_secs(3600);
+    const D: Duration = Duration::from_secs(86_400);
+    match u {
+        RequestsPerMinute => (Measure::Requests, M),
+        RequestsPerHour => (Measure::Requests, H),
+        RequestsPerDay => (Measure::Requests, D),
+        TokensPerMinute => (Measure::Tokens, M),
+        TokensPerHour => (Measure::Tokens, H),
+        TokensPerDay => (Measure::Tokens, D),
+        InputTokensPerMinute => (Measure::InputTokens, M),
+        InputTokensPerHour => (Measure::InputTokens, H),
+        InputTokensPerDay => (Measure::InputTokens, D),
+        OutputTokensPerMinute => (Measure::OutputTokens, M),
+        OutputTokensPerHour => (Measure::OutputTokens, H),
+        OutputTokensPerDay => (Measure::OutputTokens, D),
+    }
+}
+
+impl Measure {
+    fn label(self) -> &'static str {
+        match self {
+            Measure::Requests => "requests",
+            Measure::Tokens => "tokens",
+            Measure::InputTokens => "input tokens",
+            Measure::OutputTokens => "output tokens",
+        }
+    }
+
+    fn reserve(self, e: &Estimate) -> u64 {
+        match self {
+            Measure::Requests => 1,
+            Measure::Tokens => e.prompt + e.max_output,
+            Measure::InputTokens => e.prompt,
+            Measure::OutputTokens => e.max_output,
+        }
+    }
+
+    fn actual(self, u: &Usage) -> u64 {
+        match self {
+            Measure::Requests => 1,
+            Measure::Tokens => u.prompt_tokens + u.completion_tokens,
+            Measure::InputTokens => u.prompt_tokens,
+            Measure::OutputTokens => u.completion_tokens,
+        }
+    }
+}
+
+/// Every counter, by rule id and key. Kept across reloads.
+#[derive(Debug, Clone, Default)]
+pub struct Counters {
+    map: Arc<DashMap<String, Arc<Window>>>,
+}
+
+impl Counters {
+    fn window(&self, key: String, span: Duration) -> Arc<Window> {
+        if let Some(w) = self.map.get(&key) {
+            return w.clone();
+        }
+        self.map.entry(key).or_insert_with(|| Arc::new(Window::new(span))).clone()
+    }
+
+    /// Current use of every counter: (key, used), for the admin API.
+    pub fn snapshot(&self) -> Vec<(String, u64)> {
+        let now = now_ms();
+        let mut v: Vec<(String, u64)> = self.map.iter().map(|e| (describe_key(e.key()), e.value().used(now))).collect();
+        v.sort();
+        v
+    }
+}
+
+pub fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+/// What one rule took from one counter for one request. Settles to the
+/// real usage; dropped unsettled (an error, a cancelled call), it gives
+/// back any tokens it reserved, so a reservation can never leak.
+pub struct RateHold {
+    window: Arc<Window>,
+    measure: Measure,
+    index: u64,
+    reserved: u64,
+    settled: bool,
+}
+
+impl RateHold {
+    pub fn settle(&mut self, usage: Option<&Usage>) {
+        if std::mem::replace(&mut self.settled, true) || self.measure == Measure::Requests {
+            return;
+        }
+        let actual = usage.map_or(0, |u| self.measure.actual(u));
+        let delta = actual as i64 - self.reserved as i64;
+        if delta != 0 {
+            self.window.adjust(self.index, delta, now_ms());
+        }
+    }
+}
+
+impl Drop for RateHold {
+    fn drop(&mut self) {
+        self.settle(None);
+    }
+}
+
+/// Admits a request against every matching rule, or refuses it with the
+/// first rule it would exceed (undoing what earlier rules took).
+pub fn admit(rules: &[RateRule], counters: &Counters, facts: &Facts<'_>, est: &Estimate) -> Result<Vec<RateHold>, Refusal> {
+    let mut holds = Vec::new();
+    let now = now_ms();
+    for rule in rules.iter().filter(|r| r.when.matches_facts(facts)) {
+        let key = counter_key(&rule.id, &rule.key, facts);
+        let window = counters.window(key.clone(), rule.span);
+        let amount = rule.measure.reserve(est);
+        match window.try_take(amount, rule.limit, now) {
+            Ok(index) => holds.push(RateHold { window, measure: rule.measure, index, reserved: amount, settled: false }),
+            Err(retry_after) => {
+                // Undo earlier takes of this request: a refused request costs no quota.
+                for mut h in holds {
+                    h.window.adjust(h.index, -(h.reserved as i64), now);
+                    h.settled = true;
+                }
+                return Err(Refusal {
+                    rule: rule.id.clone(),
+                    key: describe_key(&key),
+                    limit: rule.limit,
+                    unit: rule.measure.label(),
+                    retry_after,
+                });
+            }
+        }
+    }
+    Ok(holds)
+}

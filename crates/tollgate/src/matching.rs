@@ -1,0 +1,120 @@
+//! What policy rules match on and count by: the `when` conditions shared by
+//! routes, rate limits and budgets, and the `limit_by` key of a counter.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+
+use crate::config::file::WhenSection;
+use crate::config::loc::Loc;
+use crate::config::runtime::Principal;
+use crate::config::validate::Diags;
+use crate::glob::Glob;
+
+/// What is known about a request when rules are checked.
+pub struct Facts<'a> {
+    /// The model name as the client sent it.
+    pub requested: &'a str,
+    /// The resolved name: a virtual model's name or `<provider>/<model>`.
+    pub model: &'a str,
+    pub principal: Option<&'a Principal>,
+    pub metadata: &'a BTreeMap<String, String>,
+}
+
+/// The condition of a rule; every listed part must match.
+#[derive(Debug, Default)]
+pub struct When {
+    pub models: Vec<Glob>,
+    pub metadata: BTreeMap<String, String>,
+    pub subjects: Vec<Glob>,
+    pub teams: Vec<String>,
+    pub groups: Vec<String>,
+}
+
+impl When {
+    pub fn from_section(w: &WhenSection) -> When {
+        When {
+            models: w.models.iter().map(|m| Glob::new(m)).collect(),
+            metadata: w.metadata.clone(),
+            subjects: w.subjects.iter().map(|m| Glob::new(m)).collect(),
+            teams: w.teams.clone(),
+            groups: w.groups.clone(),
+        }
+    }
+
+    /// Models are matched against the requested name.
+    pub fn matches(&self, requested: &str, principal: Option<&Principal>, metadata: &BTreeMap<String, String>) -> bool {
+        (self.models.is_empty() || self.models.iter().any(|g| g.matches(requested)))
+            && self.rest_matches(principal, metadata)
+    }
+
+    /// Models are matched against the requested and the resolved name.
+    pub fn matches_facts(&self, f: &Facts<'_>) -> bool {
+        (self.models.is_empty() || self.models.iter().any(|g| g.matches(f.requested) || g.matches(f.model)))
+            && self.rest_matches(f.principal, f.metadata)
+    }
+
+    fn rest_matches(&self, principal: Option<&Principal>, metadata: &BTreeMap<String, String>) -> bool {
+        self.metadata.iter().all(|(k, v)| metadata.get(k) == Some(v))
+            && (self.subjects.is_empty() || principal.is_some_and(|p| self.subjects.iter().any(|g| g.matches(&p.id))))
+            && (self.teams.is_empty() || metadata.get("team").is_some_and(|t| self.teams.contains(t)))
+            && (self.groups.is_empty() || principal.is_some_and(|p| p.groups.iter().any(|g| self.groups.contains(g))))
+    }
+}
+
+/// One part of a counter key (`limit_by`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyPart {
+    Subject,
+    Model,
+    Provider,
+    Team,
+    Metadata(String),
+}
+
+impl KeyPart {
+    pub fn parse_all(parts: &[Loc<String>], d: &mut Diags) -> Vec<KeyPart> {
+        parts
+            .iter()
+            .filter_map(|p| match p.value.as_str() {
+                "subject" => Some(KeyPart::Subject),
+                "model" => Some(KeyPart::Model),
+                "provider" => Some(KeyPart::Provider),
+                "team" => Some(KeyPart::Team),
+                other => match other.strip_prefix("metadata.") {
+                    Some(k) if !k.is_empty() => Some(KeyPart::Metadata(k.to_string())),
+                    _ => {
+                        d.at(p, format!("`{other}` is not a limit_by value"), "use subject, model, provider, team or metadata.<key>");
+                        None
+                    }
+                },
+            })
+            .collect()
+    }
+
+    fn value<'a>(&self, f: &'a Facts<'_>) -> &'a str {
+        match self {
+            KeyPart::Subject => f.principal.map_or("-", |p| p.id.as_str()),
+            KeyPart::Model => f.model,
+            KeyPart::Provider => f.model.split_once('/').map_or("-", |(p, _)| p),
+            KeyPart::Team => f.metadata.get("team").map_or("-", String::as_str),
+            KeyPart::Metadata(k) => f.metadata.get(k).map_or("-", String::as_str),
+        }
+    }
+}
+
+/// The counter key of a rule for a request: the rule id and each
+/// `limit_by` value, separated by NUL (which no header value can contain).
+pub fn counter_key(rule: &str, parts: &[KeyPart], f: &Facts<'_>) -> String {
+    let mut k = String::with_capacity(rule.len() + 24 * parts.len());
+    k.push_str(rule);
+    for p in parts {
+        k.push('\0');
+        let _ = k.write_str(p.value(f));
+    }
+    k
+}
+
+/// A key as people read it: `rule[team=payments, metadata.project_id=p1]`.
+pub fn describe_key(key: &str) -> String {
+    key.replace('\0', "|")
+}
