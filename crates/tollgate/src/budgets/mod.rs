@@ -137,6 +137,8 @@ pub struct AccountRow {
     pub key: String,
     pub period: u64,
     pub spent: u64,
+    /// Reserved by requests in flight (not persisted).
+    pub reserved: u64,
 }
 
 impl Ledger {
@@ -154,7 +156,7 @@ impl Ledger {
             .iter()
             .map(|e| {
                 let s = e.value().lock();
-                AccountRow { key: e.key().clone(), period: s.period, spent: s.spent }
+                AccountRow { key: e.key().clone(), period: s.period, spent: s.spent, reserved: s.reserved }
             })
             .collect();
         rows.sort_by(|a, b| a.key.cmp(&b.key));

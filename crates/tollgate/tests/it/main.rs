@@ -10,4 +10,5 @@ mod errors;
 mod examples;
 mod reload;
 mod routing;
+mod spend;
 mod upstream_faults;

@@ -1,0 +1,192 @@
+//! Rate limits and budgets through the real router: exact counts, refusals
+//! that name the rule, reservations that never leak under concurrency,
+//! errors, timeouts and disconnects, streams charged for what they used.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::Method;
+use http_body_util::BodyExt;
+use serde_json::{Value, json};
+use testkit::MockUpstream;
+
+use crate::common::*;
+
+const PRICED: &str = "  - name: priced\n    type: mock\n    mock: { prompt_tokens: 5, completion_tokens: 1000, chunk_delay: 30ms }\n    models: [{ name: m, input_cost_per_mtok: 1.0, output_cost_per_mtok: 1.0 }]\n";
+
+fn with_rules(up: &MockUpstream, rules: &str) -> String {
+    format!("{}{rules}", config(&up.base_url(), PRICED))
+}
+
+async fn post(h: &Harness, body: &Value, metadata: &str) -> Resp {
+    h.send(Method::POST, &h.url("/v1/chat/completions"), Some(MASTER), &[("x-tollgate-metadata", metadata)], body.to_string()).await
+}
+
+#[tokio::test]
+async fn request_limits_are_exact_per_key_and_name_the_rule() {
+    let up = MockUpstream::start().await;
+    let rules = "rate_limits:\n  - { id: per-project, limit_by: [metadata.project_id], unit: requests_per_minute, limit: 5 }\n";
+    let h = Harness::start(&with_rules(&up, rules)).await;
+    let body = json!({ "model": "mock/echo", "messages": user("hi") });
+    let mut statuses = Vec::new();
+    for _ in 0..8 {
+        statuses.push(post(&h, &body, r#"{"project_id":"p1"}"#).await);
+    }
+    let ok = statuses.iter().filter(|r| r.status == 200).count();
+    assert_eq!(ok, 5, "exactly the limit");
+    let refused = statuses.last().unwrap();
+    assert_eq!(refused.status, 429);
+    assert_eq!(refused.header("x-tollgate-limit"), Some("per-project"));
+    let retry: u64 = refused.header("retry-after").unwrap().parse().unwrap();
+    assert!((1..=60).contains(&retry), "{retry}");
+    assert_eq!(refused.json()["error"]["code"], "rate_limit_exceeded");
+    assert!(refused.error_message().contains("rate limit `per-project`"), "{}", refused.error_message());
+    assert_eq!(post(&h, &body, r#"{"project_id":"p2"}"#).await.status, 200, "another key has its own counter");
+}
+
+#[tokio::test]
+async fn every_matching_rule_applies_and_a_refusal_costs_no_quota() {
+    let up = MockUpstream::start().await;
+    let rules = "rate_limits:\n  - { id: wide, unit: requests_per_minute, limit: 100 }\n  - { id: echo-only, when: { models: [\"mock/echo\"] }, unit: requests_per_minute, limit: 2 }\n";
+    let h = Harness::start(&with_rules(&up, rules)).await;
+    let echo = json!({ "model": "mock/echo", "messages": user("hi") });
+    let other = json!({ "model": "mock/embed", "messages": user("hi") });
+    assert_eq!(post(&h, &echo, "{}").await.status, 200);
+    assert_eq!(post(&h, &echo, "{}").await.status, 200);
+    for _ in 0..5 {
+        let r = post(&h, &echo, "{}").await;
+        assert_eq!(r.header("x-tollgate-limit"), Some("echo-only"));
+    }
+    assert_eq!(post(&h, &other, "{}").await.status, 200, "the narrow rule does not match other models");
+    let used: Vec<(String, u64)> = h.live.shared().counters.snapshot();
+    let wide = used.iter().find(|(k, _)| k == "wide").map(|(_, n)| *n);
+    assert_eq!(wide, Some(3), "refused requests were given back to the wide rule: {used:?}");
+}
+
+#[tokio::test]
+async fn token_limits_reserve_then_settle_to_real_usage() {
+    let up = MockUpstream::start().await;
+    // Each call really uses 1005 tokens; it reserves the prompt estimate + 1000.
+    let rules = "rate_limits:\n  - { id: tokens, unit: tokens_per_minute, limit: 5100 }\n";
+    let h = Harness::start(&with_rules(&up, rules)).await;
+    let body = json!({ "model": "priced/m", "max_tokens": 1000, "messages": user("hi") });
+    let mut ok = 0;
+    for _ in 0..8 {
+        if post(&h, &body, "{}").await.status == 200 {
+            ok += 1;
+        }
+    }
+    assert_eq!(ok, 5, "5 × 1005 fit in 5100, a sixth reservation does not");
+    let used = h.live.shared().counters.snapshot();
+    assert_eq!(used, vec![("tokens".to_string(), 5 * 1005)], "settled to real usage");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_requests_never_overspend_and_leak_no_reservation() {
+    let up = MockUpstream::start().await;
+    // $0.01 budget; each call costs 1005 tokens × $1/Mtok = $0.001005.
+    let rules = "budgets:\n  - { id: team-daily, limit_by: [metadata.team], unit: cost_per_day, limit: 0.01, alert_at: [0.5, 1.0] }\n";
+    let h = Arc::new(Harness::start(&with_rules(&up, rules)).await);
+    let mut tasks = Vec::new();
+    for i in 0..240 {
+        let h = h.clone();
+        tasks.push(tokio::spawn(async move {
+            let text = match i % 4 {
+                0 => "fail please [mock:status=503]",
+                _ => "hi",
+            };
+            let stream = i % 3 == 0;
+            let body = json!({ "model": "priced/m", "max_tokens": 1000, "stream": stream, "messages": user(text) });
+            if i % 5 == 0 {
+                // A client that goes away after the first chunk.
+                let req = http::Request::builder()
+                    .method(Method::POST)
+                    .uri(h.url("/v1/chat/completions"))
+                    .header("authorization", format!("Bearer {MASTER}"))
+                    .header("x-tollgate-metadata", r#"{"team":"t1"}"#)
+                    .body(http_body_util::Full::new(bytes::Bytes::from(json!({ "model": "priced/m", "max_tokens": 1000, "stream": true, "messages": user("go") }).to_string())))
+                    .unwrap();
+                if let Ok(resp) = h.client.request(req).await {
+                    let mut b = resp.into_body();
+                    let _ = b.frame().await;
+                }
+                return 0u16;
+            }
+            post(&h, &body, r#"{"team":"t1"}"#).await.status.as_u16()
+        }));
+    }
+    let mut statuses = Vec::new();
+    for t in tasks {
+        statuses.push(t.await.unwrap());
+    }
+    let ledger = h.live.shared().ledger.clone();
+    eventually("every reservation is released", async || ledger.export().iter().all(|a| a.reserved == 0)).await;
+    let account = ledger.export().into_iter().find(|a| a.key.starts_with("team-daily")).unwrap();
+    assert!(account.spent <= 10_000_000, "spend {} exceeds the $0.01 limit", account.spent);
+    assert!(account.spent > 5_000_000, "the budget was actually used: {}", account.spent);
+    assert!(statuses.iter().any(|s| *s == 429), "some requests were refused");
+    assert!(ledger.events().iter().any(|e| e.kind == "budget_threshold" && e.threshold == 0.5), "{:?}", ledger.events());
+    // Once spent, the budget refuses with its name and a reset time.
+    let r = post(&h, &json!({ "model": "priced/m", "max_tokens": 1000, "messages": user("hi") }), r#"{"team":"t1"}"#).await;
+    assert_eq!(r.status, 429);
+    assert_eq!(r.header("x-tollgate-budget"), Some("team-daily"));
+    assert_eq!(r.json()["error"]["code"], "budget_exceeded");
+    assert!(r.header("retry-after").is_some());
+    // Another team has its own account.
+    let r = post(&h, &json!({ "model": "priced/m", "max_tokens": 1000, "messages": user("hi") }), r#"{"team":"t2"}"#).await;
+    assert_eq!(r.status, 200);
+}
+
+#[tokio::test]
+async fn streams_are_charged_their_usage_and_cancelled_streams_what_they_delivered() {
+    let up = MockUpstream::start().await;
+    let rules = "budgets:\n  - { id: total, unit: cost_total, limit: 100.0 }\n";
+    let h = Harness::start(&with_rules(&up, rules)).await;
+    let ledger = h.live.shared().ledger.clone();
+    let spent = || ledger.export().first().map_or(0, |a| a.spent);
+
+    // A full stream: charged the usage the provider reported, which the
+    // client (who did not ask for it) does not see.
+    let r = post(&h, &json!({ "model": "priced/m", "stream": true, "messages": user("one two three") }), "{}").await;
+    let text = r.text();
+    assert!(text.ends_with("data: [DONE]\n\n"));
+    assert!(!text.contains("\"usage\""), "the gateway's usage request stays hidden: {text}");
+    assert_eq!(spent(), 1_005_000);
+
+    // A client that asked for usage still gets it.
+    let r = post(&h, &json!({ "model": "priced/m", "stream": true, "stream_options": { "include_usage": true }, "messages": user("x") }), "{}").await;
+    assert!(r.text().contains("\"completion_tokens\":1000"));
+    assert_eq!(spent(), 2_010_000);
+
+    // A stream the client abandons after the first chunk: charged for what
+    // was delivered (the prompt estimate and little output), not the worst case.
+    let req = http::Request::builder()
+        .method(Method::POST)
+        .uri(h.url("/v1/chat/completions"))
+        .header("authorization", format!("Bearer {MASTER}"))
+        .body(http_body_util::Full::new(bytes::Bytes::from(
+            json!({ "model": "priced/m", "stream": true, "messages": user("a b c d e f g h i j k l m n o p") }).to_string(),
+        )))
+        .unwrap();
+    let resp = h.client.request(req).await.unwrap();
+    let mut body = resp.into_body();
+    let _ = body.frame().await;
+    drop(body);
+    let before = 2_010_000;
+    eventually("the cancelled stream settles", async || ledger.export()[0].reserved == 0).await;
+    let charged = spent() - before;
+    assert!(charged > 0 && charged < 100_000, "charged {charged} nano-dollars for a few delivered tokens");
+}
+
+#[tokio::test]
+async fn warn_mode_lets_requests_through_and_reports() {
+    let up = MockUpstream::start().await;
+    let rules = "budgets:\n  - { id: soft, unit: tokens_per_day, limit: 10, mode: warn }\n";
+    let h = Harness::start(&with_rules(&up, rules)).await;
+    for _ in 0..3 {
+        assert_eq!(post(&h, &json!({ "model": "priced/m", "messages": user("hi") }), "{}").await.status, 200);
+    }
+    let events = h.live.shared().ledger.events();
+    assert_eq!(events.iter().filter(|e| e.kind == "budget_exceeded_warn").count(), 1, "{events:?}");
+    tokio::time::sleep(Duration::from_millis(1)).await;
+}
