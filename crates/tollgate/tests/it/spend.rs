@@ -38,7 +38,8 @@ async fn request_limits_are_exact_per_key_and_name_the_rule() {
     assert_eq!(refused.status, 429);
     assert_eq!(refused.header("x-tollgate-limit"), Some("per-project"));
     let retry: u64 = refused.header("retry-after").unwrap().parse().unwrap();
-    assert!((1..=60).contains(&retry), "{retry}");
+    // Sliding window: the previous minute still counts for a while into the next.
+    assert!((1..=120).contains(&retry), "{retry}");
     assert_eq!(refused.json()["error"]["code"], "rate_limit_exceeded");
     assert!(refused.error_message().contains("rate limit `per-project`"), "{}", refused.error_message());
     assert_eq!(post(&h, &body, r#"{"project_id":"p2"}"#).await.status, 200, "another key has its own counter");
