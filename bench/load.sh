@@ -140,6 +140,7 @@ printf '%s' '{"model":"gpt-4o-mini","stream":true,"messages":[{"role":"user","co
 
 cat >"$TMP/tollgate.yaml" <<EOF
 server: { listen: "127.0.0.1:$GW_PORT", admin_listen: "127.0.0.1:$ADMIN_PORT" }
+store: { url: "memory://" }
 auth:
   master_key: "$MASTER_KEY"
 providers:

@@ -257,6 +257,8 @@ server:
   listen: "127.0.0.1:{port}"
   admin_listen: "127.0.0.1:{admin_port}"
   max_body_size: {max_body}
+store:
+  url: "memory://"
 auth:
   master_key: "${{TG_MASTER}}"
   keys:

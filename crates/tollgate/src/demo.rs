@@ -21,6 +21,7 @@ use crate::server::Gateway;
 
 const DEMO_CONFIG: &str = r#"
 server: { listen: "127.0.0.1:0", admin_listen: "127.0.0.1:0" }
+store: { url: "memory://" }
 auth:
   master_key: "${DEMO_MASTER_KEY}"
   keys:

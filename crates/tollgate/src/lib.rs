@@ -13,6 +13,7 @@
 //!   pooled HTTP clients and the stream relay.
 //! - [`wire`]: I/O-free wire formats: passthrough JSON, SSE framing, OpenAI shapes.
 //! - [`server`]: the data-plane and admin-plane routers and listeners.
+//! - [`store`]: durable state (SQLite), loaded at start and written behind.
 //! - [`error`]: request-path errors and their single mapping to HTTP.
 //! - [`demo`]: `tollgate demo`, a guided tour against the mock provider.
 
@@ -28,4 +29,5 @@ pub mod pricing;
 pub mod providers;
 pub mod routing;
 pub mod server;
+pub mod store;
 pub mod wire;

@@ -50,6 +50,8 @@ pub struct ServerSettings {
     pub admin_listen: SocketAddr,
     pub max_body_size: usize,
     pub max_response_size: usize,
+    /// Opened at start-up; a change takes effect at the next restart.
+    pub store: crate::store::StoreUrl,
 }
 
 /// Who the gateway recognises. Secrets are held only as SHA-256 digests.

@@ -124,7 +124,15 @@ fn server(file: &ConfigFile, d: &mut Diags) -> Option<ServerSettings> {
     if s.max_body_size.0 < 1024 {
         d.at(&s.listen, "server.max_body_size is below 1KiB", "use at least 1KiB");
     }
+    let store = match crate::store::StoreUrl::parse(&file.store.url.value) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            d.at(&file.store.url, e, "");
+            None
+        }
+    };
     Some(ServerSettings {
+        store: store?,
         listen: listen?,
         admin_listen: admin?,
         max_body_size: usize::try_from(s.max_body_size.0).unwrap_or(usize::MAX),

@@ -7,6 +7,7 @@ pub mod data;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::response::Response;
@@ -16,6 +17,8 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::config::reload::Live;
+use crate::store::Store;
+use crate::store::writer::Writer;
 use crate::wire::openai::error_body;
 
 /// State shared by every handler. The config snapshot inside `live` is
@@ -59,6 +62,11 @@ impl Gateway {
     /// Binds the listeners named in the current snapshot and starts serving.
     pub async fn start(live: Arc<Live>) -> std::io::Result<Gateway> {
         let snap = live.snapshot();
+        // Durable state first: spend recorded before a restart counts again
+        // before the first request is admitted.
+        let store = Store::open(&snap.server.store).map_err(std::io::Error::other)?;
+        let shared = live.shared();
+        shared.ledger.import(store.load_spend().map_err(std::io::Error::other)?);
         let data = TcpListener::bind(snap.server.listen).await?;
         let admin = TcpListener::bind(snap.server.admin_listen).await?;
         let app = Arc::new(App { live, ids: RequestIds::default(), ready: AtomicBool::new(false) });
@@ -67,7 +75,12 @@ impl Gateway {
         let data_addr = data.local_addr()?;
         let admin_addr = admin.local_addr()?;
         tasks.spawn(serve(data, data::router(app.clone()), rx.clone()));
-        tasks.spawn(serve(admin, admin::router(app.clone()), rx));
+        tasks.spawn(serve(admin, admin::router(app.clone()), rx.clone()));
+        let writer = Writer::new(Arc::new(store), shared.ledger.clone());
+        tasks.spawn(async move {
+            writer.run(Duration::from_secs(1), rx).await;
+            Ok(())
+        });
         app.ready.store(true, Ordering::Release);
         for w in &snap.warnings {
             tracing::warn!(warning = %w, "config");

@@ -77,7 +77,7 @@ fn serve_reloads_on_sighup_and_drains_on_sigterm() {
         std::fs::write(
             &cfg,
             format!(
-                "server: {{ listen: \"127.0.0.1:{port}\", admin_listen: \"127.0.0.1:{admin}\" }}\nauth: {{ master_key: \"${{TG_TEST_MASTER}}\" }}\nproviders: [ {{ name: m, type: mock, models: [{models}] }} ]\n"
+                "server: {{ listen: \"127.0.0.1:{port}\", admin_listen: \"127.0.0.1:{admin}\" }}\nstore: {{ url: \"memory://\" }}\nauth: {{ master_key: \"${{TG_TEST_MASTER}}\" }}\nproviders: [ {{ name: m, type: mock, models: [{models}] }} ]\n"
             ),
         )
         .unwrap()

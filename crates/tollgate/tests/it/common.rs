@@ -78,6 +78,12 @@ impl Harness {
     pub async fn start(yaml: &str) -> Harness {
         let dir = tempfile::tempdir().expect("tempdir");
         let config_path = dir.path().join("tollgate.yaml");
+        // Keep the store out of the working directory.
+        let yaml = if yaml.contains("\nstore:") {
+            yaml.to_string()
+        } else {
+            format!("{yaml}\nstore: {{ url: \"sqlite://{}\" }}\n", dir.path().join("tollgate.db").display())
+        };
         std::fs::write(&config_path, yaml).expect("write config");
         let live = Live::new(Source::File(config_path.clone()), Shared::default()).unwrap_or_else(|e| panic!("{e}"));
         live.spawn_watchers(true);

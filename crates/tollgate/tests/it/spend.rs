@@ -191,3 +191,43 @@ async fn warn_mode_lets_requests_through_and_reports() {
     assert_eq!(events.iter().filter(|e| e.kind == "budget_exceeded_warn").count(), 1, "{events:?}");
     tokio::time::sleep(Duration::from_millis(1)).await;
 }
+
+#[tokio::test]
+async fn spend_survives_a_restart() {
+    use tollgate::config::reload::{Live, Source};
+    use tollgate::config::runtime::Shared;
+    use tollgate::server::Gateway;
+
+    let up = MockUpstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let rules = format!(
+        "budgets:\n  - {{ id: total, unit: cost_total, limit: 0.003 }}\nstore: {{ url: \"sqlite://{}\" }}\n",
+        dir.path().join("spend.db").display()
+    );
+    let cfg = dir.path().join("tollgate.yaml");
+    std::fs::write(&cfg, with_rules(&up, &rules)).unwrap();
+    let body = json!({ "model": "priced/m", "max_tokens": 1000, "messages": user("hi") }).to_string();
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build_http();
+    let call = async |addr: std::net::SocketAddr| -> u16 {
+        let req = http::Request::builder()
+            .method(Method::POST)
+            .uri(format!("http://{addr}/v1/chat/completions"))
+            .header("authorization", format!("Bearer {MASTER}"))
+            .body(http_body_util::Full::new(bytes::Bytes::from(body.clone())))
+            .unwrap();
+        client.request(req).await.unwrap().status().as_u16()
+    };
+
+    let live = Live::new(Source::File(cfg.clone()), Shared::default()).unwrap();
+    let gw = Gateway::start(live).await.unwrap();
+    assert_eq!(call(gw.data_addr).await, 200);
+    assert_eq!(call(gw.data_addr).await, 200);
+    gw.shutdown().await; // the final flush writes the spend
+
+    // A new process: fresh memory, same store.
+    let live = Live::new(Source::File(cfg), Shared::default()).unwrap();
+    let gw = Gateway::start(live.clone()).await.unwrap();
+    assert_eq!(live.shared().ledger.export()[0].spent, 2 * 1_005_000, "spend was restored before serving");
+    assert_eq!(call(gw.data_addr).await, 429, "$0.00201 spent + a $0.00101 worst case passes the $0.003 budget");
+    gw.shutdown().await;
+}

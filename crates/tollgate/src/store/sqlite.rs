@@ -1,0 +1,89 @@
+//! The embedded SQLite store: one connection, WAL journal, schema migrations
+//! by `user_version`. Only the background writer and start-up touch it.
+
+use std::path::Path;
+use std::sync::Mutex;
+
+use rusqlite::{Connection, params};
+
+use crate::budgets::AccountRow;
+
+/// Each entry migrates the schema from version i to i + 1.
+const MIGRATIONS: &[&str] = &["CREATE TABLE budget_spend (
+        key TEXT PRIMARY KEY,
+        period INTEGER NOT NULL,
+        spent_nanos INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL DEFAULT (unixepoch())
+    );"];
+
+pub struct SqliteStore {
+    conn: Mutex<Connection>,
+}
+
+fn err(e: rusqlite::Error) -> String {
+    format!("sqlite: {e}")
+}
+
+impl SqliteStore {
+    pub fn open(path: &Path) -> Result<SqliteStore, String> {
+        let conn = Connection::open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+        conn.pragma_update(None, "journal_mode", "WAL").map_err(err)?;
+        conn.pragma_update(None, "synchronous", "NORMAL").map_err(err)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(err)?;
+        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(err)?;
+        let version = usize::try_from(version).unwrap_or(usize::MAX);
+        if version > MIGRATIONS.len() {
+            return Err(format!(
+                "{} was written by a newer tollgate (schema {version}, this build knows {})",
+                path.display(),
+                MIGRATIONS.len()
+            ));
+        }
+        for (i, m) in MIGRATIONS.iter().enumerate().skip(version) {
+            let tx = conn.unchecked_transaction().map_err(err)?;
+            tx.execute_batch(m).map_err(err)?;
+            tx.pragma_update(None, "user_version", (i + 1) as i64).map_err(err)?;
+            tx.commit().map_err(err)?;
+        }
+        Ok(SqliteStore { conn: Mutex::new(conn) })
+    }
+
+    fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
+        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn load_spend(&self) -> Result<Vec<AccountRow>, String> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare("SELECT key, period, spent_nanos FROM budget_spend").map_err(err)?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok(AccountRow {
+                    key: r.get(0)?,
+                    period: r.get::<_, i64>(1)? as u64,
+                    spent: r.get::<_, i64>(2)? as u64,
+                    reserved: 0,
+                })
+            })
+            .map_err(err)?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(err)
+    }
+
+    /// Upserts rows in one transaction (one writer, batched).
+    pub fn save_spend(&self, rows: &[AccountRow]) -> Result<(), String> {
+        let mut conn = self.conn();
+        let tx = conn.transaction().map_err(err)?;
+        {
+            let mut stmt = tx
+                .prepare_cached(
+                    "INSERT INTO budget_spend (key, period, spent_nanos, updated_at) VALUES (?1, ?2, ?3, unixepoch())
+                     ON CONFLICT(key) DO UPDATE SET period = excluded.period, spent_nanos = excluded.spent_nanos,
+                     updated_at = excluded.updated_at",
+                )
+                .map_err(err)?;
+            for r in rows {
+                stmt.execute(params![r.key, r.period as i64, r.spent.min(i64::MAX as u64) as i64]).map_err(err)?;
+            }
+        }
+        tx.commit().map_err(err)
+    }
+}
