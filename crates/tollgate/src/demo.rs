@@ -27,7 +27,7 @@ auth:
   keys:
     - name: demo-app
       key: "${DEMO_APP_KEY}"
-      models: ["mock/*", "prod/*"]
+      models: ["mock/*", "prod/*", "metered/*"]
       metadata: { team: demo }
 providers:
   - name: mock
@@ -41,10 +41,18 @@ providers:
     type: mock
     mock: { failure: { status: 503, every: 1 } }
     models: [{ name: echo }]
+  - name: metered
+    type: mock
+    mock: { completion_tokens: 800 }
+    models: [{ name: agent, input_cost_per_mtok: 3.0, output_cost_per_mtok: 15.0 }]
   - name: next-gen
     type: mock
     mock: { reply: "an answer from the canary model" }
     models: [{ name: echo }]
+budgets:
+  - { id: agent-loop, when: { models: ["metered/*"] }, limit_by: [metadata.ticket], unit: cost_per_day, limit: 0.05, alert_at: [0.5, 0.8] }
+rate_limits:
+  - { id: per-key, limit_by: [subject], unit: requests_per_minute, limit: 600 }
 virtual_models:
   - name: prod/assistant
     strategy: priority
@@ -185,6 +193,29 @@ impl Tour {
         }
         println!("   50 requests → {}", counts.iter().map(|(m, n)| format!("{m}: {n}")).collect::<Vec<_>>().join(", "));
         ok &= counts.values().sum::<u32>() == 50;
+
+        scene("7. Budgets: an agent stuck in a loop on ticket OPS-42 is stopped at its $0.05 daily budget");
+        let step = json!({ "model": "metered/agent", "max_tokens": 800, "messages": [{ "role": "user", "content": "try again" }] });
+        let mut calls = 0;
+        loop {
+            let mut req = self.request(&step, Some(&self.app_key));
+            req.headers_mut().insert("x-tollgate-metadata", http::HeaderValue::from_static(r#"{"ticket":"OPS-42"}"#));
+            let Ok(resp) = self.client.request(req).await else { return false };
+            let status = resp.status().as_u16();
+            let budget = resp.headers().get("x-tollgate-budget").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+            let body = resp.into_body().collect().await.map(|c| c.to_bytes()).unwrap_or_default();
+            if status != 200 {
+                let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+                println!("   call {}: ← {status} (budget `{budget}`) {}", calls + 1, v.pointer("/error/message").unwrap_or(&Value::Null));
+                ok &= status == 429 && budget == "agent-loop";
+                break;
+            }
+            calls += 1;
+            if calls > 100 {
+                return false;
+            }
+        }
+        println!("   {calls} calls of about $0.012 each went through; the loop was stopped before the budget was passed");
         ok
     }
 

@@ -75,7 +75,7 @@ pub enum GatewayError {
     #[error("rate limit `{}` ({}) allows {} {} per window; {}", .0.rule, .0.key, .0.limit, .0.unit,
         .0.retry_after.map_or("this request alone is larger than that".to_string(), |d| format!("retry in {}s", d.as_secs().max(1))))]
     RateLimited(crate::limits::Refusal),
-    #[error("{}; {}", .0.describe(), .0.resets_at.map_or("it does not reset".to_string(), |t| format!("it resets at unix time {t}")))]
+    #[error("{}; {}", .0.describe(), .0.resets_at.map_or("it does not reset".to_string(), |t| format!("it resets at {}", crate::budgets::period::format_utc(t))))]
     BudgetExceeded(crate::budgets::Refusal),
     #[error("not found: {0}")]
     NotFound(String),

@@ -43,6 +43,13 @@ impl Period {
     }
 }
 
+/// Unix seconds as `2026-11-22T00:00:00Z`.
+pub fn format_utc(secs: u64) -> String {
+    let (y, m, d) = civil_from_days((secs / DAY) as i64);
+    let s = secs % DAY;
+    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", s / 3600, s / 60 % 60, s % 60)
+}
+
 /// Days since 1970-01-01 → (year, month 1–12, day 1–31). Howard Hinnant's
 /// algorithm ("chrono-Compatible Low-Level Date Algorithms").
 pub fn civil_from_days(z: i64) -> (i64, u32, u32) {

@@ -19,6 +19,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/health", get(|| async { json_response(StatusCode::OK, r#"{"status":"ok"}"#) }))
         .route("/admin/config", get(config))
         .route("/admin/config/reload", post(reload))
+        .route("/admin/usage", get(usage))
         .fallback(|| async {
             json_error(StatusCode::NOT_FOUND, "no such admin route", "invalid_request_error", "unknown_route")
         })
@@ -49,6 +50,45 @@ async fn config(State(app): State<Arc<App>>, req: Request) -> Response {
         "warnings": s.warnings,
     });
     json_response(StatusCode::OK, body.to_string())
+}
+
+/// Every rate-limit counter and budget account now, and recent budget events.
+async fn usage(State(app): State<Arc<App>>, req: Request) -> Response {
+    if let Err(r) = require_master(&app, &req) {
+        return r;
+    }
+    let shared = app.live.shared();
+    let snap = app.live.snapshot();
+    let counters: Vec<_> = shared.counters.snapshot().into_iter().map(|(key, used)| json!({ "key": key, "used": used })).collect();
+    let accounts: Vec<_> = shared
+        .ledger
+        .export()
+        .into_iter()
+        .map(|a| {
+            let rule = snap.budgets.iter().find(|b| a.key.split('\0').next() == Some(&*b.id));
+            let cost = rule.is_none_or(|r| r.measure == crate::budgets::Measure::Cost);
+            let (spent, reserved, limit) = if cost {
+                (
+                    json!(crate::pricing::nanos_to_usd(a.spent)),
+                    json!(crate::pricing::nanos_to_usd(a.reserved)),
+                    rule.map(|r| json!(crate::pricing::nanos_to_usd(r.limit))),
+                )
+            } else {
+                (json!(a.spent), json!(a.reserved), rule.map(|r| json!(r.limit)))
+            };
+            json!({
+                "key": crate::matching::describe_key(&a.key), "unit": if cost { "usd" } else { "tokens" },
+                "spent": spent, "reserved": reserved, "limit": limit, "period": a.period,
+            })
+        })
+        .collect();
+    let events: Vec<_> = shared
+        .ledger
+        .events()
+        .into_iter()
+        .map(|e| json!({ "kind": e.kind, "rule": e.rule, "key": e.key, "threshold": e.threshold, "at": e.unix_secs }))
+        .collect();
+    json_response(StatusCode::OK, json!({ "rate_limits": counters, "budgets": accounts, "events": events }).to_string())
 }
 
 async fn reload(State(app): State<Arc<App>>, req: Request) -> Response {
