@@ -3,7 +3,7 @@
 //! Later capabilities add their scenes here.
 
 use std::collections::HashMap;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -68,12 +68,7 @@ virtual_models:
 
 /// A fresh random secret (`tg-` + 48 hex digits) from the OS.
 pub fn random_key() -> String {
-    let mut buf = [0u8; 24];
-    let ok = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut buf)).is_ok();
-    if !ok {
-        buf.iter_mut().for_each(|b| *b = fastrand::u8(..));
-    }
-    format!("tg-{}", hex::encode(buf))
+    crate::keys::generate_secret()
 }
 
 struct Tour {

@@ -43,8 +43,10 @@ pub enum AuthError {
     Invalid,
     #[error("this key may not use the model `{0}`")]
     ModelNotAllowed(String),
-    #[error("admin routes need the master key; data-plane keys cannot call them")]
+    #[error("admin routes need the master key or a key with an admin role; data-plane keys cannot call them")]
     NotAdmin,
+    #[error("this key's role does not allow {0}")]
+    Forbidden(String),
 }
 
 /// What went wrong talking to a provider.
@@ -135,6 +137,7 @@ impl GatewayError {
                     (StatusCode::FORBIDDEN, "permission_error", Some("model_not_allowed"), Some("model"))
                 }
                 AuthError::NotAdmin => (StatusCode::FORBIDDEN, "permission_error", Some("admin_only"), None),
+                AuthError::Forbidden(_) => (StatusCode::FORBIDDEN, "permission_error", Some("role_forbidden"), None),
             },
             G::AllTargetsFailed { last, .. } => upstream_parts(last),
             G::NoHealthyTarget(_) => (StatusCode::SERVICE_UNAVAILABLE, "api_error", Some("no_healthy_target"), None),

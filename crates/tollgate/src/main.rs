@@ -47,6 +47,14 @@ enum Command {
     },
     /// Print the JSON Schema of the config file.
     Schema,
+    /// Manage virtual keys through a running gateway's admin API
+    /// (TOLLGATE_MASTER_KEY authenticates; TOLLGATE_ADMIN_URL or --admin-url picks the gateway).
+    Keys {
+        #[arg(long, global = true)]
+        admin_url: Option<String>,
+        #[command(subcommand)]
+        command: tollgate::cli_keys::KeysCommand,
+    },
 }
 
 fn main() -> ExitCode {
@@ -68,6 +76,7 @@ fn main() -> ExitCode {
         }
         Command::Serve { config, no_watch } => runtime().block_on(serve(config, !no_watch)),
         Command::Demo { keep_running } => runtime().block_on(tollgate::demo::run(keep_running)),
+        Command::Keys { admin_url, command } => runtime().block_on(tollgate::cli_keys::run(command, admin_url)),
     }
 }
 

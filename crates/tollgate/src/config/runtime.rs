@@ -24,6 +24,7 @@ pub struct Shared {
     pub health: HealthRegistry,
     pub counters: Counters,
     pub ledger: Ledger,
+    pub keys: Arc<crate::keys::KeyRegistry>,
 }
 
 #[derive(Debug)]
@@ -67,6 +68,7 @@ pub struct AuthSettings {
 pub enum PrincipalKind {
     Master,
     StaticKey,
+    VirtualKey,
 }
 
 /// The identity a credential resolves to: the `Subject` of SPEC §1 stage 2.
@@ -81,6 +83,10 @@ pub struct Principal {
     pub groups: Vec<String>,
     /// Defaults merged under request metadata; these keys are pinned.
     pub metadata: BTreeMap<String, String>,
+    /// Admin role, if any (the master key is always an admin).
+    pub role: Option<crate::keys::Role>,
+    pub team: Option<String>,
+    pub owner: Option<String>,
 }
 
 impl Default for Principal {
@@ -91,6 +97,9 @@ impl Default for Principal {
             models: None,
             groups: Vec::new(),
             metadata: BTreeMap::new(),
+            role: Some(crate::keys::Role::Admin),
+            team: None,
+            owner: None,
         }
     }
 }

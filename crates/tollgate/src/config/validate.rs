@@ -175,6 +175,9 @@ fn auth(file: &ConfigFile, d: &mut Diags, warnings: &mut Vec<String>) -> AuthSet
             kind: PrincipalKind::StaticKey,
             models,
             groups: Vec::new(),
+            role: None,
+            team: k.metadata.get("team").cloned(),
+            owner: None,
             metadata: k.metadata.clone(),
         };
         if out.keys.insert(hash, Arc::new(principal)).is_some() {

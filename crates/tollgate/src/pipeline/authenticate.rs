@@ -10,11 +10,13 @@ use http::{HeaderMap, header};
 use crate::config::runtime::{AuthSettings, Principal};
 use crate::config::validate::sha256;
 use crate::error::AuthError;
+use crate::keys::KeyRegistry;
 
 /// Longest credential looked at; anything longer is refused unhashed.
 const MAX_KEY_LEN: usize = 4096;
 
-pub fn run(auth: &AuthSettings, headers: &HeaderMap) -> Result<Arc<Principal>, AuthError> {
+/// Master key and static keys from config first, then virtual keys.
+pub fn run(auth: &AuthSettings, keys: &KeyRegistry, headers: &HeaderMap) -> Result<Arc<Principal>, AuthError> {
     let presented = credential(headers).ok_or(AuthError::Missing)?;
     if presented.is_empty() || presented.len() > MAX_KEY_LEN {
         return Err(AuthError::Invalid);
@@ -25,21 +27,21 @@ pub fn run(auth: &AuthSettings, headers: &HeaderMap) -> Result<Arc<Principal>, A
     {
         return Ok(auth.master_principal.clone());
     }
-    match auth.keys.get_key_value(&digest) {
-        Some((stored, p)) if ct_eq(stored, &digest) => Ok(p.clone()),
-        _ => Err(AuthError::Invalid),
+    if let Some((stored, p)) = auth.keys.get_key_value(&digest)
+        && ct_eq(stored, &digest)
+    {
+        return Ok(p.clone());
     }
+    keys.lookup(presented).ok_or(AuthError::Invalid)
 }
 
-/// Is this the master key? Used by the admin plane.
-pub fn is_master(auth: &AuthSettings, headers: &HeaderMap) -> Result<(), AuthError> {
-    let presented = credential(headers).ok_or(AuthError::Missing)?;
-    let digest = sha256(presented);
-    match &auth.master {
-        Some(m) if ct_eq(m, &digest) => Ok(()),
-        _ if auth.keys.contains_key(&digest) => Err(AuthError::NotAdmin),
-        _ => Err(AuthError::Invalid),
+/// The caller of an admin route: a valid credential that carries an admin role.
+pub fn admin(auth: &AuthSettings, keys: &KeyRegistry, headers: &HeaderMap) -> Result<Arc<Principal>, AuthError> {
+    let p = run(auth, keys, headers)?;
+    if p.role.is_none() {
+        return Err(AuthError::NotAdmin);
     }
+    Ok(p)
 }
 
 /// `Authorization: Bearer <key>` or `x-api-key: <key>`, as raw bytes.
@@ -79,6 +81,9 @@ mod tests {
             kind: PrincipalKind::StaticKey,
             models: None,
             groups: vec![],
+            role: None,
+            team: None,
+            owner: None,
             metadata: Default::default(),
         };
         a.keys.insert(sha256(b"data-key-1"), Arc::new(p));
@@ -94,21 +99,23 @@ mod tests {
     #[test]
     fn bearer_and_x_api_key_both_work() {
         let a = settings();
-        assert_eq!(run(&a, &h("authorization", b"Bearer data-key-1")).unwrap().id, "key:ci");
-        assert_eq!(run(&a, &h("authorization", b"bearer  master-key-1 ")).unwrap().id, "master");
-        assert_eq!(run(&a, &h("x-api-key", b"data-key-1")).unwrap().id, "key:ci");
+        let k = KeyRegistry::default();
+        assert_eq!(run(&a, &k, &h("authorization", b"Bearer data-key-1")).unwrap().id, "key:ci");
+        assert_eq!(run(&a, &k, &h("authorization", b"bearer  master-key-1 ")).unwrap().id, "master");
+        assert_eq!(run(&a, &k, &h("x-api-key", b"data-key-1")).unwrap().id, "key:ci");
     }
 
     #[test]
     fn bad_credentials_are_refused() {
         let a = settings();
-        assert!(matches!(run(&a, &HeaderMap::new()), Err(AuthError::Missing)));
-        assert!(matches!(run(&a, &h("authorization", b"Basic abc")), Err(AuthError::Missing)));
-        assert!(matches!(run(&a, &h("authorization", b"Bearer nope")), Err(AuthError::Invalid)));
-        assert!(matches!(run(&a, &h("authorization", b"Bearer ' OR 1=1; --")), Err(AuthError::Invalid)));
+        let k = KeyRegistry::default();
+        assert!(matches!(run(&a, &k, &HeaderMap::new()), Err(AuthError::Missing)));
+        assert!(matches!(run(&a, &k, &h("authorization", b"Basic abc")), Err(AuthError::Missing)));
+        assert!(matches!(run(&a, &k, &h("authorization", b"Bearer nope")), Err(AuthError::Invalid)));
+        assert!(matches!(run(&a, &k, &h("authorization", b"Bearer ' OR 1=1; --")), Err(AuthError::Invalid)));
         let huge = [b'a'; 10_000];
-        assert!(matches!(run(&a, &h("x-api-key", &huge)), Err(AuthError::Invalid)));
-        assert!(matches!(is_master(&a, &h("x-api-key", b"data-key-1")), Err(AuthError::NotAdmin)));
-        assert!(is_master(&a, &h("x-api-key", b"master-key-1")).is_ok());
+        assert!(matches!(run(&a, &k, &h("x-api-key", &huge)), Err(AuthError::Invalid)));
+        assert!(matches!(admin(&a, &k, &h("x-api-key", b"data-key-1")), Err(AuthError::NotAdmin)));
+        assert!(admin(&a, &k, &h("x-api-key", b"master-key-1")).is_ok());
     }
 }

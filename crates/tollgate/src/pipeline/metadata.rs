@@ -86,6 +86,9 @@ mod tests {
             kind: PrincipalKind::StaticKey,
             models: None,
             groups: vec![],
+            role: None,
+            team: None,
+            owner: None,
             metadata: [("team".to_string(), "payments".to_string())].into(),
         };
         let m = run(&contract, Some(&p), &headers(r#"{"project_id":"p1","team":"evil"}"#)).unwrap();

@@ -1,4 +1,6 @@
-//! Admin-plane routes (master key only): config view and reload, health.
+//! Admin-plane routes: config view and reload, usage, virtual keys.
+//! Callers need a credential with an admin role (the master key is an
+//! admin); `allows` is the whole role table.
 
 use std::sync::Arc;
 
@@ -11,7 +13,9 @@ use serde_json::json;
 
 use super::{App, json_error, json_response};
 use crate::config::reload::Outcome;
-use crate::error::GatewayError;
+use crate::config::runtime::Principal;
+use crate::error::{AuthError, GatewayError};
+use crate::keys::Role;
 use crate::pipeline::authenticate;
 
 pub fn router(app: Arc<App>) -> Router {
@@ -20,20 +24,53 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/admin/config", get(config))
         .route("/admin/config/reload", post(reload))
         .route("/admin/usage", get(usage))
+        .route("/admin/keys", get(super::admin_keys::list).post(super::admin_keys::create))
+        .route("/admin/keys/{id}", get(super::admin_keys::get_one).delete(super::admin_keys::revoke))
+        .route("/admin/keys/{id}/rotate", post(super::admin_keys::rotate))
         .fallback(|| async {
             json_error(StatusCode::NOT_FOUND, "no such admin route", "invalid_request_error", "unknown_route")
         })
         .with_state(app)
 }
 
+/// What an admin route does, for the role check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Permission {
+    ReadConfig,
+    Reload,
+    ReadUsage,
+    /// List keys (a team admin sees its team's, a member its own).
+    ListKeys,
+    /// Create, revoke, rotate keys (a team admin: its team's only).
+    ManageKeys,
+}
+
+/// Which roles may do what. Data-plane keys (no role) may do nothing here.
+pub fn allows(role: Role, p: Permission) -> bool {
+    use Permission::*;
+    match role {
+        Role::Admin => true,
+        Role::TeamAdmin => matches!(p, ReadUsage | ListKeys | ManageKeys),
+        Role::Viewer => matches!(p, ReadConfig | ReadUsage | ListKeys),
+        Role::Member => matches!(p, ListKeys),
+    }
+}
+
+/// The caller, if its credential is valid and its role allows `p`.
 #[allow(clippy::result_large_err)] // the error is the response itself, returned at once
-fn require_master(app: &App, req: &Request) -> Result<(), Response> {
-    authenticate::is_master(&app.live.snapshot().auth, req.headers()).map_err(|e| GatewayError::from(e).into_response())
+pub fn require(app: &App, req: &Request, p: Permission) -> Result<Arc<Principal>, Response> {
+    let snap = app.live.snapshot();
+    let principal = authenticate::admin(&snap.auth, &app.live.shared().keys, req.headers())
+        .map_err(|e| GatewayError::from(e).into_response())?;
+    match principal.role {
+        Some(role) if allows(role, p) => Ok(principal),
+        _ => Err(GatewayError::from(AuthError::Forbidden(format!("{p:?}"))).into_response()),
+    }
 }
 
 /// What is running, without a single secret: versions, providers, models.
 async fn config(State(app): State<Arc<App>>, req: Request) -> Response {
-    if let Err(r) = require_master(&app, &req) {
+    if let Err(r) = require(&app, &req, Permission::ReadConfig) {
         return r;
     }
     let s = app.live.snapshot();
@@ -54,7 +91,7 @@ async fn config(State(app): State<Arc<App>>, req: Request) -> Response {
 
 /// Every rate-limit counter and budget account now, and recent budget events.
 async fn usage(State(app): State<Arc<App>>, req: Request) -> Response {
-    if let Err(r) = require_master(&app, &req) {
+    if let Err(r) = require(&app, &req, Permission::ReadUsage) {
         return r;
     }
     let shared = app.live.shared();
@@ -92,7 +129,7 @@ async fn usage(State(app): State<Arc<App>>, req: Request) -> Response {
 }
 
 async fn reload(State(app): State<Arc<App>>, req: Request) -> Response {
-    if let Err(r) = require_master(&app, &req) {
+    if let Err(r) = require(&app, &req, Permission::Reload) {
         return r;
     }
     let live = app.live.clone();

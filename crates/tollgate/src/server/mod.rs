@@ -2,6 +2,7 @@
 //! plane, each an axum router over the shared `App`.
 
 pub mod admin;
+mod admin_keys;
 pub mod data;
 
 use std::net::SocketAddr;
@@ -27,6 +28,8 @@ pub struct App {
     pub live: Arc<Live>,
     pub ids: RequestIds,
     pub ready: AtomicBool,
+    /// Durable state; used by admin routes, never by the data plane.
+    pub store: Arc<Store>,
 }
 
 /// Request ids: a random per-process prefix and a counter — unique without
@@ -67,16 +70,19 @@ impl Gateway {
         let store = Store::open(&snap.server.store).map_err(std::io::Error::other)?;
         let shared = live.shared();
         shared.ledger.import(store.load_spend().map_err(std::io::Error::other)?);
+        shared.keys.set_secret(store.key_secret().map_err(std::io::Error::other)?);
+        shared.keys.install(store.load_keys().map_err(std::io::Error::other)?);
+        let store = Arc::new(store);
         let data = TcpListener::bind(snap.server.listen).await?;
         let admin = TcpListener::bind(snap.server.admin_listen).await?;
-        let app = Arc::new(App { live, ids: RequestIds::default(), ready: AtomicBool::new(false) });
+        let app = Arc::new(App { live, ids: RequestIds::default(), ready: AtomicBool::new(false), store: store.clone() });
         let (stop, rx) = watch::channel(false);
         let mut tasks = JoinSet::new();
         let data_addr = data.local_addr()?;
         let admin_addr = admin.local_addr()?;
         tasks.spawn(serve(data, data::router(app.clone()), rx.clone()));
         tasks.spawn(serve(admin, admin::router(app.clone()), rx.clone()));
-        let writer = Writer::new(Arc::new(store), shared.ledger.clone());
+        let writer = Writer::new(store, shared.ledger.clone());
         tasks.spawn(async move {
             writer.run(Duration::from_secs(1), rx).await;
             Ok(())

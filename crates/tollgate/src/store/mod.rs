@@ -12,6 +12,7 @@ pub mod writer;
 use std::path::PathBuf;
 
 use crate::budgets::AccountRow;
+use crate::keys::KeyRecord;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StoreUrl {
@@ -42,13 +43,20 @@ impl StoreUrl {
 
 pub enum Store {
     Sqlite(sqlite::SqliteStore),
-    Memory,
+    Memory(MemoryStore),
+}
+
+/// Keeps keys for the life of the process only.
+#[derive(Default)]
+pub struct MemoryStore {
+    secret: std::sync::OnceLock<[u8; 32]>,
+    keys: std::sync::Mutex<Vec<(Vec<u8>, KeyRecord)>>,
 }
 
 impl Store {
     pub fn open(url: &StoreUrl) -> Result<Store, String> {
         match url {
-            StoreUrl::Memory => Ok(Store::Memory),
+            StoreUrl::Memory => Ok(Store::Memory(MemoryStore::default())),
             StoreUrl::Sqlite(p) => sqlite::SqliteStore::open(p).map(Store::Sqlite),
         }
     }
@@ -56,14 +64,42 @@ impl Store {
     pub fn load_spend(&self) -> Result<Vec<AccountRow>, String> {
         match self {
             Store::Sqlite(s) => s.load_spend(),
-            Store::Memory => Ok(Vec::new()),
+            Store::Memory(_) => Ok(Vec::new()),
         }
     }
 
     pub fn save_spend(&self, rows: &[AccountRow]) -> Result<(), String> {
         match self {
             Store::Sqlite(s) => s.save_spend(rows),
-            Store::Memory => Ok(()),
+            Store::Memory(_) => Ok(()),
+        }
+    }
+
+    pub fn key_secret(&self) -> Result<[u8; 32], String> {
+        match self {
+            Store::Sqlite(s) => s.key_secret(),
+            Store::Memory(m) => Ok(*m.secret.get_or_init(crate::keys::os_random::<32>)),
+        }
+    }
+
+    pub fn load_keys(&self) -> Result<Vec<(Vec<u8>, KeyRecord)>, String> {
+        match self {
+            Store::Sqlite(s) => s.load_keys(),
+            Store::Memory(m) => Ok(m.keys.lock().unwrap_or_else(|p| p.into_inner()).clone()),
+        }
+    }
+
+    pub fn put_key(&self, hash: &[u8], record: &KeyRecord) -> Result<(), String> {
+        match self {
+            Store::Sqlite(s) => s.put_key(hash, record),
+            Store::Memory(m) => {
+                let mut keys = m.keys.lock().unwrap_or_else(|p| p.into_inner());
+                match keys.iter_mut().find(|(_, r)| r.id == record.id) {
+                    Some(entry) => entry.1 = record.clone(),
+                    None => keys.push((hash.to_vec(), record.clone())),
+                }
+                Ok(())
+            }
         }
     }
 }

@@ -7,14 +7,23 @@ use std::sync::Mutex;
 use rusqlite::{Connection, params};
 
 use crate::budgets::AccountRow;
+use crate::keys::KeyRecord;
 
 /// Each entry migrates the schema from version i to i + 1.
-const MIGRATIONS: &[&str] = &["CREATE TABLE budget_spend (
+const MIGRATIONS: &[&str] = &[
+    "CREATE TABLE budget_spend (
         key TEXT PRIMARY KEY,
         period INTEGER NOT NULL,
         spent_nanos INTEGER NOT NULL,
         updated_at INTEGER NOT NULL DEFAULT (unixepoch())
-    );"];
+    );",
+    "CREATE TABLE meta (name TEXT PRIMARY KEY, value BLOB NOT NULL);
+     CREATE TABLE virtual_keys (
+        id TEXT PRIMARY KEY,
+        hash BLOB NOT NULL UNIQUE,
+        record TEXT NOT NULL
+    );",
+];
 
 pub struct SqliteStore {
     conn: Mutex<Connection>,
@@ -66,6 +75,47 @@ impl SqliteStore {
             })
             .map_err(err)?;
         rows.collect::<Result<Vec<_>, _>>().map_err(err)
+    }
+
+    /// The secret virtual keys are hashed with, created on first use.
+    pub fn key_secret(&self) -> Result<[u8; 32], String> {
+        let conn = self.conn();
+        let existing: Option<Vec<u8>> = conn
+            .query_row("SELECT value FROM meta WHERE name = 'key_secret'", [], |r| r.get(0))
+            .map(Some)
+            .or_else(|e| if e == rusqlite::Error::QueryReturnedNoRows { Ok(None) } else { Err(e) })
+            .map_err(err)?;
+        if let Some(v) = existing {
+            return v.try_into().map_err(|_| "stored key secret has the wrong length".to_string());
+        }
+        let secret = crate::keys::os_random::<32>();
+        conn.execute("INSERT INTO meta (name, value) VALUES ('key_secret', ?1)", params![secret.to_vec()]).map_err(err)?;
+        Ok(secret)
+    }
+
+    pub fn load_keys(&self) -> Result<Vec<(Vec<u8>, KeyRecord)>, String> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare("SELECT hash, record FROM virtual_keys").map_err(err)?;
+        let rows = stmt.query_map([], |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, String>(1)?))).map_err(err)?;
+        rows.map(|r| {
+            let (hash, json) = r.map_err(err)?;
+            let rec: KeyRecord = serde_json::from_str(&json).map_err(|e| format!("stored key record: {e}"))?;
+            Ok((hash, rec))
+        })
+        .collect()
+    }
+
+    /// Inserts or replaces a key record (`hash` only for new keys).
+    pub fn put_key(&self, hash: &[u8], record: &KeyRecord) -> Result<(), String> {
+        let json = serde_json::to_string(record).map_err(|e| e.to_string())?;
+        self.conn()
+            .execute(
+                "INSERT INTO virtual_keys (id, hash, record) VALUES (?1, ?2, ?3)
+                 ON CONFLICT(id) DO UPDATE SET record = excluded.record",
+                params![record.id, hash, json],
+            )
+            .map_err(err)?;
+        Ok(())
     }
 
     /// Upserts rows in one transaction (one writer, batched).
