@@ -6,7 +6,10 @@
 //! stalled streams, connection resets — and a record of every request it
 //! received, so a test can assert on exactly what the gateway sent.
 
+mod json_server;
 mod openai;
+
+pub use json_server::JsonServer;
 
 use std::collections::VecDeque;
 use std::convert::Infallible;

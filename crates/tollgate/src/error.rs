@@ -41,6 +41,8 @@ pub enum AuthError {
     Missing,
     #[error("invalid API key; check the key you sent")]
     Invalid,
+    #[error("{0}")]
+    InvalidToken(String),
     #[error("this key may not use the model `{0}`")]
     ModelNotAllowed(String),
     #[error("admin routes need the master key or a key with an admin role; data-plane keys cannot call them")]
@@ -130,7 +132,7 @@ impl GatewayError {
                 R::UnsupportedOperation(_) => (StatusCode::BAD_REQUEST, INVALID, Some("unsupported_operation"), None),
             },
             G::Auth(a) => match a {
-                AuthError::Missing | AuthError::Invalid => {
+                AuthError::Missing | AuthError::Invalid | AuthError::InvalidToken(_) => {
                     (StatusCode::UNAUTHORIZED, INVALID, Some("invalid_api_key"), None)
                 }
                 AuthError::ModelNotAllowed(_) => {
@@ -225,7 +227,7 @@ impl IntoResponse for GatewayError {
             }
             _ => {}
         }
-        if matches!(self, GatewayError::Auth(AuthError::Missing | AuthError::Invalid)) {
+        if matches!(self, GatewayError::Auth(AuthError::Missing | AuthError::Invalid | AuthError::InvalidToken(_))) {
             resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         resp

@@ -23,6 +23,7 @@ pub mod error;
 pub mod budgets;
 pub mod cli_keys;
 pub mod glob;
+pub mod jwt;
 pub mod keys;
 pub mod limits;
 pub mod matching;

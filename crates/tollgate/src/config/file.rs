@@ -110,11 +110,42 @@ pub struct StaticKeySection {
 pub struct JwtIssuerSection {
     /// Expected `iss` claim.
     pub issuer: Loc<String>,
-    /// Where the issuer publishes its signing keys.
+    /// Where the issuer publishes its signing keys (JWKS).
     pub jwks_url: Loc<String>,
-    /// Accepted `aud` values.
+    /// Accepted `aud` values; omitted = the audience is not checked.
     #[serde(default)]
     pub audiences: Vec<String>,
+    /// Which claims give the subject, team, groups and metadata.
+    #[serde(default)]
+    pub claims: JwtClaimsSection,
+    /// Group → admin role (`admin`, `team_admin`, `viewer`, `member`) for the admin API.
+    #[serde(default)]
+    pub roles: BTreeMap<String, String>,
+    /// Model globs tokens from this issuer may use; omitted = every model.
+    #[serde(default)]
+    pub models: Option<Vec<Loc<String>>>,
+    /// Seconds of clock skew tolerated on `exp` and `nbf`. Default 30.
+    #[serde(default)]
+    pub leeway_secs: Option<u64>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct JwtClaimsSection {
+    /// Default `sub`.
+    pub subject: String,
+    /// Default `team`.
+    pub team: String,
+    /// A list (or space-separated string) of groups. Default `groups`.
+    pub groups: String,
+    /// Metadata key → claim name, e.g. `{ project_id: project }`; pinned like key metadata.
+    pub metadata: BTreeMap<String, String>,
+}
+
+impl Default for JwtClaimsSection {
+    fn default() -> Self {
+        JwtClaimsSection { subject: "sub".into(), team: "team".into(), groups: "groups".into(), metadata: BTreeMap::new() }
+    }
 }
 
 #[derive(Debug, Default, Deserialize, JsonSchema)]

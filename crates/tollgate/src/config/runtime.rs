@@ -25,6 +25,7 @@ pub struct Shared {
     pub counters: Counters,
     pub ledger: Ledger,
     pub keys: Arc<crate::keys::KeyRegistry>,
+    pub jwks: crate::jwt::JwksRegistry,
 }
 
 #[derive(Debug)]
@@ -62,6 +63,8 @@ pub struct AuthSettings {
     pub keys: HashMap<[u8; 32], Arc<Principal>>,
     /// The principal every master-key request runs as.
     pub master_principal: Arc<Principal>,
+    /// Trusted JWT issuers.
+    pub jwt: Vec<Arc<crate::jwt::Issuer>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,6 +72,7 @@ pub enum PrincipalKind {
     Master,
     StaticKey,
     VirtualKey,
+    Jwt,
 }
 
 /// The identity a credential resolves to: the `Subject` of SPEC §1 stage 2.

@@ -54,7 +54,8 @@ pub fn build_snapshot(
     let mut warnings = Vec::new();
 
     let server = server(&file, &mut d);
-    let auth = auth(&file, &mut d, &mut warnings);
+    let mut auth = auth(&file, &mut d, &mut warnings);
+    auth.jwt = crate::jwt::build(&file.auth.jwt, &shared.upstreams, &shared.jwks, &mut d);
     let mut models = catalog(&file, shared, &mut d);
     models.virtual_models = crate::routing::build::build(&file, &models, &shared.health, &mut d);
     let mut virtual_names: Vec<&String> = models.virtual_models.keys().collect();
@@ -188,10 +189,7 @@ fn auth(file: &ConfigFile, d: &mut Diags, warnings: &mut Vec<String>) -> AuthSet
             );
         }
     }
-    if !a.jwt.is_empty() {
-        warnings.push("`auth.jwt` is checked but not enforced by this build yet: JWT bearer tokens are refused".into());
-    }
-    if out.master.is_none() && out.keys.is_empty() {
+    if out.master.is_none() && out.keys.is_empty() && a.jwt.is_empty() {
         warnings.push("no auth.master_key and no auth.keys: every request will be refused with 401".into());
     }
     out

@@ -15,8 +15,9 @@ use crate::keys::KeyRegistry;
 /// Longest credential looked at; anything longer is refused unhashed.
 const MAX_KEY_LEN: usize = 4096;
 
-/// Master key and static keys from config first, then virtual keys.
-pub fn run(auth: &AuthSettings, keys: &KeyRegistry, headers: &HeaderMap) -> Result<Arc<Principal>, AuthError> {
+/// Master key and static keys from config first, then virtual keys, then
+/// JWTs from trusted issuers.
+pub async fn run(auth: &AuthSettings, keys: &KeyRegistry, headers: &HeaderMap) -> Result<Arc<Principal>, AuthError> {
     let presented = credential(headers).ok_or(AuthError::Missing)?;
     if presented.is_empty() || presented.len() > MAX_KEY_LEN {
         return Err(AuthError::Invalid);
@@ -32,12 +33,19 @@ pub fn run(auth: &AuthSettings, keys: &KeyRegistry, headers: &HeaderMap) -> Resu
     {
         return Ok(p.clone());
     }
-    keys.lookup(presented).ok_or(AuthError::Invalid)
+    if let Some(p) = keys.lookup(presented) {
+        return Ok(p);
+    }
+    if !auth.jwt.is_empty() && crate::jwt::looks_like_jwt(presented) {
+        let token = std::str::from_utf8(presented).map_err(|_| AuthError::Invalid)?;
+        return crate::jwt::verify(&auth.jwt, token).await.map(Arc::new).map_err(AuthError::InvalidToken);
+    }
+    Err(AuthError::Invalid)
 }
 
 /// The caller of an admin route: a valid credential that carries an admin role.
-pub fn admin(auth: &AuthSettings, keys: &KeyRegistry, headers: &HeaderMap) -> Result<Arc<Principal>, AuthError> {
-    let p = run(auth, keys, headers)?;
+pub async fn admin(auth: &AuthSettings, keys: &KeyRegistry, headers: &HeaderMap) -> Result<Arc<Principal>, AuthError> {
+    let p = run(auth, keys, headers).await?;
     if p.role.is_none() {
         return Err(AuthError::NotAdmin);
     }
@@ -96,26 +104,26 @@ mod tests {
         m
     }
 
-    #[test]
-    fn bearer_and_x_api_key_both_work() {
+    #[tokio::test]
+    async fn bearer_and_x_api_key_both_work() {
         let a = settings();
         let k = KeyRegistry::default();
-        assert_eq!(run(&a, &k, &h("authorization", b"Bearer data-key-1")).unwrap().id, "key:ci");
-        assert_eq!(run(&a, &k, &h("authorization", b"bearer  master-key-1 ")).unwrap().id, "master");
-        assert_eq!(run(&a, &k, &h("x-api-key", b"data-key-1")).unwrap().id, "key:ci");
+        assert_eq!(run(&a, &k, &h("authorization", b"Bearer data-key-1")).await.unwrap().id, "key:ci");
+        assert_eq!(run(&a, &k, &h("authorization", b"bearer  master-key-1 ")).await.unwrap().id, "master");
+        assert_eq!(run(&a, &k, &h("x-api-key", b"data-key-1")).await.unwrap().id, "key:ci");
     }
 
-    #[test]
-    fn bad_credentials_are_refused() {
+    #[tokio::test]
+    async fn bad_credentials_are_refused() {
         let a = settings();
         let k = KeyRegistry::default();
-        assert!(matches!(run(&a, &k, &HeaderMap::new()), Err(AuthError::Missing)));
-        assert!(matches!(run(&a, &k, &h("authorization", b"Basic abc")), Err(AuthError::Missing)));
-        assert!(matches!(run(&a, &k, &h("authorization", b"Bearer nope")), Err(AuthError::Invalid)));
-        assert!(matches!(run(&a, &k, &h("authorization", b"Bearer ' OR 1=1; --")), Err(AuthError::Invalid)));
+        assert!(matches!(run(&a, &k, &HeaderMap::new()).await, Err(AuthError::Missing)));
+        assert!(matches!(run(&a, &k, &h("authorization", b"Basic abc")).await, Err(AuthError::Missing)));
+        assert!(matches!(run(&a, &k, &h("authorization", b"Bearer nope")).await, Err(AuthError::Invalid)));
+        assert!(matches!(run(&a, &k, &h("authorization", b"Bearer ' OR 1=1; --")).await, Err(AuthError::Invalid)));
         let huge = [b'a'; 10_000];
-        assert!(matches!(run(&a, &k, &h("x-api-key", &huge)), Err(AuthError::Invalid)));
-        assert!(matches!(admin(&a, &k, &h("x-api-key", b"data-key-1")), Err(AuthError::NotAdmin)));
-        assert!(admin(&a, &k, &h("x-api-key", b"master-key-1")).is_ok());
+        assert!(matches!(run(&a, &k, &h("x-api-key", &huge)).await, Err(AuthError::Invalid)));
+        assert!(matches!(admin(&a, &k, &h("x-api-key", b"data-key-1")).await, Err(AuthError::NotAdmin)));
+        assert!(admin(&a, &k, &h("x-api-key", b"master-key-1")).await.is_ok());
     }
 }

@@ -93,7 +93,7 @@ pub async fn run(ctx: &mut RequestCtx, headers: &HeaderMap, body: Body) -> Resul
     // 2. authenticate — first, before the body is read: it needs only headers,
     //    and refusing anonymous callers before buffering up to max_body_size
     //    keeps unauthenticated traffic cheap.
-    ctx.principal = Some(authenticate::run(&ctx.snapshot.auth, &ctx.shared.keys, headers)?);
+    ctx.principal = Some(authenticate::run(&ctx.snapshot.auth, &ctx.shared.keys, headers).await?);
 
     // 1. receive — read the bounded body and parse only the top level; every
     //    field stays as raw bytes so unknown fields pass through untouched.

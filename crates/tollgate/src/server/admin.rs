@@ -58,9 +58,10 @@ pub fn allows(role: Role, p: Permission) -> bool {
 
 /// The caller, if its credential is valid and its role allows `p`.
 #[allow(clippy::result_large_err)] // the error is the response itself, returned at once
-pub fn require(app: &App, req: &Request, p: Permission) -> Result<Arc<Principal>, Response> {
+pub async fn require(app: &App, headers: &http::HeaderMap, p: Permission) -> Result<Arc<Principal>, Response> {
     let snap = app.live.snapshot();
-    let principal = authenticate::admin(&snap.auth, &app.live.shared().keys, req.headers())
+    let principal = authenticate::admin(&snap.auth, &app.live.shared().keys, headers)
+        .await
         .map_err(|e| GatewayError::from(e).into_response())?;
     match principal.role {
         Some(role) if allows(role, p) => Ok(principal),
@@ -70,7 +71,7 @@ pub fn require(app: &App, req: &Request, p: Permission) -> Result<Arc<Principal>
 
 /// What is running, without a single secret: versions, providers, models.
 async fn config(State(app): State<Arc<App>>, req: Request) -> Response {
-    if let Err(r) = require(&app, &req, Permission::ReadConfig) {
+    if let Err(r) = require(&app, req.headers(), Permission::ReadConfig).await {
         return r;
     }
     let s = app.live.snapshot();
@@ -91,7 +92,7 @@ async fn config(State(app): State<Arc<App>>, req: Request) -> Response {
 
 /// Every rate-limit counter and budget account now, and recent budget events.
 async fn usage(State(app): State<Arc<App>>, req: Request) -> Response {
-    if let Err(r) = require(&app, &req, Permission::ReadUsage) {
+    if let Err(r) = require(&app, req.headers(), Permission::ReadUsage).await {
         return r;
     }
     let shared = app.live.shared();
@@ -129,7 +130,7 @@ async fn usage(State(app): State<Arc<App>>, req: Request) -> Response {
 }
 
 async fn reload(State(app): State<Arc<App>>, req: Request) -> Response {
-    if let Err(r) = require(&app, &req, Permission::Reload) {
+    if let Err(r) = require(&app, req.headers(), Permission::Reload).await {
         return r;
     }
     let live = app.live.clone();

@@ -108,7 +108,7 @@ fn valid_name(n: &str) -> bool {
 }
 
 pub async fn create(State(app): State<Arc<App>>, req: Request) -> Response {
-    let caller = match require(&app, &req, Permission::ManageKeys) {
+    let caller = match require(&app, req.headers(), Permission::ManageKeys).await {
         Ok(p) => p,
         Err(r) => return r,
     };
@@ -166,7 +166,7 @@ pub async fn create(State(app): State<Arc<App>>, req: Request) -> Response {
 }
 
 pub async fn list(State(app): State<Arc<App>>, req: Request) -> Response {
-    let caller = match require(&app, &req, Permission::ListKeys) {
+    let caller = match require(&app, req.headers(), Permission::ListKeys).await {
         Ok(p) => p,
         Err(r) => return r,
     };
@@ -188,7 +188,7 @@ fn find(app: &App, id: &str) -> Result<(Vec<u8>, KeyRecord), Response> {
 }
 
 pub async fn get_one(State(app): State<Arc<App>>, Path(id): Path<String>, req: Request) -> Response {
-    let caller = match require(&app, &req, Permission::ListKeys) {
+    let caller = match require(&app, req.headers(), Permission::ListKeys).await {
         Ok(p) => p,
         Err(r) => return r,
     };
@@ -200,7 +200,7 @@ pub async fn get_one(State(app): State<Arc<App>>, Path(id): Path<String>, req: R
 }
 
 pub async fn revoke(State(app): State<Arc<App>>, Path(id): Path<String>, req: Request) -> Response {
-    let caller = match require(&app, &req, Permission::ManageKeys) {
+    let caller = match require(&app, req.headers(), Permission::ManageKeys).await {
         Ok(p) => p,
         Err(r) => return r,
     };
@@ -220,7 +220,7 @@ pub async fn revoke(State(app): State<Arc<App>>, Path(id): Path<String>, req: Re
 }
 
 pub async fn rotate(State(app): State<Arc<App>>, Path(id): Path<String>, req: Request) -> Response {
-    let caller = match require(&app, &req, Permission::ManageKeys) {
+    let caller = match require(&app, req.headers(), Permission::ManageKeys).await {
         Ok(p) => p,
         Err(r) => return r,
     };

@@ -48,7 +48,7 @@ fn model_entry(id: &str, owner: &str) -> serde_json::Value {
 async fn models(State(app): State<Arc<App>>, req: Request) -> Response {
     let started = Instant::now();
     let snap = app.live.snapshot();
-    let principal = match authenticate::run(&snap.auth, &app.live.shared().keys, req.headers()) {
+    let principal = match authenticate::run(&snap.auth, &app.live.shared().keys, req.headers()).await {
         Ok(p) => p,
         Err(e) => return stamp(&app, started, GatewayError::from(e).into_response()),
     };
@@ -72,7 +72,7 @@ async fn models(State(app): State<Arc<App>>, req: Request) -> Response {
 async fn model(State(app): State<Arc<App>>, Path(id): Path<String>, req: Request) -> Response {
     let started = Instant::now();
     let snap = app.live.snapshot();
-    let principal = match authenticate::run(&snap.auth, &app.live.shared().keys, req.headers()) {
+    let principal = match authenticate::run(&snap.auth, &app.live.shared().keys, req.headers()).await {
         Ok(p) => p,
         Err(e) => return stamp(&app, started, GatewayError::from(e).into_response()),
     };

@@ -73,6 +73,7 @@ impl Gateway {
         shared.keys.set_secret(store.key_secret().map_err(std::io::Error::other)?);
         shared.keys.install(store.load_keys().map_err(std::io::Error::other)?);
         let store = Arc::new(store);
+        crate::jwt::prefetch(&snap.auth.jwt);
         let data = TcpListener::bind(snap.server.listen).await?;
         let admin = TcpListener::bind(snap.server.admin_listen).await?;
         let app = Arc::new(App { live, ids: RequestIds::default(), ready: AtomicBool::new(false), store: store.clone() });

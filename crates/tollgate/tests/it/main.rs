@@ -8,6 +8,7 @@ mod chat;
 mod common;
 mod errors;
 mod examples;
+mod jwt;
 mod keys;
 mod reload;
 mod routing;
