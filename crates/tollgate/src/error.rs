@@ -77,7 +77,7 @@ pub enum GatewayError {
     #[error("every target of `{0}` is out of rotation after repeated failures (circuit open); retry shortly")]
     NoHealthyTarget(String),
     #[error("rate limit `{}` ({}) allows {} {} per window; {}", .0.rule, .0.key, .0.limit, .0.unit,
-        .0.retry_after.map_or("this request alone is larger than that".to_string(), |d| format!("retry in {}s", d.as_secs().max(1))))]
+        .0.retry_after.map_or("this request alone is larger than that".to_string(), |d| format!("retry in {}s", d.as_millis().div_ceil(1000).max(1))))]
     RateLimited(crate::limits::Refusal),
     #[error("{}; {}", .0.describe(), .0.resets_at.map_or("it does not reset".to_string(), |t| format!("it resets at {}", crate::budgets::period::format_utc(t))))]
     BudgetExceeded(crate::budgets::Refusal),
@@ -217,7 +217,9 @@ impl IntoResponse for GatewayError {
                 }
             }
             GatewayError::BudgetExceeded(b) => {
-                if let Some(at) = b.resets_at {
+                // Retrying at once cannot help; SDKs that honour this header will not.
+                resp.headers_mut().insert("x-should-retry", HeaderValue::from_static("false"));
+                if let Some(at) = b.resets_at.filter(|_| b.can_fit()) {
                     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
                     resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(at.saturating_sub(now).max(1)));
                 }

@@ -141,7 +141,7 @@ async fn serve(config: Option<PathBuf>, watch: bool) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("tollgate: cannot listen: {e}");
+            eprintln!("tollgate: cannot start: {e}");
             ExitCode::FAILURE
         }
     }

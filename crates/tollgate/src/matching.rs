@@ -114,7 +114,7 @@ pub fn counter_key(rule: &str, parts: &[KeyPart], f: &Facts<'_>) -> String {
     k
 }
 
-/// A key as people read it: `rule[team=payments, metadata.project_id=p1]`.
+/// A key as people read it: `rule@unit|value|value`.
 pub fn describe_key(key: &str) -> String {
     key.replace('\0', "|")
 }

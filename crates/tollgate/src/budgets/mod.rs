@@ -3,9 +3,11 @@
 //! input price plus the whole output allowance at the output price — and
 //! refuses it if spent + reserved + worst case would pass the limit. The
 //! reservation settles to the real cost when usage is known. So however
-//! many requests run at once, spend cannot pass the limit unless a request
-//! costs more than its own worst case (only possible when a provider
-//! reports more output than the allowance).
+//! many requests run at once, spend cannot pass the limit unless requests
+//! cost more than their worst case: when a provider reports more output
+//! than the allowance, or more prompt tokens than the estimate (four bytes
+//! a token; images referenced by URL are not counted). The overshoot is at
+//! most that excess summed over the requests in flight.
 //!
 //! Money is integer nano-dollars. Accounts live in memory outside the config
 //! snapshot (`Ledger`); `export`/`import` let a store persist them.
@@ -44,6 +46,8 @@ pub struct BudgetRule {
     pub limit: u64,
     pub mode: BudgetMode,
     pub alert_at: Vec<f64>,
+    /// `id@unit`: the account key prefix, so changing a budget's unit starts a new account.
+    pub key_prefix: Arc<str>,
 }
 
 pub fn build(sections: &[BudgetSection], d: &mut Diags) -> Vec<Arc<BudgetRule>> {
@@ -58,7 +62,7 @@ pub fn build(sections: &[BudgetSection], d: &mut Diags) -> Vec<Arc<BudgetRule>> 
                 d.at(&s.id, "a budget limit must be zero or more", "USD for cost units, tokens for token units");
             }
             if s.alert_at.len() > 16 || s.alert_at.iter().any(|a| !(a.is_finite() && *a > 0.0 && *a <= 10.0)) {
-                d.at(&s.id, "alert_at takes up to 16 fractions of the limit, each above 0", "e.g. alert_at: [0.5, 0.8, 1.0]");
+                d.at(&s.id, "alert_at takes up to 16 fractions of the limit, each above 0 and at most 10", "e.g. alert_at: [0.5, 0.8, 1.0]");
             }
             use BudgetUnit::*;
             let (measure, period) = match s.unit {
@@ -77,7 +81,9 @@ pub fn build(sections: &[BudgetSection], d: &mut Diags) -> Vec<Arc<BudgetRule>> 
             };
             let mut alert_at = s.alert_at.clone();
             alert_at.truncate(16);
+            let unit_name = serde_json::to_value(s.unit).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
             Arc::new(BudgetRule {
+                key_prefix: format!("{}@{unit_name}", s.id.value).into(),
                 id: s.id.value.as_str().into(),
                 when: When::from_section(&s.when),
                 key: KeyPart::parse_all(&s.limit_by, d),
@@ -137,6 +143,8 @@ pub struct AccountRow {
     pub key: String,
     pub period: u64,
     pub spent: u64,
+    /// Which alerts have fired this period (so a restart does not repeat them).
+    pub alerted: u32,
     /// Reserved by requests in flight (not persisted).
     pub reserved: u64,
 }
@@ -156,7 +164,7 @@ impl Ledger {
             .iter()
             .map(|e| {
                 let s = e.value().lock();
-                AccountRow { key: e.key().clone(), period: s.period, spent: s.spent, reserved: s.reserved }
+                AccountRow { key: e.key().clone(), period: s.period, spent: s.spent, alerted: s.alerted, reserved: s.reserved }
             })
             .collect();
         rows.sort_by(|a, b| a.key.cmp(&b.key));
@@ -170,6 +178,7 @@ impl Ledger {
             let mut s = a.lock();
             s.period = r.period;
             s.spent = r.spent;
+            s.alerted = r.alerted;
         }
     }
 
@@ -196,6 +205,10 @@ pub struct Refusal {
     pub rule: Arc<str>,
     pub key: String,
     pub spent: u64,
+    /// Held by requests in flight.
+    pub reserved: u64,
+    /// This request's worst case.
+    pub request: u64,
     pub limit: u64,
     pub measure: Measure,
     /// Unix seconds at which the period resets (`None`: a total budget).
@@ -208,7 +221,29 @@ impl Refusal {
             Measure::Cost => format!("${:.6}", nanos_to_usd(n)),
             Measure::Tokens => format!("{n} tokens"),
         };
-        format!("budget `{}` ({}) is spent: {} of {}", self.rule, self.key, fmt(self.spent), fmt(self.limit))
+        if self.request > self.limit {
+            return format!(
+                "budget `{}` ({}) is {}, less than this request may cost ({}); lower max_tokens or raise the budget",
+                self.rule,
+                self.key,
+                fmt(self.limit),
+                fmt(self.request)
+            );
+        }
+        format!(
+            "budget `{}` ({}) would be exceeded: {} spent + {} held by requests in flight + up to {} for this request > {}",
+            self.rule,
+            self.key,
+            fmt(self.spent),
+            fmt(self.reserved),
+            fmt(self.request),
+            fmt(self.limit)
+        )
+    }
+
+    /// Whether waiting for the period to reset can help.
+    pub fn can_fit(&self) -> bool {
+        self.request <= self.limit
     }
 }
 
@@ -314,7 +349,7 @@ pub fn admit(
     let mut holds = Vec::new();
     let now = now_secs();
     for rule in rules.iter().filter(|r| r.when.matches_facts(facts)) {
-        let key = counter_key(&rule.id, &rule.key, facts);
+        let key = counter_key(&rule.key_prefix, &rule.key, facts);
         let account = ledger.account(&key);
         let worst = match rule.measure {
             Measure::Cost => price.map_or(0, |p| p.worst_case(est.prompt, est.max_output)),
@@ -335,6 +370,8 @@ pub fn admit(
                             rule: rule.id.clone(),
                             key: describe_key(&key),
                             spent: s.spent,
+                            reserved: s.reserved,
+                            request: worst,
                             limit: rule.limit,
                             measure: rule.measure,
                             resets_at: rule.period.end(period),
@@ -389,6 +426,7 @@ mod tests {
             limit: usd_to_nanos(limit_usd),
             mode,
             alert_at: vec![0.5, 1.0],
+            key_prefix: "b@cost_per_day".into(),
         })
     }
 

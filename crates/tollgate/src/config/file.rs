@@ -481,7 +481,7 @@ pub struct RateLimitSection {
     pub limit: u64,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RateUnit {
     RequestsPerMinute,
@@ -519,7 +519,7 @@ pub struct BudgetSection {
     pub alert_at: Vec<f64>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum BudgetUnit {
     CostPerDay,

@@ -36,6 +36,8 @@ pub struct RateRule {
     pub measure: Measure,
     pub span: Duration,
     pub limit: u64,
+    /// `id@unit`: the counter key prefix, so changing a rule's unit starts a new count.
+    pub key_prefix: Arc<str>,
 }
 
 /// Token counts known at admission.
@@ -69,7 +71,9 @@ pub fn build(sections: &[RateLimitSection], d: &mut Diags) -> Vec<RateRule> {
                 d.at(&s.id, "a rate limit of 0 refuses everything", "remove the rule's models from the key instead, or set a positive limit");
             }
             let (measure, span) = unit(s.unit);
+            let unit_name = serde_json::to_value(s.unit).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
             Some(RateRule {
+                key_prefix: format!("{}@{unit_name}", s.id.value).into(),
                 id: s.id.value.as_str().into(),
                 when: When::from_section(&s.when),
                 key: KeyPart::parse_all(&s.limit_by, d),
@@ -194,7 +198,7 @@ pub fn admit(rules: &[RateRule], counters: &Counters, facts: &Facts<'_>, est: &E
     let mut holds = Vec::new();
     let now = now_ms();
     for rule in rules.iter().filter(|r| r.when.matches_facts(facts)) {
-        let key = counter_key(&rule.id, &rule.key, facts);
+        let key = counter_key(&rule.key_prefix, &rule.key, facts);
         let window = counters.window(key.clone(), rule.span);
         let amount = rule.measure.reserve(est);
         match window.try_take(amount, rule.limit, now) {

@@ -45,7 +45,14 @@ pub fn run(ctx: &mut RequestCtx, reply: UpstreamReply, strip_usage: bool, prompt
     let price = ctx.target.as_ref().and_then(|t| t.price);
     match reply {
         UpstreamReply::Complete { body, usage } => {
-            ctx.holds.settle(usage.as_ref(), price);
+            if !ctx.holds.is_empty() {
+                // A provider that reports no usage is charged an estimate, never nothing.
+                let estimated = usage.clone().unwrap_or_else(|| {
+                    let completion = content_chars(&body).div_ceil(4);
+                    Usage { prompt_tokens: prompt_estimate, completion_tokens: completion, total_tokens: prompt_estimate + completion, ..Default::default() }
+                });
+                ctx.holds.settle(Some(&estimated), price);
+            }
             UpstreamReply::Complete { body, usage }
         }
         UpstreamReply::Stream(body) if ctx.holds.is_empty() => UpstreamReply::Stream(body),

@@ -59,6 +59,10 @@ pub struct Gateway {
     pub app: Arc<App>,
     stop: watch::Sender<bool>,
     tasks: JoinSet<std::io::Result<()>>,
+    /// The store writer stops after the listeners have drained, so spend
+    /// charged by the last requests is written too.
+    writer_stop: watch::Sender<bool>,
+    writer: tokio::task::JoinHandle<()>,
 }
 
 impl Gateway {
@@ -83,17 +87,14 @@ impl Gateway {
         let admin_addr = admin.local_addr()?;
         tasks.spawn(serve(data, data::router(app.clone()), rx.clone()));
         tasks.spawn(serve(admin, admin::router(app.clone()), rx.clone()));
-        let writer = Writer::new(store, shared.ledger.clone());
-        tasks.spawn(async move {
-            writer.run(Duration::from_secs(1), rx).await;
-            Ok(())
-        });
+        let (writer_stop, writer_rx) = watch::channel(false);
+        let writer = tokio::spawn(Writer::new(store, shared.ledger.clone()).run(Duration::from_secs(1), writer_rx));
         app.ready.store(true, Ordering::Release);
         for w in &snap.warnings {
             tracing::warn!(warning = %w, "config");
         }
         tracing::info!(%data_addr, %admin_addr, config = %snap.origin, version = snap.version, "tollgate ready");
-        Ok(Gateway { data_addr, admin_addr, app, stop, tasks })
+        Ok(Gateway { data_addr, admin_addr, app, stop, tasks, writer_stop, writer })
     }
 
     /// Stops accepting, lets in-flight requests finish, then returns.
@@ -101,6 +102,8 @@ impl Gateway {
         self.app.ready.store(false, Ordering::Release);
         let _ = self.stop.send(true);
         while self.tasks.join_next().await.is_some() {}
+        let _ = self.writer_stop.send(true);
+        let _ = self.writer.await;
     }
 
     /// Serves until SIGINT or SIGTERM, then drains.

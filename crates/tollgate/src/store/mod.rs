@@ -122,16 +122,16 @@ mod tests {
         let url = StoreUrl::Sqlite(dir.path().join("t.db"));
         let s = Store::open(&url).unwrap();
         let rows = vec![
-            AccountRow { key: "b\0team-a".into(), period: 20_000, spent: 123, reserved: 0 },
-            AccountRow { key: "b\0team-b".into(), period: 20_000, spent: 7, reserved: 0 },
+            AccountRow { key: "b\0team-a".into(), period: 20_000, spent: 123, alerted: 1, reserved: 0 },
+            AccountRow { key: "b\0team-b".into(), period: 20_000, spent: 7, alerted: 0, reserved: 0 },
         ];
         s.save_spend(&rows).unwrap();
-        s.save_spend(&[AccountRow { key: "b\0team-a".into(), period: 20_000, spent: 500, reserved: 9 }]).unwrap();
+        s.save_spend(&[AccountRow { key: "b\0team-a".into(), period: 20_000, spent: 500, alerted: 3, reserved: 9 }]).unwrap();
         drop(s);
         let s = Store::open(&url).unwrap();
         let mut got = s.load_spend().unwrap();
         got.sort_by(|a, b| a.key.cmp(&b.key));
-        assert_eq!(got[0].spent, 500);
+        assert_eq!((got[0].spent, got[0].alerted), (500, 3));
         assert_eq!(got[1].spent, 7);
         assert_eq!(got[0].reserved, 0, "reservations are not persisted");
     }

@@ -23,6 +23,7 @@ const MIGRATIONS: &[&str] = &[
         hash BLOB NOT NULL UNIQUE,
         record TEXT NOT NULL
     );",
+    "ALTER TABLE budget_spend ADD COLUMN alerted INTEGER NOT NULL DEFAULT 0;",
 ];
 
 pub struct SqliteStore {
@@ -63,13 +64,14 @@ impl SqliteStore {
 
     pub fn load_spend(&self) -> Result<Vec<AccountRow>, String> {
         let conn = self.conn();
-        let mut stmt = conn.prepare("SELECT key, period, spent_nanos FROM budget_spend").map_err(err)?;
+        let mut stmt = conn.prepare("SELECT key, period, spent_nanos, alerted FROM budget_spend").map_err(err)?;
         let rows = stmt
             .query_map([], |r| {
                 Ok(AccountRow {
                     key: r.get(0)?,
                     period: r.get::<_, i64>(1)? as u64,
                     spent: r.get::<_, i64>(2)? as u64,
+                    alerted: r.get::<_, i64>(3)? as u32,
                     reserved: 0,
                 })
             })
@@ -125,13 +127,14 @@ impl SqliteStore {
         {
             let mut stmt = tx
                 .prepare_cached(
-                    "INSERT INTO budget_spend (key, period, spent_nanos, updated_at) VALUES (?1, ?2, ?3, unixepoch())
+                    "INSERT INTO budget_spend (key, period, spent_nanos, alerted, updated_at) VALUES (?1, ?2, ?3, ?4, unixepoch())
                      ON CONFLICT(key) DO UPDATE SET period = excluded.period, spent_nanos = excluded.spent_nanos,
-                     updated_at = excluded.updated_at",
+                     alerted = excluded.alerted, updated_at = excluded.updated_at",
                 )
                 .map_err(err)?;
             for r in rows {
-                stmt.execute(params![r.key, r.period as i64, r.spent.min(i64::MAX as u64) as i64]).map_err(err)?;
+                stmt.execute(params![r.key, r.period as i64, r.spent.min(i64::MAX as u64) as i64, i64::from(r.alerted)])
+                    .map_err(err)?;
             }
         }
         tx.commit().map_err(err)

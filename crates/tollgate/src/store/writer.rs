@@ -15,8 +15,8 @@ use crate::budgets::Ledger;
 pub struct Writer {
     store: Arc<Store>,
     ledger: Ledger,
-    /// What was last written, per key: (period, spent).
-    written: HashMap<String, (u64, u64)>,
+    /// What was last written, per key: (period, spent, alerted).
+    written: HashMap<String, (u64, u64, u32)>,
 }
 
 impl Writer {
@@ -30,7 +30,7 @@ impl Writer {
             .ledger
             .export()
             .into_iter()
-            .filter(|r| self.written.get(&r.key) != Some(&(r.period, r.spent)))
+            .filter(|r| self.written.get(&r.key) != Some(&(r.period, r.spent, r.alerted)))
             .collect();
         if changed.is_empty() {
             return Ok(0);
@@ -41,7 +41,7 @@ impl Writer {
             .await
             .map_err(|e| format!("store writer task: {e}"))??;
         for r in &changed {
-            self.written.insert(r.key.clone(), (r.period, r.spent));
+            self.written.insert(r.key.clone(), (r.period, r.spent, r.alerted));
         }
         Ok(changed.len())
     }

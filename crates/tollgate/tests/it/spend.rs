@@ -60,7 +60,7 @@ async fn every_matching_rule_applies_and_a_refusal_costs_no_quota() {
     }
     assert_eq!(post(&h, &other, "{}").await.status, 200, "the narrow rule does not match other models");
     let used: Vec<(String, u64)> = h.live.shared().counters.snapshot();
-    let wide = used.iter().find(|(k, _)| k == "wide").map(|(_, n)| *n);
+    let wide = used.iter().find(|(k, _)| k == "wide@requests_per_minute").map(|(_, n)| *n);
     assert_eq!(wide, Some(3), "refused requests were given back to the wide rule: {used:?}");
 }
 
@@ -79,7 +79,7 @@ async fn token_limits_reserve_then_settle_to_real_usage() {
     }
     assert_eq!(ok, 5, "5 × 1005 fit in 5100, a sixth reservation does not");
     let used = h.live.shared().counters.snapshot();
-    assert_eq!(used, vec![("tokens".to_string(), 5 * 1005)], "settled to real usage");
+    assert_eq!(used, vec![("tokens@tokens_per_minute".to_string(), 5 * 1005)], "settled to real usage");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
