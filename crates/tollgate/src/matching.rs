@@ -2,7 +2,6 @@
 //! routes, rate limits and budgets, and the `limit_by` key of a counter.
 
 use std::collections::BTreeMap;
-use std::fmt::Write;
 
 use crate::config::file::WhenSection;
 use crate::config::loc::Loc;
@@ -102,19 +101,25 @@ impl KeyPart {
     }
 }
 
-/// The counter key of a rule for a request: the rule id and each
-/// `limit_by` value, separated by NUL (which no header value can contain).
+/// The counter key of a rule for a request: the rule's `id@unit` and each
+/// `limit_by` value, joined by `|`. A `|` or `\\` inside a value is escaped
+/// with `\\`, so two different sets of values never share a key.
 pub fn counter_key(rule: &str, parts: &[KeyPart], f: &Facts<'_>) -> String {
     let mut k = String::with_capacity(rule.len() + 24 * parts.len());
     k.push_str(rule);
     for p in parts {
-        k.push('\0');
-        let _ = k.write_str(p.value(f));
+        k.push('|');
+        for c in p.value(f).chars() {
+            if matches!(c, '|' | '\\') {
+                k.push('\\');
+            }
+            k.push(c);
+        }
     }
     k
 }
 
-/// A key as people read it: `rule@unit|value|value`.
+/// A key as people read it (keys are already readable: `rule@unit|value`).
 pub fn describe_key(key: &str) -> String {
-    key.replace('\0', "|")
+    key.to_string()
 }

@@ -103,7 +103,7 @@ async fn usage(State(app): State<Arc<App>>, req: Request) -> Response {
         .export()
         .into_iter()
         .map(|a| {
-            let rule = snap.budgets.iter().find(|b| a.key.split('\0').next() == Some(&*b.id));
+            let rule = snap.budgets.iter().find(|b| a.key.split('|').next() == Some(&*b.key_prefix));
             let cost = rule.is_none_or(|r| r.measure == crate::budgets::Measure::Cost);
             let (spent, reserved, limit) = if cost {
                 (

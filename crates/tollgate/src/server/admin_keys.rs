@@ -90,17 +90,11 @@ fn store_error(e: String) -> Response {
 }
 
 async fn persist(app: &Arc<App>, hash: Vec<u8>, rec: KeyRecord) -> Result<(), Response> {
-    let store = app.store.clone();
-    let keys = app.live.shared().keys.clone();
-    tokio::task::spawn_blocking(move || {
-        store.put_key(&hash, &rec)?;
-        // Install the whole set from the store: the store is the truth.
-        keys.install(store.load_keys()?);
-        Ok::<_, String>(())
-    })
-    .await
-    .map_err(|e| store_error(e.to_string()))?
-    .map_err(store_error)
+    app.store.put_key(hash, rec).await.map_err(store_error)?;
+    // Install the whole set from the store: the store is the truth.
+    let keys = app.store.load_keys().await.map_err(store_error)?;
+    app.live.shared().keys.install(keys);
+    Ok(())
 }
 
 fn valid_name(n: &str) -> bool {
@@ -131,7 +125,7 @@ pub async fn create(State(app): State<Arc<App>>, req: Request) -> Response {
     }
     let snap = app.live.snapshot();
     let name_taken = snap.auth.keys.values().any(|p| p.id == format!("key:{}", c.name))
-        || app.store.load_keys().unwrap_or_default().iter().any(|(_, r)| r.name == c.name && r.active(now_secs()));
+        || app.store.load_keys().await.unwrap_or_default().iter().any(|(_, r)| r.name == c.name && r.active(now_secs()));
     if name_taken {
         return json_error(StatusCode::CONFLICT, &format!("a key named `{}` already exists", c.name), "invalid_request_error", "key_exists");
     }
@@ -170,7 +164,7 @@ pub async fn list(State(app): State<Arc<App>>, req: Request) -> Response {
         Ok(p) => p,
         Err(r) => return r,
     };
-    match app.store.load_keys() {
+    match app.store.load_keys().await {
         Ok(keys) => {
             let mut data: Vec<_> = keys.iter().map(|(_, r)| r).filter(|r| may_touch(&caller, r, false)).collect();
             data.sort_by_key(|r| r.created_at);
@@ -180,8 +174,8 @@ pub async fn list(State(app): State<Arc<App>>, req: Request) -> Response {
     }
 }
 
-fn find(app: &App, id: &str) -> Result<(Vec<u8>, KeyRecord), Response> {
-    let keys = app.store.load_keys().map_err(store_error)?;
+async fn find(app: &App, id: &str) -> Result<(Vec<u8>, KeyRecord), Response> {
+    let keys = app.store.load_keys().await.map_err(store_error)?;
     keys.into_iter()
         .find(|(_, r)| r.id == id)
         .ok_or_else(|| json_error(StatusCode::NOT_FOUND, &format!("no key with id `{id}`"), "invalid_request_error", "not_found"))
@@ -192,7 +186,7 @@ pub async fn get_one(State(app): State<Arc<App>>, Path(id): Path<String>, req: R
         Ok(p) => p,
         Err(r) => return r,
     };
-    match find(&app, &id) {
+    match find(&app, &id).await {
         Ok((_, rec)) if may_touch(&caller, &rec, false) => json_response(StatusCode::OK, view(&rec).to_string()),
         Ok(_) => json_error(StatusCode::NOT_FOUND, &format!("no key with id `{id}`"), "invalid_request_error", "not_found"),
         Err(r) => r,
@@ -204,7 +198,7 @@ pub async fn revoke(State(app): State<Arc<App>>, Path(id): Path<String>, req: Re
         Ok(p) => p,
         Err(r) => return r,
     };
-    let (hash, mut rec) = match find(&app, &id) {
+    let (hash, mut rec) = match find(&app, &id).await {
         Ok(found) if may_touch(&caller, &found.1, true) => found,
         Ok(_) => return json_error(StatusCode::NOT_FOUND, &format!("no key with id `{id}`"), "invalid_request_error", "not_found"),
         Err(r) => return r,
@@ -232,7 +226,7 @@ pub async fn rotate(State(app): State<Arc<App>>, Path(id): Path<String>, req: Re
         Ok(d) => d.map_or(0, |d| d.as_secs()),
         Err(e) => return bad(format!("`overlap`: {e}")),
     };
-    let (old_hash, mut old) = match find(&app, &id) {
+    let (old_hash, mut old) = match find(&app, &id).await {
         Ok(found) if may_touch(&caller, &found.1, true) => found,
         Ok(_) => return json_error(StatusCode::NOT_FOUND, &format!("no key with id `{id}`"), "invalid_request_error", "not_found"),
         Err(r) => return r,

@@ -71,11 +71,11 @@ impl Gateway {
         let snap = live.snapshot();
         // Durable state first: spend recorded before a restart counts again
         // before the first request is admitted.
-        let store = Store::open(&snap.server.store).map_err(std::io::Error::other)?;
+        let store = Store::open(&snap.server.store).await.map_err(std::io::Error::other)?;
         let shared = live.shared();
-        shared.ledger.import(store.load_spend().map_err(std::io::Error::other)?);
-        shared.keys.set_secret(store.key_secret().map_err(std::io::Error::other)?);
-        shared.keys.install(store.load_keys().map_err(std::io::Error::other)?);
+        shared.ledger.import(store.load_spend().await.map_err(std::io::Error::other)?);
+        shared.keys.set_secret(store.key_secret().await.map_err(std::io::Error::other)?);
+        shared.keys.install(store.load_keys().await.map_err(std::io::Error::other)?);
         let store = Arc::new(store);
         crate::jwt::prefetch(&snap.auth.jwt);
         let data = TcpListener::bind(snap.server.listen).await?;

@@ -1,15 +1,18 @@
-//! Durable state: what must survive a restart (budget spend today; keys,
-//! usage and logs as they arrive). The request path never waits on it:
+//! Durable state: what must survive a restart (budget spend and the alerts
+//! already raised, virtual keys). The request path never waits on it:
 //! state is loaded into memory at start-up and written behind by a
-//! background task (`writer.rs`).
+//! background task (`writer.rs`); admin routes write through it.
 //!
-//! `store.url`: `sqlite://<path>` (the default, `sqlite://tollgate.db`), or
-//! `memory://` for nothing persisted.
+//! `store.url`: `sqlite://<path>` (the default, `sqlite://tollgate.db`),
+//! `postgres://user:password@host:port/database`, or `memory://` for
+//! nothing persisted.
 
+mod postgres;
 mod sqlite;
 pub mod writer;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use crate::budgets::AccountRow;
 use crate::keys::KeyRecord;
@@ -17,6 +20,7 @@ use crate::keys::KeyRecord;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StoreUrl {
     Sqlite(PathBuf),
+    Postgres(String),
     Memory,
 }
 
@@ -35,15 +39,13 @@ impl StoreUrl {
             return Ok(StoreUrl::Memory);
         }
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            return Err("the PostgreSQL store is not available in this build yet; use sqlite://<path>".into());
+            return url
+                .parse::<tokio_postgres::Config>()
+                .map(|_| StoreUrl::Postgres(url.to_string()))
+                .map_err(|e| format!("store.url is not a usable PostgreSQL URL: {e}"));
         }
-        Err(format!("`{url}` is not a store URL; use sqlite://<path> or memory://"))
+        Err("store.url must be sqlite://<path>, postgres://… or memory://".to_string())
     }
-}
-
-pub enum Store {
-    Sqlite(sqlite::SqliteStore),
-    Memory(MemoryStore),
 }
 
 /// Keeps keys for the life of the process only.
@@ -53,50 +55,77 @@ pub struct MemoryStore {
     keys: std::sync::Mutex<Vec<(Vec<u8>, KeyRecord)>>,
 }
 
+pub enum Store {
+    Sqlite(Arc<sqlite::SqliteStore>),
+    Postgres(postgres::PgStore),
+    Memory(MemoryStore),
+}
+
+/// Runs a blocking SQLite call off the async workers.
+async fn blocking<T: Send + 'static>(
+    s: &Arc<sqlite::SqliteStore>,
+    f: impl FnOnce(&sqlite::SqliteStore) -> Result<T, String> + Send + 'static,
+) -> Result<T, String> {
+    let s = s.clone();
+    tokio::task::spawn_blocking(move || f(&s)).await.map_err(|e| format!("store task: {e}"))?
+}
+
 impl Store {
-    pub fn open(url: &StoreUrl) -> Result<Store, String> {
+    pub async fn open(url: &StoreUrl) -> Result<Store, String> {
         match url {
             StoreUrl::Memory => Ok(Store::Memory(MemoryStore::default())),
-            StoreUrl::Sqlite(p) => sqlite::SqliteStore::open(p).map(Store::Sqlite),
+            StoreUrl::Sqlite(p) => {
+                let p = p.clone();
+                let s = tokio::task::spawn_blocking(move || sqlite::SqliteStore::open(&p))
+                    .await
+                    .map_err(|e| format!("store task: {e}"))??;
+                Ok(Store::Sqlite(Arc::new(s)))
+            }
+            StoreUrl::Postgres(u) => postgres::PgStore::open(u).await.map(Store::Postgres),
         }
     }
 
-    pub fn load_spend(&self) -> Result<Vec<AccountRow>, String> {
+    pub async fn load_spend(&self) -> Result<Vec<AccountRow>, String> {
         match self {
-            Store::Sqlite(s) => s.load_spend(),
+            Store::Sqlite(s) => blocking(s, |s| s.load_spend()).await,
+            Store::Postgres(p) => p.load_spend().await,
             Store::Memory(_) => Ok(Vec::new()),
         }
     }
 
-    pub fn save_spend(&self, rows: &[AccountRow]) -> Result<(), String> {
+    pub async fn save_spend(&self, rows: Vec<AccountRow>) -> Result<(), String> {
         match self {
-            Store::Sqlite(s) => s.save_spend(rows),
+            Store::Sqlite(s) => blocking(s, move |s| s.save_spend(&rows)).await,
+            Store::Postgres(p) => p.save_spend(&rows).await,
             Store::Memory(_) => Ok(()),
         }
     }
 
-    pub fn key_secret(&self) -> Result<[u8; 32], String> {
+    pub async fn key_secret(&self) -> Result<[u8; 32], String> {
         match self {
-            Store::Sqlite(s) => s.key_secret(),
+            Store::Sqlite(s) => blocking(s, |s| s.key_secret()).await,
+            Store::Postgres(p) => p.key_secret().await,
             Store::Memory(m) => Ok(*m.secret.get_or_init(crate::keys::os_random::<32>)),
         }
     }
 
-    pub fn load_keys(&self) -> Result<Vec<(Vec<u8>, KeyRecord)>, String> {
+    pub async fn load_keys(&self) -> Result<Vec<(Vec<u8>, KeyRecord)>, String> {
         match self {
-            Store::Sqlite(s) => s.load_keys(),
+            Store::Sqlite(s) => blocking(s, |s| s.load_keys()).await,
+            Store::Postgres(p) => p.load_keys().await,
             Store::Memory(m) => Ok(m.keys.lock().unwrap_or_else(|p| p.into_inner()).clone()),
         }
     }
 
-    pub fn put_key(&self, hash: &[u8], record: &KeyRecord) -> Result<(), String> {
+    pub async fn put_key(&self, hash: Vec<u8>, record: KeyRecord) -> Result<(), String> {
         match self {
-            Store::Sqlite(s) => s.put_key(hash, record),
+            Store::Sqlite(s) => blocking(s, move |s| s.put_key(&hash, &record)).await,
+            Store::Postgres(p) => p.put_key(&hash, &record).await,
             Store::Memory(m) => {
                 let mut keys = m.keys.lock().unwrap_or_else(|p| p.into_inner());
                 match keys.iter_mut().find(|(_, r)| r.id == record.id) {
-                    Some(entry) => entry.1 = record.clone(),
-                    None => keys.push((hash.to_vec(), record.clone())),
+                    Some(entry) => entry.1 = record,
+                    None => keys.push((hash, record)),
                 }
                 Ok(())
             }
@@ -112,27 +141,89 @@ mod tests {
     fn urls_parse() {
         assert_eq!(StoreUrl::parse("sqlite://a/b.db"), Ok(StoreUrl::Sqlite("a/b.db".into())));
         assert_eq!(StoreUrl::parse("sqlite://:memory:"), Ok(StoreUrl::Memory));
-        assert!(StoreUrl::parse("postgres://x").unwrap_err().contains("not available"));
+        assert!(matches!(StoreUrl::parse("postgres://u@localhost/db"), Ok(StoreUrl::Postgres(_))));
         assert!(StoreUrl::parse("mysql://x").is_err());
     }
 
-    #[test]
-    fn spend_round_trips_through_sqlite() {
-        let dir = tempfile::tempdir().unwrap();
-        let url = StoreUrl::Sqlite(dir.path().join("t.db"));
-        let s = Store::open(&url).unwrap();
-        let rows = vec![
-            AccountRow { key: "b\0team-a".into(), period: 20_000, spent: 123, alerted: 1, reserved: 0 },
-            AccountRow { key: "b\0team-b".into(), period: 20_000, spent: 7, alerted: 0, reserved: 0 },
-        ];
-        s.save_spend(&rows).unwrap();
-        s.save_spend(&[AccountRow { key: "b\0team-a".into(), period: 20_000, spent: 500, alerted: 3, reserved: 9 }]).unwrap();
+    fn rows() -> Vec<AccountRow> {
+        vec![
+            AccountRow { key: "b@cost_total|team-a".into(), period: 20_000, spent: 123, alerted: 1, reserved: 0 },
+            AccountRow { key: "b@cost_total|team-b".into(), period: 20_000, spent: 7, alerted: 0, reserved: 0 },
+        ]
+    }
+
+    fn key(id: &str) -> KeyRecord {
+        KeyRecord {
+            id: id.into(),
+            name: id.into(),
+            prefix: "tg-abcdef".into(),
+            owner: None,
+            team: Some("t".into()),
+            models: None,
+            metadata: Default::default(),
+            role: None,
+            created_at: 1,
+            expires_at: None,
+            revoked_at: None,
+            rotated_from: None,
+        }
+    }
+
+    /// The same checks for every backend.
+    async fn round_trip(url: &StoreUrl) {
+        let s = Store::open(url).await.unwrap();
+        s.save_spend(rows()).await.unwrap();
+        s.save_spend(vec![AccountRow { key: "b@cost_total|team-a".into(), period: 20_000, spent: 500, alerted: 3, reserved: 9 }])
+            .await
+            .unwrap();
+        let secret = s.key_secret().await.unwrap();
+        s.put_key(vec![1; 32], key("vk_1")).await.unwrap();
+        let mut revoked = key("vk_1");
+        revoked.revoked_at = Some(5);
+        s.put_key(vec![1; 32], revoked).await.unwrap();
         drop(s);
-        let s = Store::open(&url).unwrap();
-        let mut got = s.load_spend().unwrap();
+        let s = Store::open(url).await.unwrap();
+        let mut got = s.load_spend().await.unwrap();
         got.sort_by(|a, b| a.key.cmp(&b.key));
-        assert_eq!((got[0].spent, got[0].alerted), (500, 3));
+        assert_eq!((got[0].spent, got[0].alerted, got[0].reserved), (500, 3, 0));
         assert_eq!(got[1].spent, 7);
-        assert_eq!(got[0].reserved, 0, "reservations are not persisted");
+        assert_eq!(s.key_secret().await.unwrap(), secret, "the key secret is stable");
+        let keys = s.load_keys().await.unwrap();
+        assert_eq!(keys.len(), 1);
+        assert_eq!(keys[0].1.revoked_at, Some(5));
+    }
+
+    #[tokio::test]
+    async fn sqlite_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        round_trip(&StoreUrl::Sqlite(dir.path().join("t.db"))).await;
+    }
+
+    /// Needs a PostgreSQL server (`TOLLGATE_TEST_POSTGRES_URL`, default the
+    /// local one); a missing server fails the test rather than skipping it.
+    #[tokio::test]
+    async fn postgres_round_trip() {
+        let admin_url = std::env::var("TOLLGATE_TEST_POSTGRES_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+        let (admin, conn) = tokio_postgres::connect(&admin_url, tokio_postgres::NoTls)
+            .await
+            .unwrap_or_else(|e| panic!("PostgreSQL is needed for this test at {admin_url}: {e}"));
+        tokio::spawn(conn);
+        let db = format!("tollgate_test_{}", hex::encode(crate::keys::os_random::<6>()));
+        admin.batch_execute(&format!("CREATE DATABASE {db}")).await.unwrap();
+        let mut cfg: tokio_postgres::Config = admin_url.parse().unwrap();
+        cfg.dbname(&db);
+        let url = format!(
+            "postgres://{}@{}:{}/{db}",
+            cfg.get_user().unwrap_or("postgres"),
+            match &cfg.get_hosts()[0] {
+                tokio_postgres::config::Host::Tcp(h) => h.clone(),
+                #[allow(unreachable_patterns)]
+                _ => "127.0.0.1".into(),
+            },
+            cfg.get_ports().first().copied().unwrap_or(5432)
+        );
+        round_trip(&StoreUrl::Postgres(url)).await;
+        admin.batch_execute(&format!("DROP DATABASE {db} WITH (FORCE)")).await.unwrap();
     }
 }

@@ -35,11 +35,7 @@ impl Writer {
         if changed.is_empty() {
             return Ok(0);
         }
-        let store = self.store.clone();
-        let rows = changed.clone();
-        tokio::task::spawn_blocking(move || store.save_spend(&rows))
-            .await
-            .map_err(|e| format!("store writer task: {e}"))??;
+        self.store.save_spend(changed.clone()).await?;
         for r in &changed {
             self.written.insert(r.key.clone(), (r.period, r.spent, r.alerted));
         }

@@ -1,0 +1,159 @@
+//! The PostgreSQL store, for deployments that share state between
+//! instances or outgrow a local file. Same tables as SQLite; migrations
+//! recorded in `tollgate_schema`. One connection, re-established on the
+//! next call after a failure; only start-up, the writer and admin routes
+//! use it.
+
+use tokio::sync::Mutex;
+use tokio_postgres::{Client, NoTls};
+
+use crate::budgets::AccountRow;
+use crate::keys::KeyRecord;
+
+const MIGRATIONS: &[&str] = &[
+    "CREATE TABLE budget_spend (
+        key TEXT PRIMARY KEY,
+        period BIGINT NOT NULL,
+        spent_nanos BIGINT NOT NULL,
+        alerted INTEGER NOT NULL DEFAULT 0,
+        updated_at TIMESTAMPTZ NOT NULL DEFAULT now()
+    )",
+    "CREATE TABLE tollgate_meta (name TEXT PRIMARY KEY, value BYTEA NOT NULL)",
+    "CREATE TABLE virtual_keys (id TEXT PRIMARY KEY, hash BYTEA NOT NULL UNIQUE, record TEXT NOT NULL)",
+];
+
+pub struct PgStore {
+    url: String,
+    client: Mutex<Option<Client>>,
+}
+
+fn err(e: tokio_postgres::Error) -> String {
+    // Neither form includes the password of the URL.
+    match e.as_db_error() {
+        Some(db) => format!("postgres: {} ({})", db.message(), db.code().code()),
+        None => format!("postgres: {e}"),
+    }
+}
+
+impl PgStore {
+    pub async fn open(url: &str) -> Result<PgStore, String> {
+        let s = PgStore { url: url.to_string(), client: Mutex::new(None) };
+        s.migrate().await?;
+        Ok(s)
+    }
+
+    async fn client(&self) -> Result<tokio::sync::MutexGuard<'_, Option<Client>>, String> {
+        let mut guard = self.client.lock().await;
+        if guard.as_ref().is_none_or(Client::is_closed) {
+            let (client, conn) = tokio_postgres::connect(&self.url, NoTls).await.map_err(err)?;
+            tokio::spawn(async move {
+                if let Err(e) = conn.await {
+                    tracing::warn!(error = %e, "postgres connection ended");
+                }
+            });
+            *guard = Some(client);
+        }
+        Ok(guard)
+    }
+
+    async fn migrate(&self) -> Result<(), String> {
+        let mut guard = self.client().await?;
+        let Some(client) = guard.as_mut() else { return Err("postgres: no connection".into()) };
+        client
+            .batch_execute("CREATE TABLE IF NOT EXISTS tollgate_schema (version INTEGER NOT NULL)")
+            .await
+            .map_err(err)?;
+        let tx = client.transaction().await.map_err(err)?;
+        // One migrator at a time, even with several instances starting together.
+        tx.batch_execute("LOCK TABLE tollgate_schema IN EXCLUSIVE MODE").await.map_err(err)?;
+        let version: i32 =
+            tx.query_opt("SELECT version FROM tollgate_schema", &[]).await.map_err(err)?.map_or(0, |r| r.get(0));
+        let version = usize::try_from(version).unwrap_or(0);
+        if version > MIGRATIONS.len() {
+            return Err(format!("the database was written by a newer tollgate (schema {version})"));
+        }
+        for m in &MIGRATIONS[version..] {
+            tx.batch_execute(m).await.map_err(err)?;
+        }
+        tx.execute("DELETE FROM tollgate_schema", &[]).await.map_err(err)?;
+        tx.execute("INSERT INTO tollgate_schema (version) VALUES ($1)", &[&(MIGRATIONS.len() as i32)]).await.map_err(err)?;
+        tx.commit().await.map_err(err)
+    }
+
+    pub async fn load_spend(&self) -> Result<Vec<AccountRow>, String> {
+        let guard = self.client().await?;
+        let Some(client) = guard.as_ref() else { return Err("postgres: no connection".into()) };
+        let rows = client.query("SELECT key, period, spent_nanos, alerted FROM budget_spend", &[]).await.map_err(err)?;
+        Ok(rows
+            .iter()
+            .map(|r| AccountRow {
+                key: r.get(0),
+                period: r.get::<_, i64>(1) as u64,
+                spent: r.get::<_, i64>(2) as u64,
+                alerted: r.get::<_, i32>(3) as u32,
+                reserved: 0,
+            })
+            .collect())
+    }
+
+    pub async fn save_spend(&self, rows: &[AccountRow]) -> Result<(), String> {
+        let mut guard = self.client().await?;
+        let Some(client) = guard.as_mut() else { return Err("postgres: no connection".into()) };
+        let tx = client.transaction().await.map_err(err)?;
+        let stmt = tx
+            .prepare(
+                "INSERT INTO budget_spend (key, period, spent_nanos, alerted, updated_at) VALUES ($1, $2, $3, $4, now())
+                 ON CONFLICT (key) DO UPDATE SET period = EXCLUDED.period, spent_nanos = EXCLUDED.spent_nanos,
+                 alerted = EXCLUDED.alerted, updated_at = now()",
+            )
+            .await
+            .map_err(err)?;
+        for r in rows {
+            let (period, spent, alerted) = (r.period as i64, r.spent.min(i64::MAX as u64) as i64, r.alerted as i32);
+            tx.execute(&stmt, &[&r.key, &period, &spent, &alerted]).await.map_err(err)?;
+        }
+        tx.commit().await.map_err(err)
+    }
+
+    pub async fn key_secret(&self) -> Result<[u8; 32], String> {
+        let guard = self.client().await?;
+        let Some(client) = guard.as_ref() else { return Err("postgres: no connection".into()) };
+        let fresh = crate::keys::os_random::<32>().to_vec();
+        // Insert-if-absent, then read: concurrent starters agree on one secret.
+        client
+            .execute("INSERT INTO tollgate_meta (name, value) VALUES ('key_secret', $1) ON CONFLICT (name) DO NOTHING", &[&fresh])
+            .await
+            .map_err(err)?;
+        let row = client.query_one("SELECT value FROM tollgate_meta WHERE name = 'key_secret'", &[]).await.map_err(err)?;
+        let v: Vec<u8> = row.get(0);
+        v.try_into().map_err(|_| "stored key secret has the wrong length".to_string())
+    }
+
+    pub async fn load_keys(&self) -> Result<Vec<(Vec<u8>, KeyRecord)>, String> {
+        let guard = self.client().await?;
+        let Some(client) = guard.as_ref() else { return Err("postgres: no connection".into()) };
+        let rows = client.query("SELECT hash, record FROM virtual_keys", &[]).await.map_err(err)?;
+        rows.iter()
+            .map(|r| {
+                let rec: KeyRecord =
+                    serde_json::from_str(r.get::<_, &str>(1)).map_err(|e| format!("stored key record: {e}"))?;
+                Ok((r.get::<_, Vec<u8>>(0), rec))
+            })
+            .collect()
+    }
+
+    pub async fn put_key(&self, hash: &[u8], record: &KeyRecord) -> Result<(), String> {
+        let json = serde_json::to_string(record).map_err(|e| e.to_string())?;
+        let guard = self.client().await?;
+        let Some(client) = guard.as_ref() else { return Err("postgres: no connection".into()) };
+        client
+            .execute(
+                "INSERT INTO virtual_keys (id, hash, record) VALUES ($1, $2, $3)
+                 ON CONFLICT (id) DO UPDATE SET record = EXCLUDED.record",
+                &[&record.id, &hash, &json],
+            )
+            .await
+            .map_err(err)?;
+        Ok(())
+    }
+}
