@@ -239,3 +239,60 @@ async fn spend_survives_a_restart() {
     assert_eq!(call(gw.data_addr).await, 429, "$0.00201 spent + a $0.00101 worst case passes the $0.003 budget");
     gw.shutdown().await;
 }
+
+/// The same survival on PostgreSQL, through the gateway: spend and keys.
+#[tokio::test]
+async fn spend_and_keys_survive_a_restart_on_postgres() {
+    use tollgate::config::reload::{Live, Source};
+    use tollgate::config::runtime::Shared;
+    use tollgate::server::Gateway;
+
+    let admin_url = std::env::var("TOLLGATE_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    let (pg, conn) = tokio_postgres::connect(&admin_url, tokio_postgres::NoTls)
+        .await
+        .unwrap_or_else(|e| panic!("PostgreSQL is needed for this test at {admin_url}: {e}"));
+    tokio::spawn(conn);
+    let db = format!("tollgate_it_{}", std::process::id());
+    let _ = pg.batch_execute(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)")).await;
+    pg.batch_execute(&format!("CREATE DATABASE {db}")).await.unwrap();
+    let store_url = format!("{}/{db}", admin_url.rsplit_once('/').unwrap().0);
+
+    let up = MockUpstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let rules = format!("budgets:\n  - {{ id: total, unit: cost_total, limit: 0.003 }}\nstore: {{ url: \"{store_url}\" }}\n");
+    let cfg = dir.path().join("tollgate.yaml");
+    std::fs::write(&cfg, with_rules(&up, &rules)).unwrap();
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build_http();
+    let send = async |method: Method, url: String, key: &str, body: String| -> (u16, Value) {
+        let req = http::Request::builder()
+            .method(method)
+            .uri(url)
+            .header("authorization", format!("Bearer {key}"))
+            .body(http_body_util::Full::new(bytes::Bytes::from(body)))
+            .unwrap();
+        let resp = client.request(req).await.unwrap();
+        let status = resp.status().as_u16();
+        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+    };
+    let chat = json!({ "model": "priced/m", "max_tokens": 1000, "messages": user("hi") }).to_string();
+
+    let gw = Gateway::start(Live::new(Source::File(cfg.clone()), Shared::default()).unwrap()).await.unwrap();
+    let (status, key) =
+        send(Method::POST, format!("http://{}/admin/keys", gw.admin_addr), MASTER, json!({ "name": "pg-key" }).to_string()).await;
+    assert_eq!(status, 201);
+    let secret = key["key"].as_str().unwrap().to_string();
+    for _ in 0..2 {
+        assert_eq!(send(Method::POST, format!("http://{}/v1/chat/completions", gw.data_addr), &secret, chat.clone()).await.0, 200);
+    }
+    gw.shutdown().await;
+
+    let live = Live::new(Source::File(cfg), Shared::default()).unwrap();
+    let gw = Gateway::start(live.clone()).await.unwrap();
+    assert_eq!(live.shared().ledger.export()[0].spent, 2 * 1_005_000, "spend restored from PostgreSQL");
+    let (status, _) = send(Method::POST, format!("http://{}/v1/chat/completions", gw.data_addr), &secret, chat.clone()).await;
+    assert_eq!(status, 429, "the key still works (not 401) and the restored spend is enforced");
+    gw.shutdown().await;
+    pg.batch_execute(&format!("DROP DATABASE {db} WITH (FORCE)")).await.unwrap();
+}
