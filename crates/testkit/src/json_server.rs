@@ -1,5 +1,7 @@
-//! A tiny HTTP server that answers every GET with a JSON document that the
-//! test can swap, counting requests — a stand-in for a JWKS endpoint.
+//! A tiny HTTP server that answers every request with a JSON document the
+//! test can swap, counting requests and keeping what was POSTed — a
+//! stand-in for a JWKS endpoint or a webhook receiver. It can fail the
+//! first n requests with 500, to exercise retries.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -17,6 +19,8 @@ pub struct JsonServer {
     pub addr: SocketAddr,
     body: Arc<Mutex<String>>,
     hits: Arc<AtomicUsize>,
+    received: Arc<Mutex<Vec<(http::HeaderMap, Bytes)>>>,
+    fail_first: Arc<AtomicUsize>,
 }
 
 impl JsonServer {
@@ -25,17 +29,30 @@ impl JsonServer {
         let addr = listener.local_addr().expect("addr");
         let body = Arc::new(Mutex::new(body.to_string()));
         let hits = Arc::new(AtomicUsize::new(0));
-        let (b, h) = (body.clone(), hits.clone());
+        let received = Arc::new(Mutex::new(Vec::new()));
+        let fail_first = Arc::new(AtomicUsize::new(0));
+        let (b, h, rec, ff) = (body.clone(), hits.clone(), received.clone(), fail_first.clone());
         tokio::spawn(async move {
             loop {
                 let Ok((tcp, _)) = listener.accept().await else { continue };
-                let (b, h) = (b.clone(), h.clone());
+                let (b, h, rec, ff) = (b.clone(), h.clone(), rec.clone(), ff.clone());
                 tokio::spawn(async move {
-                    let svc = service_fn(move |_req| {
-                        h.fetch_add(1, Ordering::SeqCst);
-                        let text = b.lock().expect("lock").clone();
+                    let svc = service_fn(move |req: http::Request<hyper::body::Incoming>| {
+                        let (b, h, rec, ff) = (b.clone(), h.clone(), rec.clone(), ff.clone());
                         async move {
+                            use http_body_util::BodyExt;
+                            h.fetch_add(1, Ordering::SeqCst);
+                            let (parts, body) = req.into_parts();
+                            let bytes = body.collect().await.map(|c| c.to_bytes()).unwrap_or_default();
+                            let failing = ff.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok();
+                            if !failing && parts.method == http::Method::POST {
+                                rec.lock().expect("lock").push((parts.headers, bytes));
+                            }
+                            let text = b.lock().expect("lock").clone();
                             let mut r = Response::new(Full::new(Bytes::from(text)));
+                            if failing {
+                                *r.status_mut() = http::StatusCode::INTERNAL_SERVER_ERROR;
+                            }
                             r.headers_mut().insert("content-type", "application/json".parse().expect("static"));
                             Ok::<_, Infallible>(r)
                         }
@@ -44,7 +61,7 @@ impl JsonServer {
                 });
             }
         });
-        JsonServer { addr, body, hits }
+        JsonServer { addr, body, hits, received, fail_first }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -53,6 +70,16 @@ impl JsonServer {
 
     pub fn set(&self, body: &str) {
         *self.body.lock().expect("lock") = body.to_string();
+    }
+
+    /// Answer the next `n` requests with 500 (they are not kept).
+    pub fn fail_next(&self, n: usize) {
+        self.fail_first.store(n, Ordering::SeqCst);
+    }
+
+    /// Every POST answered with success: headers and body.
+    pub fn received(&self) -> Vec<(http::HeaderMap, Bytes)> {
+        self.received.lock().expect("lock").clone()
     }
 
     pub fn hits(&self) -> usize {

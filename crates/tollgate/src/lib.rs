@@ -20,6 +20,7 @@
 pub mod config;
 pub mod demo;
 pub mod error;
+pub mod events;
 pub mod budgets;
 pub mod cli_keys;
 pub mod glob;

@@ -135,6 +135,7 @@ pub struct BudgetEvent {
 pub struct Ledger {
     accounts: Arc<DashMap<String, Arc<Account>>>,
     events: Arc<Mutex<VecDeque<BudgetEvent>>>,
+    bus: crate::events::EventBus,
 }
 
 /// One account's persisted state.
@@ -150,6 +151,11 @@ pub struct AccountRow {
 }
 
 impl Ledger {
+    /// A ledger whose events also go to `bus` (webhooks).
+    pub fn with_events(bus: crate::events::EventBus) -> Ledger {
+        Ledger { bus, ..Default::default() }
+    }
+
     fn account(&self, key: &str) -> Arc<Account> {
         if let Some(a) = self.accounts.get(key) {
             return a.clone();
@@ -191,6 +197,14 @@ impl Ledger {
             event = e.kind, rule = %e.rule, key = %e.key, threshold = e.threshold,
             spent = e.spent, limit = e.limit, "budget"
         );
+        self.bus.publish(crate::events::Event {
+            kind: e.kind,
+            id: crate::events::new_id(),
+            time: period::format_utc(e.unix_secs),
+            data: serde_json::json!({
+                "rule": e.rule, "key": e.key, "threshold": e.threshold, "spent": e.spent, "limit": e.limit,
+            }),
+        });
         let mut q = self.events.lock().unwrap_or_else(|p| p.into_inner());
         if q.len() >= 1000 {
             q.pop_front();

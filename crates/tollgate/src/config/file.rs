@@ -36,6 +36,33 @@ pub struct ConfigFile {
     pub mcp_servers: Vec<McpServerSection>,
     /// MCP servers composed from tools of several upstream servers.
     pub virtual_mcp_servers: Vec<VirtualMcpServerSection>,
+    /// Where events (budget alerts, …) are delivered.
+    pub events: EventsSection,
+}
+
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct EventsSection {
+    pub webhooks: Vec<WebhookSection>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookSection {
+    /// Receives each event as a JSON POST.
+    pub url: Loc<String>,
+    /// Event types to send (`budget_threshold`, `budget_exceeded_warn`); omitted = all.
+    #[serde(default)]
+    pub kinds: Vec<String>,
+    /// Signs each body: `x-tollgate-signature: sha256=<hex HMAC-SHA256 of the body>`.
+    #[serde(default)]
+    pub secret: Option<String>,
+    /// Per attempt. Default 5s.
+    #[serde(default)]
+    pub timeout: Option<Dur>,
+    /// Tries in all, with doubling backoff from 250ms. Default 4.
+    #[serde(default)]
+    pub attempts: Option<u32>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]

@@ -18,7 +18,7 @@ use crate::routing::health::HealthRegistry;
 
 /// State that outlives any one snapshot: connection pools and what the
 /// gateway has learned about its targets. Snapshots borrow from it at load.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Shared {
     pub upstreams: Upstreams,
     pub health: HealthRegistry,
@@ -26,6 +26,23 @@ pub struct Shared {
     pub ledger: Ledger,
     pub keys: Arc<crate::keys::KeyRegistry>,
     pub jwks: crate::jwt::JwksRegistry,
+    pub events: crate::events::EventBus,
+}
+
+impl Default for Shared {
+    /// Budget events go to the same bus the webhook dispatcher reads.
+    fn default() -> Shared {
+        let events = crate::events::EventBus::default();
+        Shared {
+            upstreams: Upstreams::default(),
+            health: HealthRegistry::default(),
+            counters: Counters::default(),
+            ledger: Ledger::with_events(events.clone()),
+            keys: Arc::default(),
+            jwks: crate::jwt::JwksRegistry::default(),
+            events,
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -42,6 +59,7 @@ pub struct Snapshot {
     pub models: ModelCatalog,
     pub rate_limits: Vec<RateRule>,
     pub budgets: Vec<Arc<BudgetRule>>,
+    pub webhooks: Vec<crate::events::Webhook>,
     /// Things that load but deserve attention (e.g. sections parsed but not enforced yet).
     pub warnings: Vec<String>,
 }

@@ -64,6 +64,7 @@ pub fn build_snapshot(
     models.listed.extend(virtual_names);
     let rate_limits = crate::limits::build(&file.rate_limits, &mut d);
     let budgets = crate::budgets::build(&file.budgets, &mut d);
+    let webhooks = crate::events::build(&file.events.webhooks, &mut d);
     let metadata = MetadataContract {
         required: file.metadata.required.clone(),
         allowed_values: file.metadata.allowed_values.clone(),
@@ -91,6 +92,7 @@ pub fn build_snapshot(
                 models,
                 rate_limits,
                 budgets,
+                webhooks,
                 warnings,
             })
         }

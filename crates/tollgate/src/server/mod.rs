@@ -63,6 +63,7 @@ pub struct Gateway {
     /// charged by the last requests is written too.
     writer_stop: watch::Sender<bool>,
     writer: tokio::task::JoinHandle<()>,
+    dispatcher: tokio::task::JoinHandle<()>,
 }
 
 impl Gateway {
@@ -88,13 +89,15 @@ impl Gateway {
         tasks.spawn(serve(data, data::router(app.clone()), rx.clone()));
         tasks.spawn(serve(admin, admin::router(app.clone()), rx.clone()));
         let (writer_stop, writer_rx) = watch::channel(false);
+        let dispatcher =
+            crate::events::start(&shared.events, app.live.clone(), shared.upstreams.client(Duration::from_secs(5)), writer_rx.clone());
         let writer = tokio::spawn(Writer::new(store, shared.ledger.clone()).run(Duration::from_secs(1), writer_rx));
         app.ready.store(true, Ordering::Release);
         for w in &snap.warnings {
             tracing::warn!(warning = %w, "config");
         }
         tracing::info!(%data_addr, %admin_addr, config = %snap.origin, version = snap.version, "tollgate ready");
-        Ok(Gateway { data_addr, admin_addr, app, stop, tasks, writer_stop, writer })
+        Ok(Gateway { data_addr, admin_addr, app, stop, tasks, writer_stop, writer, dispatcher })
     }
 
     /// Stops accepting, lets in-flight requests finish, then returns.
@@ -104,6 +107,7 @@ impl Gateway {
         while self.tasks.join_next().await.is_some() {}
         let _ = self.writer_stop.send(true);
         let _ = self.writer.await;
+        let _ = self.dispatcher.await;
     }
 
     /// Serves until SIGINT or SIGTERM, then drains.

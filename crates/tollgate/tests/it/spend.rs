@@ -296,3 +296,30 @@ async fn spend_and_keys_survive_a_restart_on_postgres() {
     gw.shutdown().await;
     pg.batch_execute(&format!("DROP DATABASE {db} WITH (FORCE)")).await.unwrap();
 }
+
+#[tokio::test]
+async fn budget_alerts_reach_webhooks_signed_and_retried() {
+    let up = MockUpstream::start().await;
+    let hook = testkit::JsonServer::start("{}").await;
+    hook.fail_next(1); // the first delivery fails; the retry must get through
+    let rules = format!(
+        "budgets:\n  - {{ id: team-daily, limit_by: [metadata.team], unit: cost_per_day, limit: 0.003, alert_at: [0.5] }}\nevents:\n  webhooks:\n    - {{ url: \"{}\", secret: \"hook-secret\", kinds: [budget_threshold] }}\n",
+        hook.url("/hooks/tollgate")
+    );
+    let h = Harness::start(&with_rules(&up, &rules)).await;
+    let body = json!({ "model": "priced/m", "max_tokens": 1000, "messages": user("hi") });
+    for _ in 0..2 {
+        assert_eq!(post(&h, &body, r#"{"team":"ops"}"#).await.status, 200);
+    }
+    eventually("the webhook receives the alert", async || !hook.received().is_empty()).await;
+    let (headers, bytes) = hook.received().remove(0);
+    let event: Value = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(event["type"], "budget_threshold");
+    assert_eq!(event["data"]["rule"], "team-daily");
+    assert_eq!(event["data"]["key"], "team-daily@cost_per_day|ops");
+    assert_eq!(event["data"]["threshold"], 0.5);
+    let expected = format!("sha256={}", hex::encode(tollgate::keys::hmac_sha256(b"hook-secret", &bytes)));
+    assert_eq!(headers.get("x-tollgate-signature").unwrap().to_str().unwrap(), expected);
+    assert_eq!(headers.get("x-tollgate-event").unwrap(), "budget_threshold");
+    assert_eq!(hook.hits(), 2, "one failed attempt, one retry");
+}
