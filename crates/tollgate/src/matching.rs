@@ -60,6 +60,16 @@ impl When {
     }
 }
 
+/// Rule ids appear in counter keys, headers and messages: keep them plain.
+pub fn check_rule_id(id: &Loc<String>, d: &mut Diags) {
+    let ok = !id.value.is_empty()
+        && id.value.len() <= 64
+        && id.value.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':'));
+    if !ok {
+        d.at(id, format!("rule id `{}` must be 1–64 letters, digits, `-`, `_`, `.` or `:`", id.value), "e.g. team-daily-spend");
+    }
+}
+
 /// One part of a counter key (`limit_by`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum KeyPart {

@@ -55,6 +55,7 @@ pub fn build(sections: &[BudgetSection], d: &mut Diags) -> Vec<Arc<BudgetRule>> 
     sections
         .iter()
         .map(|s| {
+            crate::matching::check_rule_id(&s.id, d);
             if !seen.insert(s.id.value.as_str()) {
                 d.at(&s.id, format!("duplicate budget id `{}`", s.id.value), "give every budget its own id");
             }

@@ -64,6 +64,7 @@ pub fn build(sections: &[RateLimitSection], d: &mut Diags) -> Vec<RateRule> {
     sections
         .iter()
         .filter_map(|s| {
+            crate::matching::check_rule_id(&s.id, d);
             if !seen.insert(s.id.value.as_str()) {
                 d.at(&s.id, format!("duplicate rate limit id `{}`", s.id.value), "give every rule its own id");
             }

@@ -192,13 +192,30 @@ fn find(hay: &[u8], needle: &[u8]) -> bool {
     hay.windows(needle.len()).any(|w| w == needle)
 }
 
-/// Characters of `"content":"…"` strings in a chunk (escapes counted as one).
+/// Characters of `"content": "…"` strings in a chunk (escapes counted as
+/// one; any whitespace around the colon).
 fn content_chars(p: &[u8]) -> u64 {
-    const KEY: &[u8] = b"\"content\":\"";
+    const KEY: &[u8] = b"\"content\"";
     let mut n = 0u64;
     let mut i = 0;
     while let Some(pos) = p[i..].windows(KEY.len()).position(|w| w == KEY) {
         let mut j = i + pos + KEY.len();
+        while j < p.len() && p[j].is_ascii_whitespace() {
+            j += 1;
+        }
+        if p.get(j) != Some(&b':') {
+            i = j;
+            continue;
+        }
+        j += 1;
+        while j < p.len() && p[j].is_ascii_whitespace() {
+            j += 1;
+        }
+        if p.get(j) != Some(&b'"') {
+            i = j;
+            continue;
+        }
+        j += 1;
         while j < p.len() && p[j] != b'"' {
             j += if p[j] == b'\\' { 2 } else { 1 };
             n += 1;
@@ -215,6 +232,8 @@ mod tests {
     #[test]
     fn content_is_counted_and_events_split() {
         assert_eq!(content_chars(br#"{"delta":{"content":"hello \"x\""}}"#), 9);
+        assert_eq!(content_chars(br#"{"message": {"content" : "four", "x": "content"}}"#), 4);
+        assert_eq!(content_chars(br#"{"content": null}"#), 0);
         let data = b"data: a\n\ndata: b\n\n";
         assert_eq!(split_events(data).count(), 2);
     }

@@ -32,6 +32,9 @@ pub struct App {
     pub store: Arc<Store>,
 }
 
+/// How long a graceful shutdown waits for in-flight requests.
+const DRAIN_LIMIT: Duration = Duration::from_secs(30);
+
 /// Request ids: a random per-process prefix and a counter — unique without
 /// a syscall or lock per request.
 pub struct RequestIds {
@@ -110,11 +113,18 @@ impl Gateway {
         let _ = self.dispatcher.await;
     }
 
-    /// Serves until SIGINT or SIGTERM, then drains.
+    /// Serves until SIGINT or SIGTERM, then drains — for at most
+    /// `DRAIN_LIMIT`, so one endless stream cannot hold the process up.
     pub async fn run_until_signal(self) {
         shutdown_signal().await;
         tracing::info!("shutting down: draining in-flight requests");
-        self.shutdown().await;
+        let writer_stop = self.writer_stop.clone();
+        if tokio::time::timeout(DRAIN_LIMIT, self.shutdown()).await.is_err() {
+            tracing::warn!("requests still running after {}s; stopping anyway", DRAIN_LIMIT.as_secs());
+            let _ = writer_stop.send(true);
+            // Give the store writer a moment for its final write.
+            tokio::time::sleep(Duration::from_secs(2)).await;
+        }
     }
 }
 
