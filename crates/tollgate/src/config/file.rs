@@ -111,6 +111,17 @@ pub struct AuthSection {
     pub keys: Vec<StaticKeySection>,
     /// Trusted JWT issuers.
     pub jwt: Vec<JwtIssuerSection>,
+    /// Model allowlists per team (the `team` of a key, token or metadata pin).
+    pub teams: BTreeMap<String, AccessSection>,
+    /// Model allowlists per group (from JWT group claims).
+    pub groups: BTreeMap<String, AccessSection>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AccessSection {
+    /// Model globs members may use (in addition to their own key's limits).
+    pub models: Vec<Loc<String>>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]

@@ -83,6 +83,30 @@ pub struct AuthSettings {
     pub master_principal: Arc<Principal>,
     /// Trusted JWT issuers.
     pub jwt: Vec<Arc<crate::jwt::Issuer>>,
+    pub team_models: HashMap<String, Vec<Glob>>,
+    pub group_models: HashMap<String, Vec<Glob>>,
+}
+
+impl AuthSettings {
+    /// May this principal use this (canonical or virtual) model? Its own
+    /// globs, its team's allowlist, and — when any of its groups has an
+    /// allowlist — at least one of those groups must all allow it.
+    pub fn allows(&self, p: &Principal, model: &str) -> bool {
+        if !p.may_use(model) {
+            return false;
+        }
+        let team = p.team.as_ref().or_else(|| p.metadata.get("team"));
+        if let Some(globs) = team.and_then(|t| self.team_models.get(t)) {
+            if !globs.iter().any(|g| g.matches(model)) {
+                return false;
+            }
+        }
+        let mut listed = p.groups.iter().filter_map(|g| self.group_models.get(g)).peekable();
+        if listed.peek().is_none() {
+            return true;
+        }
+        listed.any(|globs| globs.iter().any(|g| g.matches(model)))
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -13,7 +13,7 @@ pub fn run(ctx: &RequestCtx) -> Result<ModelRef, GatewayError> {
     let model =
         ctx.snapshot.models.resolve_ref(requested).ok_or_else(|| RequestError::UnknownModel(requested.to_string()))?;
     let principal = ctx.principal.as_deref().ok_or(AuthError::Missing)?;
-    if !principal.may_use(model.name()) {
+    if !ctx.snapshot.auth.allows(principal, model.name()) {
         return Err(AuthError::ModelNotAllowed(requested.to_string()).into());
     }
     Ok(model)

@@ -56,7 +56,7 @@ async fn models(State(app): State<Arc<App>>, req: Request) -> Response {
         .models
         .listed
         .iter()
-        .filter(|m| principal.may_use(m))
+        .filter(|m| snap.auth.allows(&principal, m))
         .map(|m| {
             let owner = if snap.models.virtual_models.contains_key(m) {
                 "tollgate"
@@ -77,10 +77,10 @@ async fn model(State(app): State<Arc<App>>, Path(id): Path<String>, req: Request
         Err(e) => return stamp(&app, started, GatewayError::from(e).into_response()),
     };
     let resp = match snap.models.resolve_ref(&id) {
-        Some(ModelRef::Physical(t)) if principal.may_use(&t.canonical) => {
+        Some(ModelRef::Physical(t)) if snap.auth.allows(&principal, &t.canonical) => {
             json_response(StatusCode::OK, model_entry(&t.canonical, &t.provider.name).to_string())
         }
-        Some(ModelRef::Virtual(v)) if principal.may_use(&v.name) => {
+        Some(ModelRef::Virtual(v)) if snap.auth.allows(&principal, &v.name) => {
             json_response(StatusCode::OK, model_entry(&v.name, "tollgate").to_string())
         }
         _ => GatewayError::from(RequestError::UnknownModel(id)).into_response(),

@@ -147,3 +147,23 @@ async fn metadata_header_is_validated() {
         .await;
     assert_eq!(r.status, 200);
 }
+
+#[tokio::test]
+async fn team_allowlists_narrow_what_members_may_use() {
+    let up = MockUpstream::start().await;
+    let text = config(&up.base_url(), "").replace("  keys:\n", "  teams:\n    platform: { models: [\"mock/echo\"] }\n  keys:\n");
+    let h = Harness::start(&text).await;
+    // The limited key pins team=platform: its own globs allow mock/*, its team only mock/echo.
+    assert_eq!(h.chat(Some(LIMITED), &json!({ "model": "mock/echo", "messages": user("hi") })).await.status, 200);
+    let r = h.chat(Some(LIMITED), &json!({ "model": "mock/embed", "messages": user("hi") })).await;
+    assert_eq!(r.status, 403);
+    let ids: Vec<String> = h.get("/v1/models", Some(LIMITED)).await.json()["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(ids, ["mock/echo"]);
+    // The master key has no team.
+    assert_eq!(h.chat(Some(MASTER), &json!({ "model": "mock/embed", "messages": user("hi") })).await.status, 200);
+}

@@ -52,7 +52,7 @@ async fn setup() -> (Harness, JsonServer, MockUpstream) {
     let text = config(&up.base_url(), &extra).replace(
         "  keys:\n",
         &format!(
-            "  jwt:\n    - issuer: \"{ISS}\"\n      jwks_url: \"{}\"\n      audiences: [tollgate]\n      claims: {{ metadata: {{ project_id: project }} }}\n      roles: {{ platform-admins: admin }}\n      models: [\"mock/*\"]\n  keys:\n",
+            "  jwt:\n    - issuer: \"{ISS}\"\n      jwks_url: \"{}\"\n      audiences: [tollgate]\n      claims: {{ metadata: {{ project_id: project }} }}\n      roles: {{ platform-admins: admin }}\n      models: [\"mock/*\"]\n  groups:\n    contractors: {{ models: [\"mock/echo\"] }}\n  keys:\n",
             jwks.url("/.well-known/jwks.json")
         ),
     );
@@ -153,4 +153,15 @@ fn base64url(b: &[u8]) -> String {
         }
     }
     out
+}
+
+#[tokio::test]
+async fn group_allowlists_apply_to_token_holders() {
+    let (h, _jwks, _up) = setup().await;
+    let contractor = token(Algorithm::RS256, "rsa-1", RSA, claims(json!({ "groups": ["contractors"], "project": "c1" })));
+    assert_eq!(h.chat(Some(&contractor), &ask()).await.status, 200);
+    let embed = json!({ "model": "mock/embed", "messages": user("x") });
+    assert_eq!(h.chat(Some(&contractor), &embed).await.status, 403);
+    let employee = token(Algorithm::RS256, "rsa-1", RSA, claims(json!({ "project": "c2" })));
+    assert_eq!(h.chat(Some(&employee), &embed).await.status, 200, "no group allowlist applies");
 }
