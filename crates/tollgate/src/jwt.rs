@@ -28,6 +28,7 @@ use crate::providers::http::{HttpClient, Upstreams};
 
 const REFETCH_EVERY: Duration = Duration::from_secs(10);
 const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
+const MAX_AGE: Duration = Duration::from_secs(600);
 
 /// Signing keys of one JWKS URL, by key id.
 pub struct Jwks {
@@ -47,6 +48,17 @@ fn epoch() -> Instant {
 impl Jwks {
     fn get(&self, kid: &str) -> Option<(Arc<DecodingKey>, Algorithm)> {
         self.keys.load().get(kid).cloned()
+    }
+
+    /// Refreshes in the background when the set is older than `MAX_AGE`, so
+    /// a key the issuer withdrew stops being trusted without a restart.
+    fn refresh_if_stale(self: &Arc<Self>) {
+        let now = epoch().elapsed().as_millis() as u64 + 1;
+        let last = self.last_fetch.load(Ordering::Relaxed);
+        if last != 0 && now - last > MAX_AGE.as_millis() as u64 && self.fetching.try_lock().is_ok() {
+            let me = self.clone();
+            tokio::spawn(async move { me.refresh().await });
+        }
     }
 
     /// Fetches the key set unless a fetch happened within `REFETCH_EVERY`.
@@ -230,28 +242,35 @@ pub async fn verify(issuers: &[Arc<Issuer>], token: &str) -> Result<Principal, R
     }
     let mut v = Validation::new(alg);
     v.set_issuer(&[&issuer.issuer]);
-    if issuer.audiences.is_empty() {
-        v.validate_aud = false;
-    } else {
-        v.set_audience(&issuer.audiences);
-    }
     v.validate_nbf = true;
     v.leeway = issuer.leeway;
-    v.set_required_spec_claims(&["exp", "iss"]);
+    if issuer.audiences.is_empty() {
+        v.validate_aud = false;
+        v.set_required_spec_claims(&["exp", "iss"]);
+    } else {
+        // With audiences configured, a token without `aud` is refused too.
+        v.set_audience(&issuer.audiences);
+        v.set_required_spec_claims(&["exp", "iss", "aud"]);
+    }
     let data = jsonwebtoken::decode::<serde_json::Value>(token, &key, &v).map_err(|e| match e.kind() {
         jsonwebtoken::errors::ErrorKind::ExpiredSignature => "the JWT has expired".to_string(),
         jsonwebtoken::errors::ErrorKind::ImmatureSignature => "the JWT is not valid yet (nbf)".to_string(),
         jsonwebtoken::errors::ErrorKind::InvalidAudience => "the JWT is for another audience".to_string(),
         jsonwebtoken::errors::ErrorKind::InvalidSignature => "the JWT signature does not verify".to_string(),
+        jsonwebtoken::errors::ErrorKind::MissingRequiredClaim(c) => format!("the JWT has no `{c}` claim"),
         _ => format!("the JWT was refused: {e}"),
     })?;
+    if data.claims.get(&issuer.claims.subject).and_then(|v| v.as_str()).is_none_or(str::is_empty) {
+        return Err(format!("the JWT has no `{}` claim to identify its subject", issuer.claims.subject));
+    }
+    issuer.jwks.refresh_if_stale();
     Ok(issuer.principal(&data.claims))
 }
 
 impl Issuer {
     fn principal(&self, claims: &serde_json::Value) -> Principal {
         let s = |name: &str| claims.get(name).and_then(|v| v.as_str()).map(str::to_string);
-        let subject = s(&self.claims.subject).unwrap_or_else(|| "unknown".into());
+        let subject = s(&self.claims.subject).unwrap_or_default();
         let team = s(&self.claims.team);
         let groups: Vec<String> = match claims.get(&self.claims.groups) {
             Some(serde_json::Value::Array(a)) => a.iter().filter_map(|g| g.as_str().map(str::to_string)).collect(),

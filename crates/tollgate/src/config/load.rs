@@ -23,7 +23,11 @@ impl fmt::Display for ConfigErrors {
             if i > 0 {
                 writeln!(f)?;
             }
-            write!(f, "{}:{}:{}: error: {}", self.origin, d.line, d.column, d.message)?;
+            if d.line == 0 {
+                write!(f, "{}: error: {}", self.origin, d.message)?;
+            } else {
+                write!(f, "{}:{}:{}: error: {}", self.origin, d.line, d.column, d.message)?;
+            }
             if let Some(h) = &d.hint {
                 write!(f, "\n    hint: {h}")?;
             }

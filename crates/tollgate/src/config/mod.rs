@@ -5,6 +5,7 @@
 pub mod file;
 pub mod load;
 pub mod loc;
+pub mod overlay;
 pub mod reload;
 pub mod runtime;
 pub mod validate;

@@ -27,6 +27,8 @@ pub struct Shared {
     pub keys: Arc<crate::keys::KeyRegistry>,
     pub jwks: crate::jwt::JwksRegistry,
     pub events: crate::events::EventBus,
+    /// Rules and allowlists added through the admin API.
+    pub overlays: super::overlay::Overlays,
 }
 
 impl Default for Shared {
@@ -40,6 +42,7 @@ impl Default for Shared {
             ledger: Ledger::with_events(events.clone()),
             keys: Arc::default(),
             jwks: crate::jwt::JwksRegistry::default(),
+            overlays: super::overlay::Overlays::default(),
             events,
         }
     }

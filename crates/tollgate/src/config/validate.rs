@@ -44,7 +44,7 @@ pub fn sha256(bytes: &[u8]) -> [u8; 32] {
 }
 
 pub fn build_snapshot(
-    file: ConfigFile,
+    mut file: ConfigFile,
     origin: &str,
     digest: String,
     version: u64,
@@ -52,6 +52,7 @@ pub fn build_snapshot(
 ) -> Result<Snapshot, Vec<Diagnostic>> {
     let mut d = Diags::default();
     let mut warnings = Vec::new();
+    d.0.extend(super::overlay::apply(&mut file, &shared.overlays.get()));
 
     let server = server(&file, &mut d);
     let mut auth = auth(&file, &mut d, &mut warnings);

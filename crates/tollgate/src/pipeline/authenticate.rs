@@ -56,8 +56,10 @@ pub async fn admin(auth: &AuthSettings, keys: &KeyRegistry, headers: &HeaderMap)
 fn credential(headers: &HeaderMap) -> Option<&[u8]> {
     if let Some(v) = headers.get(header::AUTHORIZATION) {
         let b = v.as_bytes();
-        let rest = b.get(..7).filter(|p| p.eq_ignore_ascii_case(b"bearer ")).map(|_| &b[7..])?;
-        return Some(trim(rest));
+        if let Some(rest) = b.get(..7).filter(|p| p.eq_ignore_ascii_case(b"bearer ")).map(|_| &b[7..]) {
+            return Some(trim(rest));
+        }
+        // Another scheme (e.g. Basic from a proxy in between): look at x-api-key.
     }
     headers.get("x-api-key").map(|v| trim(v.as_bytes()))
 }

@@ -27,6 +27,8 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/admin/keys", get(super::admin_keys::list).post(super::admin_keys::create))
         .route("/admin/keys/{id}", get(super::admin_keys::get_one).delete(super::admin_keys::revoke))
         .route("/admin/keys/{id}/rotate", post(super::admin_keys::rotate))
+        .route("/admin/{kind}", get(super::admin_overlays::list))
+        .route("/admin/{kind}/{id}", axum::routing::put(super::admin_overlays::put).delete(super::admin_overlays::delete))
         .fallback(|| async {
             json_error(StatusCode::NOT_FOUND, "no such admin route", "invalid_request_error", "unknown_route")
         })
@@ -43,6 +45,8 @@ pub enum Permission {
     ListKeys,
     /// Create, revoke, rotate keys (a team admin: its team's only).
     ManageKeys,
+    /// Add, change or remove rate limits, budgets and team allowlists.
+    ManageRules,
 }
 
 /// Which roles may do what. Data-plane keys (no role) may do nothing here.
@@ -92,16 +96,27 @@ async fn config(State(app): State<Arc<App>>, req: Request) -> Response {
 
 /// Every rate-limit counter and budget account now, and recent budget events.
 async fn usage(State(app): State<Arc<App>>, req: Request) -> Response {
-    if let Err(r) = require(&app, req.headers(), Permission::ReadUsage).await {
-        return r;
-    }
+    let caller = match require(&app, req.headers(), Permission::ReadUsage).await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    // A team admin sees the counters and accounts keyed by its own team only.
+    let own_team = (caller.role == Some(Role::TeamAdmin)).then(|| caller.team.clone().unwrap_or_default());
+    let visible = |key: &str| own_team.as_ref().is_none_or(|t| !t.is_empty() && key.split('|').skip(1).any(|v| v == t));
     let shared = app.live.shared();
     let snap = app.live.snapshot();
-    let counters: Vec<_> = shared.counters.snapshot().into_iter().map(|(key, used)| json!({ "key": key, "used": used })).collect();
+    let counters: Vec<_> = shared
+        .counters
+        .snapshot()
+        .into_iter()
+        .filter(|(key, _)| visible(key))
+        .map(|(key, used)| json!({ "key": key, "used": used }))
+        .collect();
     let accounts: Vec<_> = shared
         .ledger
         .export()
         .into_iter()
+        .filter(|a| visible(&a.key))
         .map(|a| {
             let rule = snap.budgets.iter().find(|b| a.key.split('|').next() == Some(&*b.key_prefix));
             let cost = rule.is_none_or(|r| r.measure == crate::budgets::Measure::Cost);
@@ -124,6 +139,7 @@ async fn usage(State(app): State<Arc<App>>, req: Request) -> Response {
         .ledger
         .events()
         .into_iter()
+        .filter(|e| visible(&e.key))
         .map(|e| json!({ "kind": e.kind, "rule": e.rule, "key": e.key, "threshold": e.threshold, "at": e.unix_secs }))
         .collect();
     json_response(StatusCode::OK, json!({ "rate_limits": counters, "budgets": accounts, "events": events }).to_string())

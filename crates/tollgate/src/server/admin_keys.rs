@@ -114,6 +114,9 @@ pub async fn create(State(app): State<Arc<App>>, req: Request) -> Response {
         return bad("`name` must be 1–64 characters of letters, digits, `-`, `_` or `.`");
     }
     if caller.role == Some(Role::TeamAdmin) {
+        if caller.team.is_none() {
+            return json_error(StatusCode::FORBIDDEN, "a team admin without a team cannot create keys", "permission_error", "role_forbidden");
+        }
         // A team admin creates keys for its own team, without admin powers beyond its own.
         if c.team.is_some() && c.team != caller.team {
             return json_error(StatusCode::FORBIDDEN, "a team admin can create keys only for its own team", "permission_error", "role_forbidden");

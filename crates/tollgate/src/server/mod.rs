@@ -3,6 +3,7 @@
 
 pub mod admin;
 mod admin_keys;
+mod admin_overlays;
 pub mod data;
 
 use std::net::SocketAddr;
@@ -30,7 +31,12 @@ pub struct App {
     pub ready: AtomicBool,
     /// Durable state; used by admin routes, never by the data plane.
     pub store: Arc<Store>,
+    /// One overlay change at a time.
+    pub overlay_lock: tokio::sync::Mutex<()>,
 }
+
+/// How often keys are re-read from a shared (PostgreSQL) store.
+const KEY_SYNC: Duration = Duration::from_secs(1);
 
 /// How long a graceful shutdown waits for in-flight requests.
 const DRAIN_LIMIT: Duration = Duration::from_secs(30);
@@ -67,6 +73,7 @@ pub struct Gateway {
     writer_stop: watch::Sender<bool>,
     writer: tokio::task::JoinHandle<()>,
     dispatcher: tokio::task::JoinHandle<()>,
+    key_sync: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Gateway {
@@ -80,11 +87,20 @@ impl Gateway {
         shared.ledger.import(store.load_spend().await.map_err(std::io::Error::other)?);
         shared.keys.set_secret(store.key_secret().await.map_err(std::io::Error::other)?);
         shared.keys.install(store.load_keys().await.map_err(std::io::Error::other)?);
+        let overlays = store.load_overlays().await.map_err(std::io::Error::other)?;
+        if !overlays.is_empty() {
+            shared.overlays.set(overlays);
+            let l = live.clone();
+            match tokio::task::spawn_blocking(move || l.reload("stored admin overlays", false)).await {
+                Ok(Ok(_)) => {}
+                _ => tracing::error!("stored admin overlays do not load with this config; serving the config file alone"),
+            }
+        }
         let store = Arc::new(store);
         crate::jwt::prefetch(&snap.auth.jwt);
         let data = TcpListener::bind(snap.server.listen).await?;
         let admin = TcpListener::bind(snap.server.admin_listen).await?;
-        let app = Arc::new(App { live, ids: RequestIds::default(), ready: AtomicBool::new(false), store: store.clone() });
+        let app = Arc::new(App { live, ids: RequestIds::default(), ready: AtomicBool::new(false), store: store.clone(), overlay_lock: Default::default() });
         let (stop, rx) = watch::channel(false);
         let mut tasks = JoinSet::new();
         let data_addr = data.local_addr()?;
@@ -92,6 +108,23 @@ impl Gateway {
         tasks.spawn(serve(data, data::router(app.clone()), rx.clone()));
         tasks.spawn(serve(admin, admin::router(app.clone()), rx.clone()));
         let (writer_stop, writer_rx) = watch::channel(false);
+        // Keys changed by another gateway on a shared store take effect here
+        // within `KEY_SYNC`: revocations included.
+        let key_sync = matches!(*store, Store::Postgres(_)).then(|| {
+            let (store, keys, mut stop) = (store.clone(), shared.keys.clone(), writer_rx.clone());
+            tokio::spawn(async move {
+                loop {
+                    tokio::select! {
+                        _ = tokio::time::sleep(KEY_SYNC) => {}
+                        _ = stop.wait_for(|s| *s) => return,
+                    }
+                    match store.load_keys().await {
+                        Ok(k) => keys.install(k),
+                        Err(e) => tracing::warn!(error = %e, "could not refresh virtual keys from the store"),
+                    }
+                }
+            })
+        });
         let dispatcher =
             crate::events::start(&shared.events, app.live.clone(), shared.upstreams.client(Duration::from_secs(5)), writer_rx.clone());
         let writer = tokio::spawn(Writer::new(store, shared.ledger.clone()).run(Duration::from_secs(1), writer_rx));
@@ -100,7 +133,7 @@ impl Gateway {
             tracing::warn!(warning = %w, "config");
         }
         tracing::info!(%data_addr, %admin_addr, config = %snap.origin, version = snap.version, "tollgate ready");
-        Ok(Gateway { data_addr, admin_addr, app, stop, tasks, writer_stop, writer, dispatcher })
+        Ok(Gateway { data_addr, admin_addr, app, stop, tasks, writer_stop, writer, dispatcher, key_sync })
     }
 
     /// Stops accepting, lets in-flight requests finish, then returns.
@@ -111,6 +144,9 @@ impl Gateway {
         let _ = self.writer_stop.send(true);
         let _ = self.writer.await;
         let _ = self.dispatcher.await;
+        if let Some(k) = self.key_sync {
+            let _ = k.await;
+        }
     }
 
     /// Serves until SIGINT or SIGTERM, then drains — for at most

@@ -15,6 +15,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::budgets::AccountRow;
+use crate::config::overlay::{Entry, Kind};
 use crate::keys::KeyRecord;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,6 +54,7 @@ impl StoreUrl {
 pub struct MemoryStore {
     secret: std::sync::OnceLock<[u8; 32]>,
     keys: std::sync::Mutex<Vec<(Vec<u8>, KeyRecord)>>,
+    overlays: std::sync::Mutex<Vec<Entry>>,
 }
 
 pub enum Store {
@@ -114,6 +116,38 @@ impl Store {
             Store::Sqlite(s) => blocking(s, |s| s.load_keys()).await,
             Store::Postgres(p) => p.load_keys().await,
             Store::Memory(m) => Ok(m.keys.lock().unwrap_or_else(|p| p.into_inner()).clone()),
+        }
+    }
+
+    pub async fn load_overlays(&self) -> Result<Vec<Entry>, String> {
+        match self {
+            Store::Sqlite(s) => blocking(s, |s| s.load_overlays()).await,
+            Store::Postgres(p) => p.load_overlays().await,
+            Store::Memory(m) => Ok(m.overlays.lock().unwrap_or_else(|p| p.into_inner()).clone()),
+        }
+    }
+
+    pub async fn put_overlay(&self, e: Entry) -> Result<(), String> {
+        match self {
+            Store::Sqlite(s) => blocking(s, move |s| s.put_overlay(&e)).await,
+            Store::Postgres(p) => p.put_overlay(&e).await,
+            Store::Memory(m) => {
+                let mut v = m.overlays.lock().unwrap_or_else(|p| p.into_inner());
+                v.retain(|x| !(x.kind == e.kind && x.id == e.id));
+                v.push(e);
+                Ok(())
+            }
+        }
+    }
+
+    pub async fn delete_overlay(&self, kind: Kind, id: String) -> Result<(), String> {
+        match self {
+            Store::Sqlite(s) => blocking(s, move |s| s.delete_overlay(kind, &id)).await,
+            Store::Postgres(p) => p.delete_overlay(kind, &id).await,
+            Store::Memory(m) => {
+                m.overlays.lock().unwrap_or_else(|p| p.into_inner()).retain(|x| !(x.kind == kind && x.id == id));
+                Ok(())
+            }
         }
     }
 

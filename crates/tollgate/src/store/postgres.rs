@@ -8,6 +8,7 @@ use tokio::sync::Mutex;
 use tokio_postgres::{Client, NoTls};
 
 use crate::budgets::AccountRow;
+use crate::config::overlay::{Entry, Kind};
 use crate::keys::KeyRecord;
 
 const MIGRATIONS: &[&str] = &[
@@ -20,6 +21,7 @@ const MIGRATIONS: &[&str] = &[
     )",
     "CREATE TABLE tollgate_meta (name TEXT PRIMARY KEY, value BYTEA NOT NULL)",
     "CREATE TABLE virtual_keys (id TEXT PRIMARY KEY, hash BYTEA NOT NULL UNIQUE, record TEXT NOT NULL)",
+    "CREATE TABLE overlays (kind TEXT NOT NULL, id TEXT NOT NULL, body TEXT NOT NULL, PRIMARY KEY (kind, id))",
 ];
 
 pub struct PgStore {
@@ -127,6 +129,36 @@ impl PgStore {
         let row = client.query_one("SELECT value FROM tollgate_meta WHERE name = 'key_secret'", &[]).await.map_err(err)?;
         let v: Vec<u8> = row.get(0);
         v.try_into().map_err(|_| "stored key secret has the wrong length".to_string())
+    }
+
+    pub async fn load_overlays(&self) -> Result<Vec<Entry>, String> {
+        let guard = self.client().await?;
+        let Some(client) = guard.as_ref() else { return Err("postgres: no connection".into()) };
+        let rows = client.query("SELECT kind, id, body FROM overlays ORDER BY kind, id", &[]).await.map_err(err)?;
+        Ok(rows
+            .iter()
+            .filter_map(|r| Kind::parse(r.get::<_, &str>(0)).map(|kind| Entry { kind, id: r.get(1), body: r.get(2) }))
+            .collect())
+    }
+
+    pub async fn put_overlay(&self, e: &Entry) -> Result<(), String> {
+        let guard = self.client().await?;
+        let Some(client) = guard.as_ref() else { return Err("postgres: no connection".into()) };
+        client
+            .execute(
+                "INSERT INTO overlays (kind, id, body) VALUES ($1, $2, $3) ON CONFLICT (kind, id) DO UPDATE SET body = EXCLUDED.body",
+                &[&e.kind.as_str(), &e.id, &e.body],
+            )
+            .await
+            .map_err(err)?;
+        Ok(())
+    }
+
+    pub async fn delete_overlay(&self, kind: Kind, id: &str) -> Result<(), String> {
+        let guard = self.client().await?;
+        let Some(client) = guard.as_ref() else { return Err("postgres: no connection".into()) };
+        client.execute("DELETE FROM overlays WHERE kind = $1 AND id = $2", &[&kind.as_str(), &id]).await.map_err(err)?;
+        Ok(())
     }
 
     pub async fn load_keys(&self) -> Result<Vec<(Vec<u8>, KeyRecord)>, String> {

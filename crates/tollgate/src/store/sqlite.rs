@@ -7,6 +7,7 @@ use std::sync::Mutex;
 use rusqlite::{Connection, params};
 
 use crate::budgets::AccountRow;
+use crate::config::overlay::{Entry, Kind};
 use crate::keys::KeyRecord;
 
 /// Each entry migrates the schema from version i to i + 1.
@@ -24,6 +25,7 @@ const MIGRATIONS: &[&str] = &[
         record TEXT NOT NULL
     );",
     "ALTER TABLE budget_spend ADD COLUMN alerted INTEGER NOT NULL DEFAULT 0;",
+    "CREATE TABLE overlays (kind TEXT NOT NULL, id TEXT NOT NULL, body TEXT NOT NULL, PRIMARY KEY (kind, id));",
 ];
 
 pub struct SqliteStore {
@@ -117,6 +119,32 @@ impl SqliteStore {
                 params![record.id, hash, json],
             )
             .map_err(err)?;
+        Ok(())
+    }
+
+    pub fn load_overlays(&self) -> Result<Vec<Entry>, String> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare("SELECT kind, id, body FROM overlays ORDER BY kind, id").map_err(err)?;
+        let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?))).map_err(err)?;
+        rows.filter_map(|r| match r {
+            Ok((k, id, body)) => Kind::parse(&k).map(|kind| Ok(Entry { kind, id, body })),
+            Err(e) => Some(Err(err(e))),
+        })
+        .collect()
+    }
+
+    pub fn put_overlay(&self, e: &Entry) -> Result<(), String> {
+        self.conn()
+            .execute(
+                "INSERT INTO overlays (kind, id, body) VALUES (?1, ?2, ?3) ON CONFLICT(kind, id) DO UPDATE SET body = excluded.body",
+                params![e.kind.as_str(), e.id, e.body],
+            )
+            .map_err(err)?;
+        Ok(())
+    }
+
+    pub fn delete_overlay(&self, kind: Kind, id: &str) -> Result<(), String> {
+        self.conn().execute("DELETE FROM overlays WHERE kind = ?1 AND id = ?2", params![kind.as_str(), id]).map_err(err)?;
         Ok(())
     }
 

@@ -94,6 +94,9 @@ async fn bad_tokens_are_refused_with_a_reason() {
         (token(Algorithm::RS256, "rsa-1", RSA_OTHER, claims(json!({})))  , "signature"),
         (token(Algorithm::RS256, "rsa-1", RSA, claims(json!({ "iss": "https://evil.test/" }))), "not trusted"),
         (token(Algorithm::RS256, "ec-1", RSA, claims(json!({}))), "is for"),
+        (token(Algorithm::RS256, "rsa-1", RSA, without(claims(json!({})), "aud")), "no `aud` claim"),
+        (token(Algorithm::RS256, "rsa-1", RSA, without(claims(json!({})), "sub")), "no `sub` claim"),
+        (token(Algorithm::RS256, "rsa-1", RSA, without(claims(json!({})), "exp")), "no `exp` claim"),
     ];
     for (t, reason) in cases {
         let r = h.chat(Some(&t), &ask()).await;
@@ -141,6 +144,13 @@ async fn groups_map_to_admin_roles() {
     let get = async |t: &str| h.send(Method::GET, &h.admin_url("/admin/keys"), Some(t), &[], "").await.status;
     assert_eq!(get(&admin).await, 200);
     assert_eq!(get(&member).await, 403);
+}
+
+fn without(mut v: Value, key: &str) -> Value {
+    if let Some(o) = v.as_object_mut() {
+        o.remove(key);
+    }
+    v
 }
 
 fn base64url(b: &[u8]) -> String {

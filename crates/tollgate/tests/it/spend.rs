@@ -293,6 +293,23 @@ async fn spend_and_keys_survive_a_restart_on_postgres() {
     assert_eq!(live.shared().ledger.export()[0].spent, 2 * 1_005_000, "spend restored from PostgreSQL");
     let (status, _) = send(Method::POST, format!("http://{}/v1/chat/completions", gw.data_addr), &secret, chat.clone()).await;
     assert_eq!(status, 429, "the key still works (not 401) and the restored spend is enforced");
+
+    // A second gateway on the same database: a revocation made there is in
+    // force here within the key sync interval.
+    let other = Gateway::start(Live::new(Source::File(dir.path().join("tollgate.yaml")), Shared::default()).unwrap()).await.unwrap();
+    let id = key["id"].as_str().unwrap();
+    assert_eq!(send(Method::DELETE, format!("http://{}/admin/keys/{id}", other.admin_addr), MASTER, String::new()).await.0, 200);
+    let mut refused = false;
+    for _ in 0..40 {
+        let (s, _) = send(Method::POST, format!("http://{}/v1/chat/completions", gw.data_addr), &secret, chat.clone()).await;
+        if s == 401 {
+            refused = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(refused, "the revocation reached the other gateway");
+    other.shutdown().await;
     gw.shutdown().await;
     pg.batch_execute(&format!("DROP DATABASE {db} WITH (FORCE)")).await.unwrap();
 }
@@ -322,4 +339,49 @@ async fn budget_alerts_reach_webhooks_signed_and_retried() {
     assert_eq!(headers.get("x-tollgate-signature").unwrap().to_str().unwrap(), expected);
     assert_eq!(headers.get("x-tollgate-event").unwrap(), "budget_threshold");
     assert_eq!(hook.hits(), 2, "one failed attempt, one retry");
+}
+
+#[tokio::test]
+async fn rules_and_team_allowlists_can_be_added_through_the_admin_api() {
+    let up = MockUpstream::start().await;
+    let h = Harness::start(&with_rules(&up, "")).await;
+    let admin = async |method: Method, path: &str, body: Value| {
+        let text = if body.is_null() { String::new() } else { body.to_string() };
+        h.send(method, &h.admin_url(path), Some(MASTER), &[], text).await
+    };
+    let chat = json!({ "model": "mock/echo", "messages": user("hi") });
+
+    let r = admin(Method::PUT, "/admin/rate_limits/burst", json!({ "unit": "requests_per_minute", "limit": 2 })).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    for expected in [200, 200, 429] {
+        assert_eq!(post(&h, &chat, "{}").await.status, expected);
+    }
+    let listed = admin(Method::GET, "/admin/rate_limits", Value::Null).await.json();
+    assert_eq!(listed["active"], json!(["burst"]));
+    assert_eq!(listed["overlays"][0]["rule"]["limit"], 2);
+
+    // Bad shapes are refused with the parser's message; a rule that does not
+    // load is refused with the loader's, and nothing changes.
+    let r = admin(Method::PUT, "/admin/rate_limits/x", json!({ "unit": "requests_per_minute", "limit": 2, "limt": 3 })).await;
+    assert_eq!(r.status, 400);
+    assert!(r.error_message().contains("unknown field `limt`"), "{}", r.error_message());
+    let r = admin(Method::PUT, "/admin/budgets/y", json!({ "unit": "cost_per_day", "limit": 1.0, "limit_by": ["nonsense"] })).await;
+    assert_eq!(r.status, 422, "{}", r.text());
+    assert!(r.text().contains("is not a limit_by value"));
+    assert_eq!(admin(Method::GET, "/admin/budgets", Value::Null).await.json()["active"], json!([]));
+
+    // A team allowlist narrows the limited key (team platform).
+    let r = admin(Method::PUT, "/admin/teams/platform", json!({ "models": ["mock/echo"] })).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(h.chat(Some(LIMITED), &json!({ "model": "mock/embed", "messages": user("x") })).await.status, 403);
+
+    // Removing the rule lifts the limit.
+    assert_eq!(admin(Method::DELETE, "/admin/rate_limits/burst", Value::Null).await.status, 200);
+    assert_eq!(post(&h, &chat, "{}").await.status, 200);
+    assert_eq!(admin(Method::DELETE, "/admin/rate_limits/burst", Value::Null).await.status, 404);
+    assert_eq!(admin(Method::GET, "/admin/nonsense", Value::Null).await.status, 404);
+
+    // Only admins change rules.
+    let r = h.send(Method::PUT, &h.admin_url("/admin/rate_limits/z"), Some(LIMITED), &[], "{}").await;
+    assert_eq!(r.status, 403);
 }
