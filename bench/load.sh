@@ -32,6 +32,7 @@ ADMIN_PORT=${ADMIN_PORT:-4101}
 MOCK_PORT=${MOCK_PORT:-9100}
 PROXY_PORT=${PROXY_PORT:-4300}
 MASTER_KEY=bench-master-key
+APP_KEY=bench-app-key-0123456789
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BIN_DIR="$ROOT/target/$PROFILE"
@@ -143,6 +144,19 @@ server: { listen: "127.0.0.1:$GW_PORT", admin_listen: "127.0.0.1:$ADMIN_PORT" }
 store: { url: "memory://" }
 auth:
   master_key: "$MASTER_KEY"
+  keys:
+    - { name: bench-app, key: "$APP_KEY", models: ["up/*", "prod/*"], metadata: { team: bench } }
+# Governance phase (g-*): three rate-limit rules and two budgets that match
+# every request of the app key, with limits far above the load.
+rate_limits:
+  - { id: per-key-rpm, when: { subjects: ["key:bench-app"] }, limit_by: [subject], unit: requests_per_minute, limit: 100000000 }
+  - { id: per-project-tpm, when: { subjects: ["key:bench-app"] }, limit_by: [metadata.project_id], unit: tokens_per_minute, limit: 100000000000 }
+  - { id: per-team-rpd, when: { subjects: ["key:bench-app"] }, limit_by: [team], unit: requests_per_day, limit: 100000000000 }
+budgets:
+  - { id: team-daily, when: { subjects: ["key:bench-app"] }, limit_by: [team], unit: cost_per_day, limit: 1000000.0 }
+  - { id: project-monthly, when: { subjects: ["key:bench-app"] }, limit_by: [metadata.project_id], unit: tokens_per_month, limit: 100000000000 }
+metadata:
+  required: [project_id]
 providers:
   - name: up
     type: openai_compatible
@@ -193,7 +207,7 @@ wait_http bare-proxy "$PROXY_PID" "http://127.0.0.1:$PROXY_PORT/v1/models"
 preflight() { # name url body-file stream(0|1) [auth]
     local name=$1 url=$2 body=$3 stream=$4 auth=${5:-} code
     local args=(-s -o "$TMP/preflight.out" -w '%{http_code}' -X POST -H 'content-type: application/json' --data-binary "@$body")
-    [[ -n "$auth" ]] && args+=(-H "authorization: Bearer $auth")
+    [[ -n "$auth" ]] && args+=(-H "authorization: Bearer $auth" -H 'x-tollgate-metadata: {"project_id":"bench"}')
     code=$(curl "${args[@]}" "$url" || true)
     if [[ "$code" != 200 ]]; then
         log "preflight $name: HTTP $code"; head -c 600 "$TMP/preflight.out" >&2; log ""
@@ -208,6 +222,7 @@ preflight() { # name url body-file stream(0|1) [auth]
 preflight gateway "$GW_URL" "$TMP/gw.json" 0 "$MASTER_KEY"
 preflight gateway-stream "$GW_URL" "$TMP/gw-stream.json" 1 "$MASTER_KEY"
 preflight virtual-model "$GW_URL" "$TMP/vm.json" 0 "$MASTER_KEY"
+preflight governed "$GW_URL" "$TMP/gw.json" 0 "$APP_KEY"
 preflight direct "$DIRECT_URL" "$TMP/direct.json" 0
 preflight direct-stream "$DIRECT_URL" "$TMP/direct-stream.json" 1
 preflight proxy "$PROXY_URL" "$TMP/direct.json" 0
@@ -232,7 +247,11 @@ run_oha() {
                 -m POST -T application/json -d "$(cat "$body")")
     if [[ "$target" == gw ]]; then
         url=$GW_URL
-        args+=(-H "authorization: Bearer $MASTER_KEY")
+        args+=(-H "authorization: Bearer $MASTER_KEY" -H 'x-tollgate-metadata: {"project_id":"bench"}')
+    fi
+    if [[ "$target" == gov ]]; then
+        url=$GW_URL
+        args+=(-H "authorization: Bearer $APP_KEY" -H 'x-tollgate-metadata: {"project_id":"bench"}')
     fi
     [[ -n "$rate" ]] && args+=(-q "$rate" --latency-correction)
     local cmd="taskset -c $LOAD_CORE oha" a
@@ -277,6 +296,8 @@ run_oha warmup-proxy proxy "$TMP/direct.json" "$WARMUP" 8
 run_oha a-gw-max gw "$TMP/gw.json" "$DURATION" "$MAX_CONC"
 run_oha b-gw-rate gw "$TMP/gw.json" "$DURATION" "$RATE_CONC" "$RATE"
 run_oha b-direct-rate direct "$TMP/direct.json" "$DURATION" "$RATE_CONC" "$RATE"
+run_oha g-gov-max gov "$TMP/gw.json" "$DURATION" "$MAX_CONC"
+run_oha g-gov-rate gov "$TMP/gw.json" "$DURATION" "$RATE_CONC" "$RATE"
 run_oha f-vm-max gw "$TMP/vm.json" "$DURATION" "$MAX_CONC"
 run_oha f-vm-rate gw "$TMP/vm.json" "$DURATION" "$RATE_CONC" "$RATE"
 run_oha c-gw-stream gw "$TMP/gw-stream.json" "$DURATION" "$STREAM_CONC"
@@ -326,6 +347,9 @@ OHA_VERSION=$("$OHA" --version 2>/dev/null || echo unknown)
     echo "gateway vs a bare hyper pass-through proxy on the same core (same network hops):"
     echo "  throughput: $(awk -v g="$(field a-gw-max 4)" -v p="$(field e-proxy-max 4)" 'BEGIN { printf "%.0f%%", 100 * g / p }') of the bare proxy"
     echo "  overhead at $RATE req/s, p50: $(overhead_us "$(field b-gw-rate 5)" "$(field e-proxy-rate 5)") us, p99: $(overhead_us "$(field b-gw-rate 6)" "$(field e-proxy-rate 6)") us"
+    echo "with a static key, metadata, three rate-limit rules and two budgets on (g-*) vs master key, no rules:"
+    echo "  throughput: $(awk -v v="$(field g-gov-max 4)" -v g="$(field a-gw-max 4)" 'BEGIN { printf "%.0f%%", 100 * v / g }') of the plain path"
+    echo "  added at $RATE req/s, p50: $(overhead_us "$(field g-gov-rate 5)" "$(field b-gw-rate 5)") us, p99: $(overhead_us "$(field g-gov-rate 6)" "$(field b-gw-rate 6)") us"
     echo "through a three-target virtual model (prod/bench) vs the plain provider model:"
     echo "  throughput: $(awk -v v="$(field f-vm-max 4)" -v g="$(field a-gw-max 4)" 'BEGIN { printf "%.0f%%", 100 * v / g }') of the plain model"
     echo "  added at $RATE req/s, p50: $(overhead_us "$(field f-vm-rate 5)" "$(field b-gw-rate 5)") us, p99: $(overhead_us "$(field f-vm-rate 6)" "$(field b-gw-rate 6)") us"
