@@ -115,6 +115,19 @@ pub struct AuthSection {
     pub teams: BTreeMap<String, AccessSection>,
     /// Model allowlists per group (from JWT group claims).
     pub groups: BTreeMap<String, AccessSection>,
+    /// People by id (a JWT subject or a key's `owner`): the team, role and
+    /// metadata their requests carry when the credential itself does not say.
+    pub users: BTreeMap<String, UserSection>,
+}
+
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct UserSection {
+    pub team: Option<String>,
+    /// `admin`, `team_admin`, `viewer` or `member`.
+    pub role: Option<crate::keys::Role>,
+    /// Pinned under the credential's own metadata.
+    pub metadata: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use serde::{Deserialize, Serialize};
 
-use super::file::{AccessSection, BudgetSection, ConfigFile, RateLimitSection};
+use super::file::{AccessSection, BudgetSection, ConfigFile, RateLimitSection, UserSection};
 use super::validate::Diagnostic;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -18,6 +18,7 @@ pub enum Kind {
     RateLimits,
     Budgets,
     Teams,
+    Users,
 }
 
 impl Kind {
@@ -26,6 +27,7 @@ impl Kind {
             "rate_limits" => Some(Kind::RateLimits),
             "budgets" => Some(Kind::Budgets),
             "teams" => Some(Kind::Teams),
+            "users" => Some(Kind::Users),
             _ => None,
         }
     }
@@ -35,6 +37,7 @@ impl Kind {
             Kind::RateLimits => "rate_limits",
             Kind::Budgets => "budgets",
             Kind::Teams => "teams",
+            Kind::Users => "users",
         }
     }
 }
@@ -97,6 +100,12 @@ pub fn apply(file: &mut ConfigFile, entries: &[Entry]) -> Vec<Diagnostic> {
             Kind::Teams => match parse::<AccessSection>(&e.body) {
                 Ok(t) => {
                     file.auth.teams.insert(e.id.clone(), t);
+                }
+                Err(m) => errors.push(fail(e, m)),
+            },
+            Kind::Users => match parse::<UserSection>(&e.body) {
+                Ok(u) => {
+                    file.auth.users.insert(e.id.clone(), u);
                 }
                 Err(m) => errors.push(fail(e, m)),
             },

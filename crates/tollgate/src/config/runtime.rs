@@ -88,9 +88,32 @@ pub struct AuthSettings {
     pub jwt: Vec<Arc<crate::jwt::Issuer>>,
     pub team_models: HashMap<String, Vec<Glob>>,
     pub group_models: HashMap<String, Vec<Glob>>,
+    /// People by id: team, role and metadata for credentials that lack them.
+    pub users: HashMap<String, crate::config::file::UserSection>,
 }
 
 impl AuthSettings {
+    /// Fills in what the users directory knows about the person behind a
+    /// credential (its JWT subject or key owner): team, role and metadata
+    /// the credential does not set itself.
+    pub fn enrich(&self, p: Arc<Principal>) -> Arc<Principal> {
+        let Some(user) = p.owner.as_ref().and_then(|o| self.users.get(o)) else { return p };
+        let mut q = (*p).clone();
+        if q.team.is_none() {
+            q.team = user.team.clone();
+        }
+        if q.role.is_none() {
+            q.role = user.role;
+        }
+        for (k, v) in &user.metadata {
+            q.metadata.entry(k.clone()).or_insert_with(|| v.clone());
+        }
+        if let Some(t) = &q.team {
+            q.metadata.entry("team".into()).or_insert_with(|| t.clone());
+        }
+        Arc::new(q)
+    }
+
     /// May this principal use this (canonical or virtual) model? Its own
     /// globs, its team's allowlist, and — when any of its groups has an
     /// allowlist — at least one of those groups must all allow it.
@@ -121,7 +144,7 @@ pub enum PrincipalKind {
 }
 
 /// The identity a credential resolves to: the `Subject` of SPEC §1 stage 2.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Principal {
     /// Stable id used in logs and limit keys, e.g. `key:payments-ci`.
     pub id: String,

@@ -195,6 +195,13 @@ fn auth(file: &ConfigFile, d: &mut Diags, warnings: &mut Vec<String>) -> AuthSet
     let globs = |m: &[Loc<String>]| m.iter().map(|g| Glob::new(&g.value)).collect::<Vec<_>>();
     out.team_models = a.teams.iter().map(|(t, s)| (t.clone(), globs(&s.models))).collect();
     out.group_models = a.groups.iter().map(|(g, s)| (g.clone(), globs(&s.models))).collect();
+    out.users = a
+        .users
+        .iter()
+        .map(|(id, u)| {
+            (id.clone(), super::file::UserSection { team: u.team.clone(), role: u.role, metadata: u.metadata.clone() })
+        })
+        .collect();
     if out.master.is_none() && out.keys.is_empty() && a.jwt.is_empty() {
         warnings.push("no auth.master_key and no auth.keys: every request will be refused with 401".into());
     }

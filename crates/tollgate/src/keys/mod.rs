@@ -18,7 +18,7 @@ use crate::config::runtime::{Principal, PrincipalKind};
 use crate::glob::Glob;
 
 /// Admin roles a key can carry. A key without a role is data-plane only.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     /// Everything on the admin API.

@@ -34,11 +34,12 @@ pub async fn run(auth: &AuthSettings, keys: &KeyRegistry, headers: &HeaderMap) -
         return Ok(p.clone());
     }
     if let Some(p) = keys.lookup(presented) {
-        return Ok(p);
+        return Ok(if auth.users.is_empty() { p } else { auth.enrich(p) });
     }
     if !auth.jwt.is_empty() && crate::jwt::looks_like_jwt(presented) {
         let token = std::str::from_utf8(presented).map_err(|_| AuthError::Invalid)?;
-        return crate::jwt::verify(&auth.jwt, token).await.map(Arc::new).map_err(AuthError::InvalidToken);
+        let p = crate::jwt::verify(&auth.jwt, token).await.map(Arc::new).map_err(AuthError::InvalidToken)?;
+        return Ok(if auth.users.is_empty() { p } else { auth.enrich(p) });
     }
     Err(AuthError::Invalid)
 }

@@ -44,6 +44,7 @@ pub async fn list(State(app): State<Arc<App>>, Path(kind): Path<String>, req: Re
         Kind::RateLimits => snap.rate_limits.iter().map(|r| r.id.to_string()).collect(),
         Kind::Budgets => snap.budgets.iter().map(|b| b.id.to_string()).collect(),
         Kind::Teams => snap.auth.team_models.keys().cloned().collect(),
+        Kind::Users => snap.auth.users.keys().cloned().collect(),
     };
     json_response(StatusCode::OK, json!({ "active": active, "overlays": mine }).to_string())
 }
@@ -65,7 +66,7 @@ pub async fn put(State(app): State<Arc<App>>, Path((kind, id)): Path<(String, St
         _ => return bad("the body must be a JSON object"),
     };
     // Rules carry their id; the path names it.
-    if kind != Kind::Teams {
+    if matches!(kind, Kind::RateLimits | Kind::Budgets) {
         match body.get("id") {
             None => body["id"] = json!(id),
             Some(v) if v == &json!(id) => {}
@@ -77,6 +78,7 @@ pub async fn put(State(app): State<Arc<App>>, Path((kind, id)): Path<(String, St
         Kind::RateLimits => overlay::parse::<RateLimitSection>(&text).map(|_| ()),
         Kind::Budgets => overlay::parse::<BudgetSection>(&text).map(|_| ()),
         Kind::Teams => overlay::parse::<AccessSection>(&text).map(|_| ()),
+        Kind::Users => overlay::parse::<crate::config::file::UserSection>(&text).map(|_| ()),
     };
     if let Err(e) = checked {
         return bad(format!("invalid {}: {e}", kind.as_str()));

@@ -175,3 +175,23 @@ async fn group_allowlists_apply_to_token_holders() {
     let employee = token(Algorithm::RS256, "rsa-1", RSA, claims(json!({ "project": "c2" })));
     assert_eq!(h.chat(Some(&employee), &embed).await.status, 200, "no group allowlist applies");
 }
+
+#[tokio::test]
+async fn the_users_directory_fills_in_team_and_role() {
+    let (h, _jwks, _up) = setup().await;
+    let dana = token(Algorithm::RS256, "rsa-1", RSA, without(without(claims(json!({ "sub": "dana", "project": "d1" })), "team"), "groups"));
+    assert_eq!(h.send(Method::GET, &h.admin_url("/admin/usage"), Some(&dana), &[], "").await.status, 403);
+    let r = h
+        .send(Method::PUT, &h.admin_url("/admin/users/dana"), Some(MASTER), &[], json!({ "team": "search", "role": "viewer" }).to_string())
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(h.send(Method::GET, &h.admin_url("/admin/usage"), Some(&dana), &[], "").await.status, 200, "role from the directory");
+    // The team from the directory is pinned: a team allowlist applies to her.
+    let r = h
+        .send(Method::PUT, &h.admin_url("/admin/teams/search"), Some(MASTER), &[], json!({ "models": ["mock/embed"] }).to_string())
+        .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(h.chat(Some(&dana), &ask()).await.status, 403, "mock/echo is outside team search's allowlist");
+    let listed = h.send(Method::GET, &h.admin_url("/admin/users"), Some(MASTER), &[], "").await.json();
+    assert_eq!(listed["active"], json!(["dana"]));
+}
