@@ -44,7 +44,8 @@ impl JsonServer {
                             h.fetch_add(1, Ordering::SeqCst);
                             let (parts, body) = req.into_parts();
                             let bytes = body.collect().await.map(|c| c.to_bytes()).unwrap_or_default();
-                            let failing = ff.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok();
+                            let failing =
+                                ff.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok();
                             if !failing && parts.method == http::Method::POST {
                                 rec.lock().expect("lock").push((parts.headers, bytes));
                             }

@@ -96,18 +96,29 @@ pub async fn run(cmd: KeysCommand, admin_url: Option<String>) -> ExitCode {
     let bytes = resp.into_body().collect().await.map(|c| c.to_bytes()).unwrap_or_default();
     let v: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
     if !status.is_success() {
-        eprintln!("tollgate keys: {status}: {}", v.pointer("/error/message").and_then(Value::as_str).unwrap_or("(no message)"));
+        eprintln!(
+            "tollgate keys: {status}: {}",
+            v.pointer("/error/message").and_then(Value::as_str).unwrap_or("(no message)")
+        );
         return ExitCode::FAILURE;
     }
     match cmd {
         KeysCommand::List => {
-            println!("{:<22} {:<24} {:<12} {:<14} {:<8} {}", "ID", "NAME", "PREFIX", "TEAM", "ACTIVE", "MODELS");
+            println!("{:<22} {:<24} {:<12} {:<14} {:<8} MODELS", "ID", "NAME", "PREFIX", "TEAM", "ACTIVE");
             for k in v["data"].as_array().cloned().unwrap_or_default() {
                 let s = |f: &str| k[f].as_str().unwrap_or("-").to_string();
-                let models = k["models"].as_array().map_or("*".into(), |m| {
-                    m.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(",")
-                });
-                println!("{:<22} {:<24} {:<12} {:<14} {:<8} {models}", s("id"), s("name"), s("prefix"), s("team"), k["active"]);
+                let models = k["models"]
+                    .as_array()
+                    .map_or("*".into(), |m| m.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(","));
+                let active = k["active"].as_bool().map_or("-", |a| if a { "yes" } else { "no" });
+                println!(
+                    "{:<22} {:<24} {:<12} {:<14} {:<8} {models}",
+                    s("id"),
+                    s("name"),
+                    s("prefix"),
+                    s("team"),
+                    active
+                );
             }
         }
         _ => {

@@ -197,11 +197,16 @@ impl Tour {
             req.headers_mut().insert("x-tollgate-metadata", http::HeaderValue::from_static(r#"{"ticket":"OPS-42"}"#));
             let Ok(resp) = self.client.request(req).await else { return false };
             let status = resp.status().as_u16();
-            let budget = resp.headers().get("x-tollgate-budget").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+            let budget =
+                resp.headers().get("x-tollgate-budget").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
             let body = resp.into_body().collect().await.map(|c| c.to_bytes()).unwrap_or_default();
             if status != 200 {
                 let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-                println!("   call {}: ← {status} (budget `{budget}`) {}", calls + 1, v.pointer("/error/message").unwrap_or(&Value::Null));
+                println!(
+                    "   call {}: ← {status} (budget `{budget}`) {}",
+                    calls + 1,
+                    v.pointer("/error/message").unwrap_or(&Value::Null)
+                );
                 ok &= status == 429 && budget == "agent-loop";
                 break;
             }
@@ -210,7 +215,9 @@ impl Tour {
                 return false;
             }
         }
-        println!("   {calls} calls of about $0.012 each went through; the loop was stopped before the budget was passed");
+        println!(
+            "   {calls} calls of about $0.012 each went through; the loop was stopped before the budget was passed"
+        );
         ok
     }
 

@@ -144,7 +144,9 @@ impl GatewayError {
             G::AllTargetsFailed { last, .. } => upstream_parts(last),
             G::NoHealthyTarget(_) => (StatusCode::SERVICE_UNAVAILABLE, "api_error", Some("no_healthy_target"), None),
             G::RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, "rate_limit_error", Some("rate_limit_exceeded"), None),
-            G::BudgetExceeded(_) => (StatusCode::TOO_MANY_REQUESTS, "insufficient_quota", Some("budget_exceeded"), None),
+            G::BudgetExceeded(_) => {
+                (StatusCode::TOO_MANY_REQUESTS, "insufficient_quota", Some("budget_exceeded"), None)
+            }
             G::Upstream(u) => upstream_parts(u),
             G::NotFound(_) => (StatusCode::NOT_FOUND, INVALID, Some("not_found"), None),
             G::NotReady => (StatusCode::SERVICE_UNAVAILABLE, "api_error", Some("not_ready"), None),
@@ -220,7 +222,8 @@ impl IntoResponse for GatewayError {
                 // Retrying at once cannot help; SDKs that honour this header will not.
                 resp.headers_mut().insert("x-should-retry", HeaderValue::from_static("false"));
                 if let Some(at) = b.resets_at.filter(|_| b.can_fit()) {
-                    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+                    let now =
+                        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
                     resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(at.saturating_sub(now).max(1)));
                 }
                 if let Ok(v) = HeaderValue::from_str(&b.rule) {

@@ -90,7 +90,12 @@ pub fn build(sections: &[WebhookSection], d: &mut Diags) -> Vec<Webhook> {
 }
 
 /// Starts the dispatcher; it runs until `stop`, then delivers what is queued.
-pub fn start(bus: &EventBus, live: Arc<Live>, client: HttpClient, mut stop: watch::Receiver<bool>) -> tokio::task::JoinHandle<()> {
+pub fn start(
+    bus: &EventBus,
+    live: Arc<Live>,
+    client: HttpClient,
+    mut stop: watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
     let (tx, mut rx) = mpsc::channel::<Event>(QUEUE);
     let _ = bus.tx.set(tx);
     tokio::spawn(async move {
@@ -112,7 +117,8 @@ pub fn start(bus: &EventBus, live: Arc<Live>, client: HttpClient, mut stop: watc
 }
 
 async fn deliver(client: HttpClient, hook: Webhook, kind: &'static str, body: Bytes) {
-    let signature = hook.secret.as_ref().map(|s| format!("sha256={}", hex::encode(crate::keys::hmac_sha256(s.as_bytes(), &body))));
+    let signature =
+        hook.secret.as_ref().map(|s| format!("sha256={}", hex::encode(crate::keys::hmac_sha256(s.as_bytes(), &body))));
     let mut wait = Duration::from_millis(250);
     for attempt in 1..=hook.attempts {
         let mut req = Request::builder()
@@ -122,7 +128,8 @@ async fn deliver(client: HttpClient, hook: Webhook, kind: &'static str, body: By
             .header("user-agent", "tollgate-webhooks")
             .header("x-tollgate-event", kind);
         if let Some(sig) = &signature {
-            req = req.header("x-tollgate-signature", HeaderValue::from_str(sig).unwrap_or(HeaderValue::from_static("")));
+            req =
+                req.header("x-tollgate-signature", HeaderValue::from_str(sig).unwrap_or(HeaderValue::from_static("")));
         }
         let Ok(req) = req.body(Full::new(body.clone())) else { return };
         let outcome = match tokio::time::timeout(hook.timeout, client.request(req)).await {

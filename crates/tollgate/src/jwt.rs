@@ -183,7 +183,9 @@ pub fn build(sections: &[JwtIssuerSection], ups: &Upstreams, reg: &JwksRegistry,
                     Ok(r) => {
                         roles.insert(group.clone(), r);
                     }
-                    Err(_) => d.at(&s.issuer, format!("`{role}` is not a role"), "use admin, team_admin, viewer or member"),
+                    Err(_) => {
+                        d.at(&s.issuer, format!("`{role}` is not a role"), "use admin, team_admin, viewer or member")
+                    }
                 }
             }
             Some(Arc::new(Issuer {
@@ -227,7 +229,8 @@ pub async fn verify(issuers: &[Arc<Issuer>], token: &str) -> Result<Principal, R
     }
     let kid = header.kid.ok_or("the JWT header has no `kid`")?;
     // The issuer is read before the signature is checked only to pick the key set.
-    let unverified = jsonwebtoken::dangerous::insecure_decode::<serde_json::Value>(token).map_err(|e| format!("malformed JWT: {e}"))?;
+    let unverified = jsonwebtoken::dangerous::insecure_decode::<serde_json::Value>(token)
+        .map_err(|e| format!("malformed JWT: {e}"))?;
     let iss = unverified.claims.get("iss").and_then(|v| v.as_str()).ok_or("the JWT has no `iss` claim")?;
     let issuer = issuers.iter().find(|i| i.issuer == iss).ok_or_else(|| format!("issuer `{iss}` is not trusted"))?;
     let (key, alg) = match issuer.jwks.get(&kid) {

@@ -17,12 +17,12 @@
 //! - [`error`]: request-path errors and their single mapping to HTTP.
 //! - [`demo`]: `tollgate demo`, a guided tour against the mock provider.
 
+pub mod budgets;
+pub mod cli_keys;
 pub mod config;
 pub mod demo;
 pub mod error;
 pub mod events;
-pub mod budgets;
-pub mod cli_keys;
 pub mod glob;
 pub mod jwt;
 pub mod keys;

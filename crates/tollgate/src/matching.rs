@@ -66,7 +66,11 @@ pub fn check_rule_id(id: &Loc<String>, d: &mut Diags) {
         && id.value.len() <= 64
         && id.value.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':'));
     if !ok {
-        d.at(id, format!("rule id `{}` must be 1–64 letters, digits, `-`, `_`, `.` or `:`", id.value), "e.g. team-daily-spend");
+        d.at(
+            id,
+            format!("rule id `{}` must be 1–64 letters, digits, `-`, `_`, `.` or `:`", id.value),
+            "e.g. team-daily-spend",
+        );
     }
 }
 
@@ -92,7 +96,11 @@ impl KeyPart {
                 other => match other.strip_prefix("metadata.") {
                     Some(k) if !k.is_empty() => Some(KeyPart::Metadata(k.to_string())),
                     _ => {
-                        d.at(p, format!("`{other}` is not a limit_by value"), "use subject, model, provider, team or metadata.<key>");
+                        d.at(
+                            p,
+                            format!("`{other}` is not a limit_by value"),
+                            "use subject, model, provider, team or metadata.<key>",
+                        );
                         None
                     }
                 },

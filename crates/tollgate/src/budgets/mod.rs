@@ -22,8 +22,8 @@ use dashmap::DashMap;
 
 use crate::config::file::{BudgetMode, BudgetSection, BudgetUnit};
 use crate::config::validate::Diags;
-use crate::matching::{Facts, KeyPart, When, counter_key, describe_key};
 use crate::limits::Estimate;
+use crate::matching::{Facts, KeyPart, When, counter_key, describe_key};
 use crate::pricing::{Price, nanos_to_usd, usd_to_nanos};
 use crate::wire::openai::Usage;
 use period::Period;
@@ -63,7 +63,11 @@ pub fn build(sections: &[BudgetSection], d: &mut Diags) -> Vec<Arc<BudgetRule>> 
                 d.at(&s.id, "a budget limit must be zero or more", "USD for cost units, tokens for token units");
             }
             if s.alert_at.len() > 16 || s.alert_at.iter().any(|a| !(a.is_finite() && *a > 0.0 && *a <= 10.0)) {
-                d.at(&s.id, "alert_at takes up to 16 fractions of the limit, each above 0 and at most 10", "e.g. alert_at: [0.5, 0.8, 1.0]");
+                d.at(
+                    &s.id,
+                    "alert_at takes up to 16 fractions of the limit, each above 0 and at most 10",
+                    "e.g. alert_at: [0.5, 0.8, 1.0]",
+                );
             }
             use BudgetUnit::*;
             let (measure, period) = match s.unit {
@@ -82,7 +86,8 @@ pub fn build(sections: &[BudgetSection], d: &mut Diags) -> Vec<Arc<BudgetRule>> 
             };
             let mut alert_at = s.alert_at.clone();
             alert_at.truncate(16);
-            let unit_name = serde_json::to_value(s.unit).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
+            let unit_name =
+                serde_json::to_value(s.unit).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
             Arc::new(BudgetRule {
                 key_prefix: format!("{}@{unit_name}", s.id.value).into(),
                 id: s.id.value.as_str().into(),
@@ -171,7 +176,13 @@ impl Ledger {
             .iter()
             .map(|e| {
                 let s = e.value().lock();
-                AccountRow { key: e.key().clone(), period: s.period, spent: s.spent, alerted: s.alerted, reserved: s.reserved }
+                AccountRow {
+                    key: e.key().clone(),
+                    period: s.period,
+                    spent: s.spent,
+                    alerted: s.alerted,
+                    reserved: s.reserved,
+                }
             })
             .collect();
         rows.sort_by(|a, b| a.key.cmp(&b.key));
@@ -457,7 +468,9 @@ mod tests {
         let price = Some(Price::from_usd_per_mtok(1.0, 1.0)); // 1000 nanos per token
         let est = Estimate { prompt: 100_000, max_output: 100_000 }; // worst case $0.20
         let held: Vec<_> = (0..5).map(|_| admit(&rules, &ledger, &facts(&md), &est, price).unwrap()).collect();
-        let Err(refused) = admit(&rules, &ledger, &facts(&md), &est, price) else { panic!("a sixth $0.20 must not fit in $1") };
+        let Err(refused) = admit(&rules, &ledger, &facts(&md), &est, price) else {
+            panic!("a sixth $0.20 must not fit in $1")
+        };
         assert!(refused.describe().contains("budget `b`"));
         // Settling at half the worst case frees room.
         for mut hs in held {

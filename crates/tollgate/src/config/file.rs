@@ -195,7 +195,12 @@ pub struct JwtClaimsSection {
 
 impl Default for JwtClaimsSection {
     fn default() -> Self {
-        JwtClaimsSection { subject: "sub".into(), team: "team".into(), groups: "groups".into(), metadata: BTreeMap::new() }
+        JwtClaimsSection {
+            subject: "sub".into(),
+            team: "team".into(),
+            groups: "groups".into(),
+            metadata: BTreeMap::new(),
+        }
     }
 }
 

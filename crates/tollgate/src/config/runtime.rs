@@ -7,12 +7,12 @@ use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use crate::glob::Glob;
-use crate::providers::Provider;
-use crate::providers::http::Upstreams;
 use crate::budgets::{BudgetRule, Ledger};
+use crate::glob::Glob;
 use crate::limits::{Counters, RateRule};
 use crate::pricing::Price;
+use crate::providers::Provider;
+use crate::providers::http::Upstreams;
 use crate::routing::VirtualModel;
 use crate::routing::health::HealthRegistry;
 
@@ -122,10 +122,10 @@ impl AuthSettings {
             return false;
         }
         let team = p.team.as_ref().or_else(|| p.metadata.get("team"));
-        if let Some(globs) = team.and_then(|t| self.team_models.get(t)) {
-            if !globs.iter().any(|g| g.matches(model)) {
-                return false;
-            }
+        if let Some(globs) = team.and_then(|t| self.team_models.get(t))
+            && !globs.iter().any(|g| g.matches(model))
+        {
+            return false;
         }
         let mut listed = p.groups.iter().filter_map(|g| self.group_models.get(g)).peekable();
         if listed.peek().is_none() {

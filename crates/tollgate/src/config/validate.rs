@@ -82,21 +82,19 @@ pub fn build_snapshot(
     }
 
     match (server, d.0.is_empty()) {
-        (Some(server), true) => {
-            Ok(Snapshot {
-                version,
-                digest,
-                origin: origin.to_string(),
-                server,
-                auth,
-                metadata,
-                models,
-                rate_limits,
-                budgets,
-                webhooks,
-                warnings,
-            })
-        }
+        (Some(server), true) => Ok(Snapshot {
+            version,
+            digest,
+            origin: origin.to_string(),
+            server,
+            auth,
+            metadata,
+            models,
+            rate_limits,
+            budgets,
+            webhooks,
+            warnings,
+        }),
         _ => Err(d.0),
     }
 }

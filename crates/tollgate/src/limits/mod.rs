@@ -63,17 +63,22 @@ pub fn build(sections: &[RateLimitSection], d: &mut Diags) -> Vec<RateRule> {
     let mut seen = std::collections::HashSet::new();
     sections
         .iter()
-        .filter_map(|s| {
+        .map(|s| {
             crate::matching::check_rule_id(&s.id, d);
             if !seen.insert(s.id.value.as_str()) {
                 d.at(&s.id, format!("duplicate rate limit id `{}`", s.id.value), "give every rule its own id");
             }
             if s.limit == 0 {
-                d.at(&s.id, "a rate limit of 0 refuses everything", "remove the rule's models from the key instead, or set a positive limit");
+                d.at(
+                    &s.id,
+                    "a rate limit of 0 refuses everything",
+                    "remove the rule's models from the key instead, or set a positive limit",
+                );
             }
             let (measure, span) = unit(s.unit);
-            let unit_name = serde_json::to_value(s.unit).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
-            Some(RateRule {
+            let unit_name =
+                serde_json::to_value(s.unit).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
+            RateRule {
                 key_prefix: format!("{}@{unit_name}", s.id.value).into(),
                 id: s.id.value.as_str().into(),
                 when: When::from_section(&s.when),
@@ -81,7 +86,7 @@ pub fn build(sections: &[RateLimitSection], d: &mut Diags) -> Vec<RateRule> {
                 measure,
                 span,
                 limit: s.limit,
-            })
+            }
         })
         .collect()
 }
@@ -195,7 +200,12 @@ impl Drop for RateHold {
 
 /// Admits a request against every matching rule, or refuses it with the
 /// first rule it would exceed (undoing what earlier rules took).
-pub fn admit(rules: &[RateRule], counters: &Counters, facts: &Facts<'_>, est: &Estimate) -> Result<Vec<RateHold>, Refusal> {
+pub fn admit(
+    rules: &[RateRule],
+    counters: &Counters,
+    facts: &Facts<'_>,
+    est: &Estimate,
+) -> Result<Vec<RateHold>, Refusal> {
     let mut holds = Vec::new();
     let now = now_ms();
     for rule in rules.iter().filter(|r| r.when.matches_facts(facts)) {
@@ -203,7 +213,9 @@ pub fn admit(rules: &[RateRule], counters: &Counters, facts: &Facts<'_>, est: &E
         let window = counters.window(key.clone(), rule.span);
         let amount = rule.measure.reserve(est);
         match window.try_take(amount, rule.limit, now) {
-            Ok(index) => holds.push(RateHold { window, measure: rule.measure, index, reserved: amount, settled: false }),
+            Ok(index) => {
+                holds.push(RateHold { window, measure: rule.measure, index, reserved: amount, settled: false })
+            }
             Err(retry_after) => {
                 // Undo earlier takes of this request: a refused request costs no quota.
                 for mut h in holds {

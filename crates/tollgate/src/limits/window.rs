@@ -67,7 +67,7 @@ impl Window {
         } else {
             // …or in the next window, when this window's count becomes `prev`.
             let rest = self.span_ms - elapsed;
-            let need = if s.cur == 0 { 0 } else { self.span_ms.saturating_sub(room * self.span_ms / s.cur) };
+            let need = (room * self.span_ms).checked_div(s.cur).map_or(0, |fits| self.span_ms.saturating_sub(fits));
             rest + need
         };
         Err(Some(Duration::from_millis(wait_ms)))

@@ -19,14 +19,10 @@ pub fn reserve(ctx: &mut RequestCtx, est: &Estimate) -> Result<(), GatewayError>
     }
     let model = ctx.model.as_ref().map_or(ctx.requested_model.as_str(), |m| m.name());
     let price = ctx.model.as_ref().and_then(worst_price);
-    let facts = Facts {
-        requested: &ctx.requested_model,
-        model,
-        principal: ctx.principal.as_deref(),
-        metadata: &ctx.metadata,
-    };
-    let holds =
-        budgets::admit(&ctx.snapshot.budgets, &ctx.shared.ledger, &facts, est, price).map_err(GatewayError::BudgetExceeded)?;
+    let facts =
+        Facts { requested: &ctx.requested_model, model, principal: ctx.principal.as_deref(), metadata: &ctx.metadata };
+    let holds = budgets::admit(&ctx.snapshot.budgets, &ctx.shared.ledger, &facts, est, price)
+        .map_err(GatewayError::BudgetExceeded)?;
     ctx.holds.budget = holds;
     Ok(())
 }

@@ -34,13 +34,10 @@ pub fn admit(ctx: &mut RequestCtx, est: &Estimate) -> Result<(), GatewayError> {
         return Ok(());
     }
     let model = ctx.model.as_ref().map_or(ctx.requested_model.as_str(), |m| m.name());
-    let facts = Facts {
-        requested: &ctx.requested_model,
-        model,
-        principal: ctx.principal.as_deref(),
-        metadata: &ctx.metadata,
-    };
-    let holds = limits::admit(&ctx.snapshot.rate_limits, &ctx.shared.counters, &facts, est).map_err(GatewayError::RateLimited)?;
+    let facts =
+        Facts { requested: &ctx.requested_model, model, principal: ctx.principal.as_deref(), metadata: &ctx.metadata };
+    let holds = limits::admit(&ctx.snapshot.rate_limits, &ctx.shared.counters, &facts, est)
+        .map_err(GatewayError::RateLimited)?;
     ctx.holds.rate = holds;
     Ok(())
 }

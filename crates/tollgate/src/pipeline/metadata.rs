@@ -60,9 +60,10 @@ fn parse(raw: &[u8]) -> Result<BTreeMap<String, String>, RequestError> {
     let serde_json::Value::Object(map) = v else { return Err(bad("got something other than an object".into())) };
     map.into_iter()
         .map(|(k, v)| match v {
-            serde_json::Value::String(s) if s.chars().chain(k.chars()).any(char::is_control) => {
-                Err(bad(format!("`{}` contains control characters; metadata keys and values are plain text", k.escape_debug())))
-            }
+            serde_json::Value::String(s) if s.chars().chain(k.chars()).any(char::is_control) => Err(bad(format!(
+                "`{}` contains control characters; metadata keys and values are plain text",
+                k.escape_debug()
+            ))),
             serde_json::Value::String(s) => Ok((k, s)),
             other => Err(bad(format!("`{k}` is {other}, not a string"))),
         })

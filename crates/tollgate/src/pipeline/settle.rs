@@ -49,7 +49,12 @@ pub fn run(ctx: &mut RequestCtx, reply: UpstreamReply, strip_usage: bool, prompt
                 // A provider that reports no usage is charged an estimate, never nothing.
                 let estimated = usage.clone().unwrap_or_else(|| {
                     let completion = content_chars(&body).div_ceil(4);
-                    Usage { prompt_tokens: prompt_estimate, completion_tokens: completion, total_tokens: prompt_estimate + completion, ..Default::default() }
+                    Usage {
+                        prompt_tokens: prompt_estimate,
+                        completion_tokens: completion,
+                        total_tokens: prompt_estimate + completion,
+                        ..Default::default()
+                    }
                 });
                 ctx.holds.settle(Some(&estimated), price);
             }
@@ -108,16 +113,16 @@ impl Metered {
             let payload = event_data(event);
             if let Some(p) = payload {
                 self.delivered_chars += content_chars(p);
-                if find(p, b"\"usage\"") {
-                    if let Some(u) = crate::wire::openai::peek_usage(p) {
-                        self.usage = Some(u);
-                        if self.strip_usage && find(p, b"\"choices\":[]") {
-                            // Copy everything but this event.
-                            let out = keep.get_or_insert_with(Vec::new);
-                            let offset = event.as_ptr() as usize - data.as_ptr() as usize;
-                            out.extend_from_slice(&data[start..offset]);
-                            start = offset + event.len();
-                        }
+                if find(p, b"\"usage\"")
+                    && let Some(u) = crate::wire::openai::peek_usage(p)
+                {
+                    self.usage = Some(u);
+                    if self.strip_usage && find(p, b"\"choices\":[]") {
+                        // Copy everything but this event.
+                        let out = keep.get_or_insert_with(Vec::new);
+                        let offset = event.as_ptr() as usize - data.as_ptr() as usize;
+                        out.extend_from_slice(&data[start..offset]);
+                        start = offset + event.len();
                     }
                 }
             }

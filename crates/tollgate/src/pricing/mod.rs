@@ -36,7 +36,9 @@ impl Price {
     pub fn cost(&self, usage: &Usage) -> u64 {
         let cached = usage.prompt_tokens_details.as_ref().map_or(0, |d| d.cached_tokens).min(usage.prompt_tokens);
         let fresh = usage.prompt_tokens - cached;
-        per_mtok(fresh, self.input) + per_mtok(cached, self.cached_read) + per_mtok(usage.completion_tokens, self.output)
+        per_mtok(fresh, self.input)
+            + per_mtok(cached, self.cached_read)
+            + per_mtok(usage.completion_tokens, self.output)
     }
 
     /// The most `prompt` input and `completion` output tokens can cost.
@@ -60,7 +62,8 @@ pub fn builtin(model: &str) -> Option<Price> {
     let model = model.rsplit('/').next().unwrap_or(model);
     let mut best: Option<(&str, Price)> = None;
     for (name, p) in catalog::PRICES {
-        let matches = model == *name || (model.starts_with(name) && model[name.len()..].starts_with(['-', ':', '@', '.']));
+        let matches =
+            model == *name || (model.starts_with(name) && model[name.len()..].starts_with(['-', ':', '@', '.']));
         if matches && best.is_none_or(|(b, _)| name.len() > b.len()) {
             best = Some((name, p.to_price()));
         }

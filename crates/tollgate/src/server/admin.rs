@@ -28,7 +28,10 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/admin/keys/{id}", get(super::admin_keys::get_one).delete(super::admin_keys::revoke))
         .route("/admin/keys/{id}/rotate", post(super::admin_keys::rotate))
         .route("/admin/{kind}", get(super::admin_overlays::list))
-        .route("/admin/{kind}/{id}", axum::routing::put(super::admin_overlays::put).delete(super::admin_overlays::delete))
+        .route(
+            "/admin/{kind}/{id}",
+            axum::routing::put(super::admin_overlays::put).delete(super::admin_overlays::delete),
+        )
         .fallback(|| async {
             json_error(StatusCode::NOT_FOUND, "no such admin route", "invalid_request_error", "unknown_route")
         })

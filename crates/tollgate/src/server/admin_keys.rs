@@ -20,6 +20,7 @@ use crate::keys::{KeyRecord, Role, generate_secret, now_secs};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[derive(Default)]
 pub struct CreateKey {
     name: String,
     #[serde(default)]
@@ -61,12 +62,6 @@ async fn body<T: for<'de> Deserialize<'de> + Default>(req: Request, allow_empty:
     serde_json::from_slice(&bytes).map_err(|e| bad(format!("invalid body: {e}")))
 }
 
-impl Default for CreateKey {
-    fn default() -> Self {
-        CreateKey { name: String::new(), owner: None, team: None, models: None, metadata: BTreeMap::new(), role: None, expires_in: None }
-    }
-}
-
 /// May `caller` see or manage `rec`?
 fn may_touch(caller: &Principal, rec: &KeyRecord, manage: bool) -> bool {
     match caller.role {
@@ -86,7 +81,12 @@ fn view(rec: &KeyRecord) -> serde_json::Value {
 
 fn store_error(e: String) -> Response {
     tracing::error!(error = %e, "key store write failed");
-    json_error(StatusCode::SERVICE_UNAVAILABLE, "the key store is unavailable; nothing was changed", "api_error", "store_unavailable")
+    json_error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "the key store is unavailable; nothing was changed",
+        "api_error",
+        "store_unavailable",
+    )
 }
 
 async fn persist(app: &Arc<App>, hash: Vec<u8>, rec: KeyRecord) -> Result<(), Response> {
@@ -115,22 +115,48 @@ pub async fn create(State(app): State<Arc<App>>, req: Request) -> Response {
     }
     if caller.role == Some(Role::TeamAdmin) {
         if caller.team.is_none() {
-            return json_error(StatusCode::FORBIDDEN, "a team admin without a team cannot create keys", "permission_error", "role_forbidden");
+            return json_error(
+                StatusCode::FORBIDDEN,
+                "a team admin without a team cannot create keys",
+                "permission_error",
+                "role_forbidden",
+            );
         }
         // A team admin creates keys for its own team, without admin powers beyond its own.
         if c.team.is_some() && c.team != caller.team {
-            return json_error(StatusCode::FORBIDDEN, "a team admin can create keys only for its own team", "permission_error", "role_forbidden");
+            return json_error(
+                StatusCode::FORBIDDEN,
+                "a team admin can create keys only for its own team",
+                "permission_error",
+                "role_forbidden",
+            );
         }
         c.team = caller.team.clone();
         if matches!(c.role, Some(Role::Admin | Role::Viewer)) {
-            return json_error(StatusCode::FORBIDDEN, "a team admin cannot grant this role", "permission_error", "role_forbidden");
+            return json_error(
+                StatusCode::FORBIDDEN,
+                "a team admin cannot grant this role",
+                "permission_error",
+                "role_forbidden",
+            );
         }
     }
     let snap = app.live.snapshot();
     let name_taken = snap.auth.keys.values().any(|p| p.id == format!("key:{}", c.name))
-        || app.store.load_keys().await.unwrap_or_default().iter().any(|(_, r)| r.name == c.name && r.active(now_secs()));
+        || app
+            .store
+            .load_keys()
+            .await
+            .unwrap_or_default()
+            .iter()
+            .any(|(_, r)| r.name == c.name && r.active(now_secs()));
     if name_taken {
-        return json_error(StatusCode::CONFLICT, &format!("a key named `{}` already exists", c.name), "invalid_request_error", "key_exists");
+        return json_error(
+            StatusCode::CONFLICT,
+            &format!("a key named `{}` already exists", c.name),
+            "invalid_request_error",
+            "key_exists",
+        );
     }
     let expires_at = match c.expires_in.as_deref().map(Dur::parse).transpose() {
         Ok(d) => d.map(|d| now_secs() + d.as_secs()),
@@ -179,9 +205,9 @@ pub async fn list(State(app): State<Arc<App>>, req: Request) -> Response {
 
 async fn find(app: &App, id: &str) -> Result<(Vec<u8>, KeyRecord), Response> {
     let keys = app.store.load_keys().await.map_err(store_error)?;
-    keys.into_iter()
-        .find(|(_, r)| r.id == id)
-        .ok_or_else(|| json_error(StatusCode::NOT_FOUND, &format!("no key with id `{id}`"), "invalid_request_error", "not_found"))
+    keys.into_iter().find(|(_, r)| r.id == id).ok_or_else(|| {
+        json_error(StatusCode::NOT_FOUND, &format!("no key with id `{id}`"), "invalid_request_error", "not_found")
+    })
 }
 
 pub async fn get_one(State(app): State<Arc<App>>, Path(id): Path<String>, req: Request) -> Response {
@@ -191,7 +217,9 @@ pub async fn get_one(State(app): State<Arc<App>>, Path(id): Path<String>, req: R
     };
     match find(&app, &id).await {
         Ok((_, rec)) if may_touch(&caller, &rec, false) => json_response(StatusCode::OK, view(&rec).to_string()),
-        Ok(_) => json_error(StatusCode::NOT_FOUND, &format!("no key with id `{id}`"), "invalid_request_error", "not_found"),
+        Ok(_) => {
+            json_error(StatusCode::NOT_FOUND, &format!("no key with id `{id}`"), "invalid_request_error", "not_found")
+        }
         Err(r) => r,
     }
 }
@@ -203,7 +231,14 @@ pub async fn revoke(State(app): State<Arc<App>>, Path(id): Path<String>, req: Re
     };
     let (hash, mut rec) = match find(&app, &id).await {
         Ok(found) if may_touch(&caller, &found.1, true) => found,
-        Ok(_) => return json_error(StatusCode::NOT_FOUND, &format!("no key with id `{id}`"), "invalid_request_error", "not_found"),
+        Ok(_) => {
+            return json_error(
+                StatusCode::NOT_FOUND,
+                &format!("no key with id `{id}`"),
+                "invalid_request_error",
+                "not_found",
+            );
+        }
         Err(r) => return r,
     };
     if rec.revoked_at.is_none() {
@@ -231,11 +266,23 @@ pub async fn rotate(State(app): State<Arc<App>>, Path(id): Path<String>, req: Re
     };
     let (old_hash, mut old) = match find(&app, &id).await {
         Ok(found) if may_touch(&caller, &found.1, true) => found,
-        Ok(_) => return json_error(StatusCode::NOT_FOUND, &format!("no key with id `{id}`"), "invalid_request_error", "not_found"),
+        Ok(_) => {
+            return json_error(
+                StatusCode::NOT_FOUND,
+                &format!("no key with id `{id}`"),
+                "invalid_request_error",
+                "not_found",
+            );
+        }
         Err(r) => return r,
     };
     if !old.active(now_secs()) {
-        return json_error(StatusCode::CONFLICT, "the key is revoked or expired; create a new one", "invalid_request_error", "key_inactive");
+        return json_error(
+            StatusCode::CONFLICT,
+            "the key is revoked or expired; create a new one",
+            "invalid_request_error",
+            "key_inactive",
+        );
     }
     let now = now_secs();
     let secret = generate_secret();
@@ -259,4 +306,3 @@ pub async fn rotate(State(app): State<Arc<App>>, Path(id): Path<String>, req: Re
     v["key"] = json!(secret);
     json_response(StatusCode::CREATED, v.to_string())
 }
-

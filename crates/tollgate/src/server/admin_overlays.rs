@@ -18,9 +18,15 @@ use crate::config::file::{AccessSection, BudgetSection, RateLimitSection};
 use crate::config::overlay::{self, Entry, Kind};
 use crate::config::reload::Outcome;
 
+#[allow(clippy::result_large_err)] // the error is the response itself, returned at once
 fn kind_or_404(kind: &str) -> Result<Kind, Response> {
     Kind::parse(kind).ok_or_else(|| {
-        json_error(StatusCode::NOT_FOUND, &format!("no admin route `/admin/{kind}`"), "invalid_request_error", "unknown_route")
+        json_error(
+            StatusCode::NOT_FOUND,
+            &format!("no admin route `/admin/{kind}`"),
+            "invalid_request_error",
+            "unknown_route",
+        )
     })
 }
 
@@ -144,10 +150,18 @@ async fn change(app: &Arc<App>, kind: Kind, id: &str, new: Option<Entry>) -> Res
         shared.overlays.set(before.to_vec());
         let live = app.live.clone();
         let _ = tokio::task::spawn_blocking(move || live.reload("admin overlay undo", false)).await;
-        return json_error(StatusCode::SERVICE_UNAVAILABLE, "the store is unavailable; nothing was changed", "api_error", "store_unavailable");
+        return json_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the store is unavailable; nothing was changed",
+            "api_error",
+            "store_unavailable",
+        );
     }
     tracing::info!(kind = kind.as_str(), id, removed = new.is_none(), version, "admin overlay applied");
-    json_response(StatusCode::OK, json!({ "status": if new.is_some() { "applied" } else { "removed" }, "config_version": version }).to_string())
+    json_response(
+        StatusCode::OK,
+        json!({ "status": if new.is_some() { "applied" } else { "removed" }, "config_version": version }).to_string(),
+    )
 }
 
 fn bad(message: impl AsRef<str>) -> Response {

@@ -31,13 +31,21 @@ pub fn router(app: Arc<App>) -> Router {
 
 async fn chat(State(app): State<Arc<App>>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
-    pipeline::handle(app.ids.next(), Operation::ChatCompletions, app.live.snapshot(), app.live.shared(), parts.headers, body)
-        .await
+    pipeline::handle(
+        app.ids.next(),
+        Operation::ChatCompletions,
+        app.live.snapshot(),
+        app.live.shared(),
+        parts.headers,
+        body,
+    )
+    .await
 }
 
 async fn embeddings(State(app): State<Arc<App>>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
-    pipeline::handle(app.ids.next(), Operation::Embeddings, app.live.snapshot(), app.live.shared(), parts.headers, body).await
+    pipeline::handle(app.ids.next(), Operation::Embeddings, app.live.snapshot(), app.live.shared(), parts.headers, body)
+        .await
 }
 
 fn model_entry(id: &str, owner: &str) -> serde_json::Value {

@@ -93,14 +93,22 @@ impl Gateway {
             let l = live.clone();
             match tokio::task::spawn_blocking(move || l.reload("stored admin overlays", false)).await {
                 Ok(Ok(_)) => {}
-                _ => tracing::error!("stored admin overlays do not load with this config; serving the config file alone"),
+                _ => {
+                    tracing::error!("stored admin overlays do not load with this config; serving the config file alone")
+                }
             }
         }
         let store = Arc::new(store);
         crate::jwt::prefetch(&snap.auth.jwt);
         let data = TcpListener::bind(snap.server.listen).await?;
         let admin = TcpListener::bind(snap.server.admin_listen).await?;
-        let app = Arc::new(App { live, ids: RequestIds::default(), ready: AtomicBool::new(false), store: store.clone(), overlay_lock: Default::default() });
+        let app = Arc::new(App {
+            live,
+            ids: RequestIds::default(),
+            ready: AtomicBool::new(false),
+            store: store.clone(),
+            overlay_lock: Default::default(),
+        });
         let (stop, rx) = watch::channel(false);
         let mut tasks = JoinSet::new();
         let data_addr = data.local_addr()?;
@@ -125,8 +133,12 @@ impl Gateway {
                 }
             })
         });
-        let dispatcher =
-            crate::events::start(&shared.events, app.live.clone(), shared.upstreams.client(Duration::from_secs(5)), writer_rx.clone());
+        let dispatcher = crate::events::start(
+            &shared.events,
+            app.live.clone(),
+            shared.upstreams.client(Duration::from_secs(5)),
+            writer_rx.clone(),
+        );
         let writer = tokio::spawn(Writer::new(store, shared.ledger.clone()).run(Duration::from_secs(1), writer_rx));
         app.ready.store(true, Ordering::Release);
         for w in &snap.warnings {

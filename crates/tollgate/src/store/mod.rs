@@ -207,9 +207,15 @@ mod tests {
     async fn round_trip(url: &StoreUrl) {
         let s = Store::open(url).await.unwrap();
         s.save_spend(rows()).await.unwrap();
-        s.save_spend(vec![AccountRow { key: "b@cost_total|team-a".into(), period: 20_000, spent: 500, alerted: 3, reserved: 9 }])
-            .await
-            .unwrap();
+        s.save_spend(vec![AccountRow {
+            key: "b@cost_total|team-a".into(),
+            period: 20_000,
+            spent: 500,
+            alerted: 3,
+            reserved: 9,
+        }])
+        .await
+        .unwrap();
         let secret = s.key_secret().await.unwrap();
         s.put_key(vec![1; 32], key("vk_1")).await.unwrap();
         let mut revoked = key("vk_1");

@@ -78,14 +78,17 @@ impl PgStore {
             tx.batch_execute(m).await.map_err(err)?;
         }
         tx.execute("DELETE FROM tollgate_schema", &[]).await.map_err(err)?;
-        tx.execute("INSERT INTO tollgate_schema (version) VALUES ($1)", &[&(MIGRATIONS.len() as i32)]).await.map_err(err)?;
+        tx.execute("INSERT INTO tollgate_schema (version) VALUES ($1)", &[&(MIGRATIONS.len() as i32)])
+            .await
+            .map_err(err)?;
         tx.commit().await.map_err(err)
     }
 
     pub async fn load_spend(&self) -> Result<Vec<AccountRow>, String> {
         let guard = self.client().await?;
         let Some(client) = guard.as_ref() else { return Err("postgres: no connection".into()) };
-        let rows = client.query("SELECT key, period, spent_nanos, alerted FROM budget_spend", &[]).await.map_err(err)?;
+        let rows =
+            client.query("SELECT key, period, spent_nanos, alerted FROM budget_spend", &[]).await.map_err(err)?;
         Ok(rows
             .iter()
             .map(|r| AccountRow {
@@ -123,10 +126,14 @@ impl PgStore {
         let fresh = crate::keys::os_random::<32>().to_vec();
         // Insert-if-absent, then read: concurrent starters agree on one secret.
         client
-            .execute("INSERT INTO tollgate_meta (name, value) VALUES ('key_secret', $1) ON CONFLICT (name) DO NOTHING", &[&fresh])
+            .execute(
+                "INSERT INTO tollgate_meta (name, value) VALUES ('key_secret', $1) ON CONFLICT (name) DO NOTHING",
+                &[&fresh],
+            )
             .await
             .map_err(err)?;
-        let row = client.query_one("SELECT value FROM tollgate_meta WHERE name = 'key_secret'", &[]).await.map_err(err)?;
+        let row =
+            client.query_one("SELECT value FROM tollgate_meta WHERE name = 'key_secret'", &[]).await.map_err(err)?;
         let v: Vec<u8> = row.get(0);
         v.try_into().map_err(|_| "stored key secret has the wrong length".to_string())
     }
@@ -157,7 +164,10 @@ impl PgStore {
     pub async fn delete_overlay(&self, kind: Kind, id: &str) -> Result<(), String> {
         let guard = self.client().await?;
         let Some(client) = guard.as_ref() else { return Err("postgres: no connection".into()) };
-        client.execute("DELETE FROM overlays WHERE kind = $1 AND id = $2", &[&kind.as_str(), &id]).await.map_err(err)?;
+        client
+            .execute("DELETE FROM overlays WHERE kind = $1 AND id = $2", &[&kind.as_str(), &id])
+            .await
+            .map_err(err)?;
         Ok(())
     }
 

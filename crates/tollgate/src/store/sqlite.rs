@@ -93,7 +93,8 @@ impl SqliteStore {
             return v.try_into().map_err(|_| "stored key secret has the wrong length".to_string());
         }
         let secret = crate::keys::os_random::<32>();
-        conn.execute("INSERT INTO meta (name, value) VALUES ('key_secret', ?1)", params![secret.to_vec()]).map_err(err)?;
+        conn.execute("INSERT INTO meta (name, value) VALUES ('key_secret', ?1)", params![secret.to_vec()])
+            .map_err(err)?;
         Ok(secret)
     }
 
@@ -125,7 +126,9 @@ impl SqliteStore {
     pub fn load_overlays(&self) -> Result<Vec<Entry>, String> {
         let conn = self.conn();
         let mut stmt = conn.prepare("SELECT kind, id, body FROM overlays ORDER BY kind, id").map_err(err)?;
-        let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?))).map_err(err)?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?)))
+            .map_err(err)?;
         rows.filter_map(|r| match r {
             Ok((k, id, body)) => Kind::parse(&k).map(|kind| Ok(Entry { kind, id, body })),
             Err(e) => Some(Err(err(e))),
@@ -144,7 +147,9 @@ impl SqliteStore {
     }
 
     pub fn delete_overlay(&self, kind: Kind, id: &str) -> Result<(), String> {
-        self.conn().execute("DELETE FROM overlays WHERE kind = ?1 AND id = ?2", params![kind.as_str(), id]).map_err(err)?;
+        self.conn()
+            .execute("DELETE FROM overlays WHERE kind = ?1 AND id = ?2", params![kind.as_str(), id])
+            .map_err(err)?;
         Ok(())
     }
 
@@ -161,8 +166,13 @@ impl SqliteStore {
                 )
                 .map_err(err)?;
             for r in rows {
-                stmt.execute(params![r.key, r.period as i64, r.spent.min(i64::MAX as u64) as i64, i64::from(r.alerted)])
-                    .map_err(err)?;
+                stmt.execute(params![
+                    r.key,
+                    r.period as i64,
+                    r.spent.min(i64::MAX as u64) as i64,
+                    i64::from(r.alerted)
+                ])
+                .map_err(err)?;
             }
         }
         tx.commit().map_err(err)

@@ -151,7 +151,8 @@ async fn metadata_header_is_validated() {
 #[tokio::test]
 async fn team_allowlists_narrow_what_members_may_use() {
     let up = MockUpstream::start().await;
-    let text = config(&up.base_url(), "").replace("  keys:\n", "  teams:\n    platform: { models: [\"mock/echo\"] }\n  keys:\n");
+    let text = config(&up.base_url(), "")
+        .replace("  keys:\n", "  teams:\n    platform: { models: [\"mock/echo\"] }\n  keys:\n");
     let h = Harness::start(&text).await;
     // The limited key pins team=platform: its own globs allow mock/*, its team only mock/echo.
     assert_eq!(h.chat(Some(LIMITED), &json!({ "model": "mock/echo", "messages": user("hi") })).await.status, 200);

@@ -46,9 +46,7 @@ fn claims(extra: Value) -> Value {
 async fn setup() -> (Harness, JsonServer, MockUpstream) {
     let up = MockUpstream::start().await;
     let jwks = JsonServer::start(JWKS).await;
-    let extra = format!(
-        "  - name: premium\n    type: mock\n    models: [{{ name: big }}]\nrate_limits:\n  - {{ id: per-project, limit_by: [metadata.project_id], unit: requests_per_minute, limit: 3 }}\n"
-    );
+    let extra = "  - name: premium\n    type: mock\n    models: [{ name: big }]\nrate_limits:\n  - { id: per-project, limit_by: [metadata.project_id], unit: requests_per_minute, limit: 3 }\n".to_string();
     let text = config(&up.base_url(), &extra).replace(
         "  keys:\n",
         &format!(
@@ -91,7 +89,7 @@ async fn bad_tokens_are_refused_with_a_reason() {
         (token(Algorithm::RS256, "rsa-1", RSA, claims(json!({ "exp": now() - 3600 }))), "expired"),
         (token(Algorithm::RS256, "rsa-1", RSA, claims(json!({ "aud": "someone-else" }))), "audience"),
         (token(Algorithm::RS256, "rsa-1", RSA, claims(json!({ "nbf": now() + 3600 }))), "not valid yet"),
-        (token(Algorithm::RS256, "rsa-1", RSA_OTHER, claims(json!({})))  , "signature"),
+        (token(Algorithm::RS256, "rsa-1", RSA_OTHER, claims(json!({}))), "signature"),
         (token(Algorithm::RS256, "rsa-1", RSA, claims(json!({ "iss": "https://evil.test/" }))), "not trusted"),
         (token(Algorithm::RS256, "ec-1", RSA, claims(json!({}))), "is for"),
         (token(Algorithm::RS256, "rsa-1", RSA, without(claims(json!({})), "aud")), "no `aud` claim"),
@@ -157,7 +155,8 @@ fn base64url(b: &[u8]) -> String {
     const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     let mut out = String::new();
     for c in b.chunks(3) {
-        let n = (u32::from(c[0]) << 16) | (u32::from(*c.get(1).unwrap_or(&0)) << 8) | u32::from(*c.get(2).unwrap_or(&0));
+        let n =
+            (u32::from(c[0]) << 16) | (u32::from(*c.get(1).unwrap_or(&0)) << 8) | u32::from(*c.get(2).unwrap_or(&0));
         for i in 0..=c.len() {
             out.push(T[((n >> (18 - 6 * i)) & 63) as usize] as char);
         }
@@ -168,7 +167,8 @@ fn base64url(b: &[u8]) -> String {
 #[tokio::test]
 async fn group_allowlists_apply_to_token_holders() {
     let (h, _jwks, _up) = setup().await;
-    let contractor = token(Algorithm::RS256, "rsa-1", RSA, claims(json!({ "groups": ["contractors"], "project": "c1" })));
+    let contractor =
+        token(Algorithm::RS256, "rsa-1", RSA, claims(json!({ "groups": ["contractors"], "project": "c1" })));
     assert_eq!(h.chat(Some(&contractor), &ask()).await.status, 200);
     let embed = json!({ "model": "mock/embed", "messages": user("x") });
     assert_eq!(h.chat(Some(&contractor), &embed).await.status, 403);
@@ -179,16 +179,37 @@ async fn group_allowlists_apply_to_token_holders() {
 #[tokio::test]
 async fn the_users_directory_fills_in_team_and_role() {
     let (h, _jwks, _up) = setup().await;
-    let dana = token(Algorithm::RS256, "rsa-1", RSA, without(without(claims(json!({ "sub": "dana", "project": "d1" })), "team"), "groups"));
+    let dana = token(
+        Algorithm::RS256,
+        "rsa-1",
+        RSA,
+        without(without(claims(json!({ "sub": "dana", "project": "d1" })), "team"), "groups"),
+    );
     assert_eq!(h.send(Method::GET, &h.admin_url("/admin/usage"), Some(&dana), &[], "").await.status, 403);
     let r = h
-        .send(Method::PUT, &h.admin_url("/admin/users/dana"), Some(MASTER), &[], json!({ "team": "search", "role": "viewer" }).to_string())
+        .send(
+            Method::PUT,
+            &h.admin_url("/admin/users/dana"),
+            Some(MASTER),
+            &[],
+            json!({ "team": "search", "role": "viewer" }).to_string(),
+        )
         .await;
     assert_eq!(r.status, 200, "{}", r.text());
-    assert_eq!(h.send(Method::GET, &h.admin_url("/admin/usage"), Some(&dana), &[], "").await.status, 200, "role from the directory");
+    assert_eq!(
+        h.send(Method::GET, &h.admin_url("/admin/usage"), Some(&dana), &[], "").await.status,
+        200,
+        "role from the directory"
+    );
     // The team from the directory is pinned: a team allowlist applies to her.
     let r = h
-        .send(Method::PUT, &h.admin_url("/admin/teams/search"), Some(MASTER), &[], json!({ "models": ["mock/embed"] }).to_string())
+        .send(
+            Method::PUT,
+            &h.admin_url("/admin/teams/search"),
+            Some(MASTER),
+            &[],
+            json!({ "models": ["mock/embed"] }).to_string(),
+        )
         .await;
     assert_eq!(r.status, 200);
     assert_eq!(h.chat(Some(&dana), &ask()).await.status, 403, "mock/echo is outside team search's allowlist");

@@ -23,7 +23,14 @@ async fn keys_are_created_used_listed_revoked_and_rotated() {
     let up = MockUpstream::start().await;
     let h = Harness::start(&config(&up.base_url(), "")).await;
 
-    let r = admin(&h, Method::POST, "/admin/keys", MASTER, json!({ "name": "ci", "team": "payments", "models": ["mock/*"] })).await;
+    let r = admin(
+        &h,
+        Method::POST,
+        "/admin/keys",
+        MASTER,
+        json!({ "name": "ci", "team": "payments", "models": ["mock/*"] }),
+    )
+    .await;
     assert_eq!(r.status, 201, "{}", r.text());
     let created = r.json();
     let secret = created["key"].as_str().unwrap().to_string();
@@ -99,13 +106,22 @@ async fn roles_decide_what_a_key_may_do_on_the_admin_api() {
     let r = admin(&h, Method::POST, "/admin/keys", &lead, json!({ "name": "pay-svc" })).await;
     assert_eq!(r.status, 201, "{}", r.text());
     assert_eq!(r.json()["team"], "payments", "the team is forced to the team admin's own");
-    assert_eq!(admin(&h, Method::POST, "/admin/keys", &lead, json!({ "name": "x", "team": "search" })).await.status, 403);
-    assert_eq!(admin(&h, Method::POST, "/admin/keys", &lead, json!({ "name": "y", "role": "admin" })).await.status, 403);
+    assert_eq!(
+        admin(&h, Method::POST, "/admin/keys", &lead, json!({ "name": "x", "team": "search" })).await.status,
+        403
+    );
+    assert_eq!(
+        admin(&h, Method::POST, "/admin/keys", &lead, json!({ "name": "y", "role": "admin" })).await.status,
+        403
+    );
     let listed = admin(&h, Method::GET, "/admin/keys", &lead, Value::Null).await.json();
     let names: Vec<&str> = listed["data"].as_array().unwrap().iter().map(|k| k["name"].as_str().unwrap()).collect();
     assert_eq!(names, ["lead", "pay-svc"], "only its team's keys");
     let others = admin(&h, Method::GET, "/admin/keys", MASTER, Value::Null).await.json();
-    let app_id = others["data"].as_array().unwrap().iter().find(|k| k["name"] == "app").unwrap()["id"].as_str().unwrap().to_string();
+    let app_id = others["data"].as_array().unwrap().iter().find(|k| k["name"] == "app").unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     assert_eq!(admin(&h, Method::DELETE, &format!("/admin/keys/{app_id}"), &lead, Value::Null).await.status, 404);
     assert_eq!(admin(&h, Method::POST, "/admin/config/reload", &lead, Value::Null).await.status, 403);
 }
@@ -124,7 +140,11 @@ async fn keys_survive_a_restart_and_the_cli_manages_them() {
             .env("TOLLGATE_MASTER_KEY", MASTER)
             .output()
             .unwrap();
-        (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
     };
     let (ok, out, err) = tokio::task::spawn_blocking(move || {
         cli(&["create", "--name", "nightly", "--team", "data", "--models", "mock/*", "--metadata", "project_id=etl"])
@@ -155,7 +175,8 @@ async fn keys_survive_a_restart_and_the_cli_manages_them() {
     // The store keeps keys: a new gateway on the same config knows the key.
     let cfg = h.config_path.clone();
     h.gw.app.ready.store(false, std::sync::atomic::Ordering::Release);
-    let live = tollgate::config::reload::Live::new(tollgate::config::reload::Source::File(cfg), Default::default()).unwrap();
+    let live =
+        tollgate::config::reload::Live::new(tollgate::config::reload::Source::File(cfg), Default::default()).unwrap();
     let gw2 = tollgate::server::Gateway::start(live).await.unwrap();
     let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build_http();
     let req = http::Request::builder()
@@ -168,7 +189,8 @@ async fn keys_survive_a_restart_and_the_cli_manages_them() {
     gw2.shutdown().await;
 
     // Without a master key the CLI says what to do.
-    let out = std::process::Command::new(bin).args(["keys", "list"]).env_remove("TOLLGATE_MASTER_KEY").output().unwrap();
+    let out =
+        std::process::Command::new(bin).args(["keys", "list"]).env_remove("TOLLGATE_MASTER_KEY").output().unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("TOLLGATE_MASTER_KEY"));
 }

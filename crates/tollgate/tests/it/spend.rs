@@ -19,13 +19,21 @@ fn with_rules(up: &MockUpstream, rules: &str) -> String {
 }
 
 async fn post(h: &Harness, body: &Value, metadata: &str) -> Resp {
-    h.send(Method::POST, &h.url("/v1/chat/completions"), Some(MASTER), &[("x-tollgate-metadata", metadata)], body.to_string()).await
+    h.send(
+        Method::POST,
+        &h.url("/v1/chat/completions"),
+        Some(MASTER),
+        &[("x-tollgate-metadata", metadata)],
+        body.to_string(),
+    )
+    .await
 }
 
 #[tokio::test]
 async fn request_limits_are_exact_per_key_and_name_the_rule() {
     let up = MockUpstream::start().await;
-    let rules = "rate_limits:\n  - { id: per-project, limit_by: [metadata.project_id], unit: requests_per_minute, limit: 5 }\n";
+    let rules =
+        "rate_limits:\n  - { id: per-project, limit_by: [metadata.project_id], unit: requests_per_minute, limit: 5 }\n";
     let h = Harness::start(&with_rules(&up, rules)).await;
     let body = json!({ "model": "mock/echo", "messages": user("hi") });
     let mut statuses = Vec::new();
@@ -105,7 +113,10 @@ async fn concurrent_requests_never_overspend_and_leak_no_reservation() {
                     .uri(h.url("/v1/chat/completions"))
                     .header("authorization", format!("Bearer {MASTER}"))
                     .header("x-tollgate-metadata", r#"{"team":"t1"}"#)
-                    .body(http_body_util::Full::new(bytes::Bytes::from(json!({ "model": "priced/m", "max_tokens": 1000, "stream": true, "messages": user("go") }).to_string())))
+                    .body(http_body_util::Full::new(bytes::Bytes::from(
+                        json!({ "model": "priced/m", "max_tokens": 1000, "stream": true, "messages": user("go") })
+                            .to_string(),
+                    )))
                     .unwrap();
                 if let Ok(resp) = h.client.request(req).await {
                     let mut b = resp.into_body();
@@ -125,16 +136,22 @@ async fn concurrent_requests_never_overspend_and_leak_no_reservation() {
     let account = ledger.export().into_iter().find(|a| a.key.starts_with("team-daily")).unwrap();
     assert!(account.spent <= 10_000_000, "spend {} exceeds the $0.01 limit", account.spent);
     assert!(account.spent > 5_000_000, "the budget was actually used: {}", account.spent);
-    assert!(statuses.iter().any(|s| *s == 429), "some requests were refused");
-    assert!(ledger.events().iter().any(|e| e.kind == "budget_threshold" && e.threshold == 0.5), "{:?}", ledger.events());
+    assert!(statuses.contains(&429), "some requests were refused");
+    assert!(
+        ledger.events().iter().any(|e| e.kind == "budget_threshold" && e.threshold == 0.5),
+        "{:?}",
+        ledger.events()
+    );
     // Once spent, the budget refuses with its name and a reset time
     // (a little room may be left, depending on how the race above went).
-    let mut r = post(&h, &json!({ "model": "priced/m", "max_tokens": 1000, "messages": user("hi") }), r#"{"team":"t1"}"#).await;
+    let mut r =
+        post(&h, &json!({ "model": "priced/m", "max_tokens": 1000, "messages": user("hi") }), r#"{"team":"t1"}"#).await;
     for _ in 0..10 {
         if r.status != 200 {
             break;
         }
-        r = post(&h, &json!({ "model": "priced/m", "max_tokens": 1000, "messages": user("hi") }), r#"{"team":"t1"}"#).await;
+        r = post(&h, &json!({ "model": "priced/m", "max_tokens": 1000, "messages": user("hi") }), r#"{"team":"t1"}"#)
+            .await;
     }
     assert_eq!(r.status, 429);
     assert!(ledger.export().iter().all(|a| a.spent <= 10_000_000));
@@ -142,7 +159,8 @@ async fn concurrent_requests_never_overspend_and_leak_no_reservation() {
     assert_eq!(r.json()["error"]["code"], "budget_exceeded");
     assert!(r.header("retry-after").is_some());
     // Another team has its own account.
-    let r = post(&h, &json!({ "model": "priced/m", "max_tokens": 1000, "messages": user("hi") }), r#"{"team":"t2"}"#).await;
+    let r =
+        post(&h, &json!({ "model": "priced/m", "max_tokens": 1000, "messages": user("hi") }), r#"{"team":"t2"}"#).await;
     assert_eq!(r.status, 200);
 }
 
@@ -174,7 +192,8 @@ async fn streams_are_charged_their_usage_and_cancelled_streams_what_they_deliver
         .uri(h.url("/v1/chat/completions"))
         .header("authorization", format!("Bearer {MASTER}"))
         .body(http_body_util::Full::new(bytes::Bytes::from(
-            json!({ "model": "priced/m", "stream": true, "messages": user("a b c d e f g h i j k l m n o p") }).to_string(),
+            json!({ "model": "priced/m", "stream": true, "messages": user("a b c d e f g h i j k l m n o p") })
+                .to_string(),
         )))
         .unwrap();
     let resp = h.client.request(req).await.unwrap();
@@ -260,7 +279,8 @@ async fn spend_and_keys_survive_a_restart_on_postgres() {
 
     let up = MockUpstream::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let rules = format!("budgets:\n  - {{ id: total, unit: cost_total, limit: 0.003 }}\nstore: {{ url: \"{store_url}\" }}\n");
+    let rules =
+        format!("budgets:\n  - {{ id: total, unit: cost_total, limit: 0.003 }}\nstore: {{ url: \"{store_url}\" }}\n");
     let cfg = dir.path().join("tollgate.yaml");
     std::fs::write(&cfg, with_rules(&up, &rules)).unwrap();
     let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build_http();
@@ -279,29 +299,44 @@ async fn spend_and_keys_survive_a_restart_on_postgres() {
     let chat = json!({ "model": "priced/m", "max_tokens": 1000, "messages": user("hi") }).to_string();
 
     let gw = Gateway::start(Live::new(Source::File(cfg.clone()), Shared::default()).unwrap()).await.unwrap();
-    let (status, key) =
-        send(Method::POST, format!("http://{}/admin/keys", gw.admin_addr), MASTER, json!({ "name": "pg-key" }).to_string()).await;
+    let (status, key) = send(
+        Method::POST,
+        format!("http://{}/admin/keys", gw.admin_addr),
+        MASTER,
+        json!({ "name": "pg-key" }).to_string(),
+    )
+    .await;
     assert_eq!(status, 201);
     let secret = key["key"].as_str().unwrap().to_string();
     for _ in 0..2 {
-        assert_eq!(send(Method::POST, format!("http://{}/v1/chat/completions", gw.data_addr), &secret, chat.clone()).await.0, 200);
+        assert_eq!(
+            send(Method::POST, format!("http://{}/v1/chat/completions", gw.data_addr), &secret, chat.clone()).await.0,
+            200
+        );
     }
     gw.shutdown().await;
 
     let live = Live::new(Source::File(cfg), Shared::default()).unwrap();
     let gw = Gateway::start(live.clone()).await.unwrap();
     assert_eq!(live.shared().ledger.export()[0].spent, 2 * 1_005_000, "spend restored from PostgreSQL");
-    let (status, _) = send(Method::POST, format!("http://{}/v1/chat/completions", gw.data_addr), &secret, chat.clone()).await;
+    let (status, _) =
+        send(Method::POST, format!("http://{}/v1/chat/completions", gw.data_addr), &secret, chat.clone()).await;
     assert_eq!(status, 429, "the key still works (not 401) and the restored spend is enforced");
 
     // A second gateway on the same database: a revocation made there is in
     // force here within the key sync interval.
-    let other = Gateway::start(Live::new(Source::File(dir.path().join("tollgate.yaml")), Shared::default()).unwrap()).await.unwrap();
+    let other = Gateway::start(Live::new(Source::File(dir.path().join("tollgate.yaml")), Shared::default()).unwrap())
+        .await
+        .unwrap();
     let id = key["id"].as_str().unwrap();
-    assert_eq!(send(Method::DELETE, format!("http://{}/admin/keys/{id}", other.admin_addr), MASTER, String::new()).await.0, 200);
+    assert_eq!(
+        send(Method::DELETE, format!("http://{}/admin/keys/{id}", other.admin_addr), MASTER, String::new()).await.0,
+        200
+    );
     let mut refused = false;
     for _ in 0..40 {
-        let (s, _) = send(Method::POST, format!("http://{}/v1/chat/completions", gw.data_addr), &secret, chat.clone()).await;
+        let (s, _) =
+            send(Method::POST, format!("http://{}/v1/chat/completions", gw.data_addr), &secret, chat.clone()).await;
         if s == 401 {
             refused = true;
             break;
@@ -362,10 +397,16 @@ async fn rules_and_team_allowlists_can_be_added_through_the_admin_api() {
 
     // Bad shapes are refused with the parser's message; a rule that does not
     // load is refused with the loader's, and nothing changes.
-    let r = admin(Method::PUT, "/admin/rate_limits/x", json!({ "unit": "requests_per_minute", "limit": 2, "limt": 3 })).await;
+    let r = admin(Method::PUT, "/admin/rate_limits/x", json!({ "unit": "requests_per_minute", "limit": 2, "limt": 3 }))
+        .await;
     assert_eq!(r.status, 400);
     assert!(r.error_message().contains("unknown field `limt`"), "{}", r.error_message());
-    let r = admin(Method::PUT, "/admin/budgets/y", json!({ "unit": "cost_per_day", "limit": 1.0, "limit_by": ["nonsense"] })).await;
+    let r = admin(
+        Method::PUT,
+        "/admin/budgets/y",
+        json!({ "unit": "cost_per_day", "limit": 1.0, "limit_by": ["nonsense"] }),
+    )
+    .await;
     assert_eq!(r.status, 422, "{}", r.text());
     assert!(r.text().contains("is not a limit_by value"));
     assert_eq!(admin(Method::GET, "/admin/budgets", Value::Null).await.json()["active"], json!([]));
