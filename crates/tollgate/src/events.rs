@@ -100,17 +100,24 @@ pub fn start(
     let _ = bus.tx.set(tx);
     tokio::spawn(async move {
         let mut deliveries = JoinSet::new();
+        let dispatch = |event: Event, deliveries: &mut JoinSet<()>| {
+            let hooks: Vec<Webhook> = live.snapshot().webhooks.clone();
+            let body = Bytes::from(serde_json::to_vec(&event).unwrap_or_default());
+            for hook in hooks.into_iter().filter(|h| h.kinds.is_empty() || h.kinds.iter().any(|k| k == event.kind)) {
+                deliveries.spawn(deliver(client.clone(), hook, event.kind, body.clone()));
+            }
+        };
         loop {
             let event = tokio::select! {
                 e = rx.recv() => match e { Some(e) => e, None => break },
                 _ = stop.wait_for(|s| *s) => break,
                 Some(_) = deliveries.join_next(), if !deliveries.is_empty() => continue,
             };
-            let hooks: Vec<Webhook> = live.snapshot().webhooks.clone();
-            let body = Bytes::from(serde_json::to_vec(&event).unwrap_or_default());
-            for hook in hooks.into_iter().filter(|h| h.kinds.is_empty() || h.kinds.iter().any(|k| k == event.kind)) {
-                deliveries.spawn(deliver(client.clone(), hook, event.kind, body.clone()));
-            }
+            dispatch(event, &mut deliveries);
+        }
+        // Stopping: what is already queued is still delivered.
+        while let Ok(event) = rx.try_recv() {
+            dispatch(event, &mut deliveries);
         }
         while deliveries.join_next().await.is_some() {}
     })

@@ -16,7 +16,7 @@ use super::loc::{ByteSize, Dur, Loc};
 pub struct ConfigFile {
     /// Listen addresses and request limits.
     pub server: ServerSection,
-    /// Where keys, usage and logs are stored.
+    /// Where budget spend, virtual keys and admin changes are kept.
     pub store: StoreSection,
     /// Who may call the gateway.
     pub auth: AuthSection,
@@ -70,7 +70,7 @@ pub struct WebhookSection {
 pub struct ServerSection {
     /// Data-plane address (OpenAI-compatible API). Default `127.0.0.1:4000`.
     pub listen: Loc<String>,
-    /// Admin API address (reload, metrics). Default `127.0.0.1:4001`.
+    /// Admin API address (config, reload, usage, keys, rules). Default `127.0.0.1:4001`.
     pub admin_listen: Loc<String>,
     /// Largest request body accepted; larger bodies get 413. Default `10MiB`.
     pub max_body_size: ByteSize,
@@ -92,7 +92,7 @@ impl Default for ServerSection {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct StoreSection {
-    /// `sqlite://path` (default `sqlite://tollgate.db`) or `postgres://...`.
+    /// `sqlite://path` (default `sqlite://tollgate.db`), `postgres://user:password@host:port/db`, or `memory://`.
     pub url: Loc<String>,
 }
 
@@ -115,8 +115,8 @@ pub struct AuthSection {
     pub teams: BTreeMap<String, AccessSection>,
     /// Model allowlists per group (from JWT group claims).
     pub groups: BTreeMap<String, AccessSection>,
-    /// People by id (a JWT subject or a key's `owner`): the team, role and
-    /// metadata their requests carry when the credential itself does not say.
+    /// People by JWT subject: the team, role and metadata their requests
+    /// carry when the token itself does not say.
     pub users: BTreeMap<String, UserSection>,
 }
 

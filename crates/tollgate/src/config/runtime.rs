@@ -94,8 +94,8 @@ pub struct AuthSettings {
 
 impl AuthSettings {
     /// Fills in what the users directory knows about the person behind a
-    /// credential (its JWT subject or key owner): team, role and metadata
-    /// the credential does not set itself.
+    /// verified JWT (its subject): team, role and metadata the token does
+    /// not set itself. Never applied to keys, whose `owner` is free text.
     pub fn enrich(&self, p: Arc<Principal>) -> Arc<Principal> {
         let Some(user) = p.owner.as_ref().and_then(|o| self.users.get(o)) else { return p };
         let mut q = (*p).clone();

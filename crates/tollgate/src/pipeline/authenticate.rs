@@ -34,7 +34,9 @@ pub async fn run(auth: &AuthSettings, keys: &KeyRegistry, headers: &HeaderMap) -
         return Ok(p.clone());
     }
     if let Some(p) = keys.lookup(presented) {
-        return Ok(if auth.users.is_empty() { p } else { auth.enrich(p) });
+        // A key's `owner` is whatever its creator wrote, so the users
+        // directory never adds to a key: it applies to verified JWT subjects only.
+        return Ok(p);
     }
     if !auth.jwt.is_empty() && crate::jwt::looks_like_jwt(presented) {
         let token = std::str::from_utf8(presented).map_err(|_| AuthError::Invalid)?;

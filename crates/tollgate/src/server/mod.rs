@@ -94,7 +94,13 @@ impl Gateway {
             match tokio::task::spawn_blocking(move || l.reload("stored admin overlays", false)).await {
                 Ok(Ok(_)) => {}
                 _ => {
-                    tracing::error!("stored admin overlays do not load with this config; serving the config file alone")
+                    // Set them aside (they stay in the store), or every later
+                    // reload would fail on them too.
+                    shared.overlays.set(Vec::new());
+                    tracing::error!(
+                        "stored admin overlays do not load with this config; serving the config file alone \
+                         (correct the file, then re-apply or delete them through /admin/{{kind}})"
+                    );
                 }
             }
         }

@@ -124,6 +124,14 @@ async fn roles_decide_what_a_key_may_do_on_the_admin_api() {
         .to_string();
     assert_eq!(admin(&h, Method::DELETE, &format!("/admin/keys/{app_id}"), &lead, Value::Null).await.status, 404);
     assert_eq!(admin(&h, Method::POST, "/admin/config/reload", &lead, Value::Null).await.status, 403);
+
+    // The users directory never lends a role to a key: a team admin cannot
+    // mint an admin key by naming an admin as its owner.
+    assert_eq!(admin(&h, Method::PUT, "/admin/users/boss", MASTER, json!({ "role": "admin" })).await.status, 200);
+    let r = admin(&h, Method::POST, "/admin/keys", &lead, json!({ "name": "sneaky", "owner": "boss" })).await;
+    assert_eq!(r.status, 201);
+    let sneaky = r.json()["key"].as_str().unwrap().to_string();
+    assert_eq!(admin(&h, Method::POST, "/admin/config/reload", &sneaky, Value::Null).await.status, 403);
 }
 
 #[tokio::test]
