@@ -28,6 +28,7 @@ pub mod jwt;
 pub mod keys;
 pub mod limits;
 pub mod matching;
+pub mod metrics;
 pub mod pipeline;
 pub mod pricing;
 pub mod providers;

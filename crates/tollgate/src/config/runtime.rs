@@ -29,6 +29,7 @@ pub struct Shared {
     pub events: crate::events::EventBus,
     /// Rules and allowlists added through the admin API.
     pub overlays: super::overlay::Overlays,
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl Default for Shared {
@@ -43,6 +44,7 @@ impl Default for Shared {
             keys: Arc::default(),
             jwks: crate::jwt::JwksRegistry::default(),
             overlays: super::overlay::Overlays::default(),
+            metrics: Arc::default(),
             events,
         }
     }

@@ -29,10 +29,16 @@ impl std::fmt::Display for AttemptsLog<'_> {
 }
 
 pub fn finish(ctx: &RequestCtx, result: Result<Response, GatewayError>) -> Response {
+    let mut error_detail = None;
     let (mut resp, error) = match result {
         Ok(r) => (r, None),
         Err(e) => {
             let label = e.label();
+            error_detail = match &e {
+                GatewayError::RateLimited(r) => Some(("rate_limit", r.rule.to_string())),
+                GatewayError::BudgetExceeded(b) => Some(("budget", b.rule.to_string())),
+                _ => None,
+            };
             if e.upstream().is_some() {
                 tracing::warn!(request_id = %ctx.id, error = %e, "upstream call failed");
             }
@@ -40,6 +46,7 @@ pub fn finish(ctx: &RequestCtx, result: Result<Response, GatewayError>) -> Respo
         }
     };
     let total = ctx.started.elapsed();
+    observe(ctx, &resp, error_refusal(error_detail.as_ref()), total);
     let h = resp.headers_mut();
     if let Ok(v) = HeaderValue::from_str(&ctx.id) {
         h.insert("x-tollgate-request-id", v);
@@ -81,4 +88,39 @@ pub fn finish(ctx: &RequestCtx, result: Result<Response, GatewayError>) -> Respo
         "request"
     );
     resp
+}
+
+fn error_refusal(d: Option<&(&'static str, String)>) -> Option<(&'static str, String)> {
+    d.cloned()
+}
+
+/// The bounded `model` and `provider` labels of a request.
+pub fn labels(ctx: &RequestCtx) -> (String, String) {
+    match (&ctx.target, &ctx.model) {
+        (Some(t), _) => (t.canonical.to_string(), t.provider.name.clone()),
+        (None, Some(m)) => (m.name().to_string(), "-".to_string()),
+        (None, None) => ("unknown".to_string(), "-".to_string()),
+    }
+}
+
+fn observe(ctx: &RequestCtx, resp: &Response, refusal: Option<(&'static str, String)>, total: std::time::Duration) {
+    use crate::metrics::{ProviderLabels, RefusalLabels, RequestLabels, RouteLabels};
+    let m = &ctx.shared.metrics;
+    let route = match ctx.op {
+        crate::providers::Operation::ChatCompletions => "chat",
+        crate::providers::Operation::Embeddings => "embeddings",
+    };
+    let (model, provider) = labels(ctx);
+    m.requests
+        .get_or_create(&RequestLabels { route, model, provider: provider.clone(), status: resp.status().as_u16() })
+        .inc();
+    m.duration.get_or_create(&RouteLabels { route }).observe(total.as_secs_f64());
+    if let Some(up) = ctx.upstream_time {
+        m.upstream.get_or_create(&ProviderLabels { provider }).observe(up.as_secs_f64());
+    }
+    let own = total.saturating_sub(ctx.upstream_time.unwrap_or_default()).saturating_sub(ctx.backoff_time);
+    m.overhead.observe(own.as_secs_f64());
+    if let Some((kind, rule)) = refusal {
+        m.refusals.get_or_create(&RefusalLabels { kind, rule }).inc();
+    }
 }

@@ -41,10 +41,32 @@ impl Holds {
     }
 }
 
+/// Counts tokens and cost for the metrics.
+pub fn count(metrics: &crate::metrics::Metrics, model: &str, provider: &str, usage: &Usage, price: Option<Price>) {
+    use crate::metrics::{ModelLabels, TokenLabels};
+    for (kind, n) in [("prompt", usage.prompt_tokens), ("completion", usage.completion_tokens)] {
+        if n > 0 {
+            let labels = TokenLabels { model: model.to_string(), provider: provider.to_string(), kind };
+            metrics.tokens.get_or_create(&labels).inc_by(n);
+        }
+    }
+    if let Some(p) = price {
+        let usd = crate::pricing::nanos_to_usd(p.cost(usage));
+        metrics
+            .cost_usd
+            .get_or_create(&ModelLabels { model: model.to_string(), provider: provider.to_string() })
+            .inc_by(usd);
+    }
+}
+
 pub fn run(ctx: &mut RequestCtx, reply: UpstreamReply, strip_usage: bool, prompt_estimate: u64) -> UpstreamReply {
     let price = ctx.target.as_ref().and_then(|t| t.price);
+    let (model, provider) = super::record::labels(ctx);
     match reply {
         UpstreamReply::Complete { body, usage } => {
+            if let Some(u) = &usage {
+                count(&ctx.shared.metrics, &model, &provider, u, price);
+            }
             if !ctx.holds.is_empty() {
                 // A provider that reports no usage is charged an estimate, never nothing.
                 let estimated = usage.clone().unwrap_or_else(|| {
@@ -60,11 +82,12 @@ pub fn run(ctx: &mut RequestCtx, reply: UpstreamReply, strip_usage: bool, prompt
             }
             UpstreamReply::Complete { body, usage }
         }
-        UpstreamReply::Stream(body) if ctx.holds.is_empty() => UpstreamReply::Stream(body),
         UpstreamReply::Stream(body) => {
             let metered = Metered {
                 inner: body,
                 holds: std::mem::take(&mut ctx.holds),
+                metrics: ctx.shared.metrics.clone(),
+                labels: (model, provider),
                 price,
                 usage: None,
                 delivered_chars: 0,
@@ -82,6 +105,9 @@ pub fn run(ctx: &mut RequestCtx, reply: UpstreamReply, strip_usage: bool, prompt
 struct Metered {
     inner: Body,
     holds: Holds,
+    metrics: std::sync::Arc<crate::metrics::Metrics>,
+    /// (model, provider) for the metrics.
+    labels: (String, String),
     price: Option<Price>,
     usage: Option<Usage>,
     delivered_chars: u64,
@@ -102,6 +128,7 @@ impl Metered {
             total_tokens: self.prompt_estimate + self.delivered_chars.div_ceil(4),
             ..Default::default()
         });
+        count(&self.metrics, &self.labels.0, &self.labels.1, &usage, self.price);
         self.holds.settle(Some(&usage), self.price);
     }
 

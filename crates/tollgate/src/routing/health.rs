@@ -179,6 +179,17 @@ impl HealthRegistry {
             .clone()
     }
 
+    /// (virtual model, target, state) of every target seen so far.
+    pub fn states(&self) -> Vec<(String, String, CircuitState)> {
+        let m = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        m.iter()
+            .filter_map(|(k, h)| {
+                let (vm, t) = k.split_once('\u{0}')?;
+                Some((vm.to_string(), t.to_string(), h.state()))
+            })
+            .collect()
+    }
+
     pub fn get(&self, virtual_model: &str, target: &str) -> Arc<TargetHealth> {
         let mut m = self.map.lock().unwrap_or_else(|p| p.into_inner());
         m.entry(format!("{virtual_model}\u{0}{target}")).or_default().clone()

@@ -24,6 +24,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/admin/config", get(config))
         .route("/admin/config/reload", post(reload))
         .route("/admin/usage", get(usage))
+        .route("/metrics", get(metrics))
         .route("/admin/keys", get(super::admin_keys::list).post(super::admin_keys::create))
         .route("/admin/keys/{id}", get(super::admin_keys::get_one).delete(super::admin_keys::revoke))
         .route("/admin/keys/{id}/rotate", post(super::admin_keys::rotate))
@@ -95,6 +96,27 @@ async fn config(State(app): State<Arc<App>>, req: Request) -> Response {
         "warnings": s.warnings,
     });
     json_response(StatusCode::OK, body.to_string())
+}
+
+/// Prometheus text format; needs a credential that may read usage.
+async fn metrics(State(app): State<Arc<App>>, req: Request) -> Response {
+    if let Err(r) = require(&app, req.headers(), Permission::ReadUsage).await {
+        return r;
+    }
+    let shared = app.live.shared();
+    let m = &shared.metrics;
+    m.config_version.set(app.live.snapshot().version as i64);
+    m.events_dropped.set(shared.events.dropped() as i64);
+    for (vm, target, state) in shared.health.states() {
+        let open = i64::from(state != crate::routing::health::CircuitState::Closed);
+        m.circuit_open.get_or_create(&crate::metrics::CircuitLabels { virtual_model: vm, target }).set(open);
+    }
+    let mut r = Response::new(axum::body::Body::from(m.encode()));
+    r.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+    );
+    r
 }
 
 /// Every rate-limit counter and budget account now, and recent budget events.

@@ -102,3 +102,45 @@ async fn mock_provider_failures_are_configurable() {
     let r = h.chat(Some(MASTER), &json!({ "model": "mock/echo", "messages": user("x [mock:status=429]") })).await;
     assert_eq!(r.status, 429);
 }
+
+#[tokio::test]
+async fn metrics_count_requests_tokens_refusals_and_latency() {
+    let up = MockUpstream::start().await;
+    let extra =
+        "rate_limits:\n  - { id: tiny, when: { models: [\"mock/embed\"] }, unit: requests_per_minute, limit: 1 }\n";
+    let h = Harness::start(&format!("{}{extra}", config(&up.base_url(), ""))).await;
+    for _ in 0..2 {
+        assert_eq!(
+            h.send(Method::POST, &h.url("/v1/chat/completions"), Some(MASTER), &[], chat_body(false)).await.status,
+            200
+        );
+    }
+    let stream = json!({ "model": "up/gpt-4o-mini", "stream": true, "stream_options": { "include_usage": true },
+                         "messages": user("one two") });
+    let r = h.send(Method::POST, &h.url("/v1/chat/completions"), Some(MASTER), &[], stream.to_string()).await;
+    assert!(r.text().ends_with("data: [DONE]\n\n"));
+    for _ in 0..2 {
+        h.send(
+            Method::POST,
+            &h.url("/v1/embeddings"),
+            Some(MASTER),
+            &[],
+            json!({ "model": "mock/embed", "input": "x" }).to_string(),
+        )
+        .await;
+    }
+    // Metrics need a credential that may read usage.
+    assert_eq!(h.send(Method::GET, &h.admin_url("/metrics"), Some(LIMITED), &[], "").await.status, 403);
+    let m = h.send(Method::GET, &h.admin_url("/metrics"), Some(MASTER), &[], "").await.text();
+    let has = |needle: &str| assert!(m.contains(needle), "missing {needle:?} in:\n{m}");
+    has(r#"tollgate_requests_total{route="chat",model="up/gpt-4o-mini",provider="up",status="200"} 3"#);
+    has(r#"tollgate_requests_total{route="embeddings",model="mock/embed",provider="-",status="429"} 1"#);
+    // Two answers and one stream, each reporting 11 prompt and 7 completion tokens.
+    has(r#"tollgate_tokens_total{model="up/gpt-4o-mini",provider="up",kind="prompt"} 33"#);
+    has(r#"tollgate_tokens_total{model="up/gpt-4o-mini",provider="up",kind="completion"} 21"#);
+    has(r#"tollgate_refusals_total{kind="rate_limit",rule="tiny"} 1"#);
+    has("tollgate_gateway_overhead_seconds_count 5");
+    has(r#"tollgate_request_duration_seconds_bucket{le="+Inf",route="chat"} 3"#);
+    has("tollgate_config_version 1");
+    assert!(!m.contains(MASTER) && !m.contains("sk-upstream-secret"));
+}

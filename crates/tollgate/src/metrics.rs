@@ -1,0 +1,145 @@
+//! Prometheus metrics, served at `GET /metrics` on the admin port.
+//!
+//! Naming: `tollgate_<what>_<unit>`, counters end in `_total`. Labels are
+//! bounded by the config: `model` is a configured model or virtual model
+//! name (anything else is `unknown`), `provider` a configured provider,
+//! `rule` a configured rule id, `status` an HTTP status. Never a request
+//! id, a subject or a metadata value.
+
+use std::sync::atomic::AtomicU64;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::{Family, MetricConstructor};
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    pub route: &'static str,
+    pub model: String,
+    pub provider: String,
+    pub status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TokenLabels {
+    pub model: String,
+    pub provider: String,
+    pub kind: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ModelLabels {
+    pub model: String,
+    pub provider: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteLabels {
+    pub route: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ProviderLabels {
+    pub provider: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RefusalLabels {
+    pub kind: &'static str,
+    pub rule: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CircuitLabels {
+    pub virtual_model: String,
+    pub target: String,
+}
+
+#[derive(Clone)]
+/// Builds the histograms of a family with the latency buckets.
+pub struct Buckets(fn() -> Histogram);
+
+impl MetricConstructor<Histogram> for Buckets {
+    fn new_metric(&self) -> Histogram {
+        (self.0)()
+    }
+}
+
+/// Latency buckets from 50 µs to ~100 s.
+fn latency() -> Histogram {
+    Histogram::new(exponential_buckets(0.000_05, 2.0, 22))
+}
+
+pub struct Metrics {
+    registry: Registry,
+    pub requests: Family<RequestLabels, Counter>,
+    pub tokens: Family<TokenLabels, Counter>,
+    pub cost_usd: Family<ModelLabels, Counter<f64, AtomicU64>>,
+    pub duration: Family<RouteLabels, Histogram, Buckets>,
+    pub upstream: Family<ProviderLabels, Histogram, Buckets>,
+    pub overhead: Histogram,
+    pub refusals: Family<RefusalLabels, Counter>,
+    pub circuit_open: Family<CircuitLabels, Gauge>,
+    pub events_dropped: Gauge,
+    pub config_version: Gauge,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Metrics")
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("tollgate");
+        let m = Metrics {
+            requests: Family::default(),
+            tokens: Family::default(),
+            cost_usd: Family::default(),
+            duration: Family::new_with_constructor(Buckets(latency)),
+            upstream: Family::new_with_constructor(Buckets(latency)),
+            overhead: latency(),
+            refusals: Family::default(),
+            circuit_open: Family::default(),
+            events_dropped: Gauge::default(),
+            config_version: Gauge::default(),
+            registry: Registry::default(),
+        };
+        registry.register("requests", "Requests answered, by route, model, provider and status", m.requests.clone());
+        registry.register("tokens", "Tokens used, by model, provider and kind (prompt, completion)", m.tokens.clone());
+        registry.register("cost_usd", "Cost in USD, by model and provider", m.cost_usd.clone());
+        registry.register("request_duration_seconds", "Time from request to response headers", m.duration.clone());
+        registry.register(
+            "upstream_duration_seconds",
+            "Time in upstream attempts (to the response, or a stream's first event)",
+            m.upstream.clone(),
+        );
+        registry.register(
+            "gateway_overhead_seconds",
+            "The gateway's own time: total minus upstream and retry waits",
+            m.overhead.clone(),
+        );
+        registry.register("refusals", "Requests refused by a rate limit or budget, by rule", m.refusals.clone());
+        registry.register("circuit_open", "1 while a target's circuit is open or half-open", m.circuit_open.clone());
+        registry.register(
+            "events_dropped",
+            "Events dropped because the event queue was full",
+            m.events_dropped.clone(),
+        );
+        registry.register("config_version", "Version of the running config snapshot", m.config_version.clone());
+        Metrics { registry, ..m }
+    }
+}
+
+impl Metrics {
+    /// The text exposition format.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}
