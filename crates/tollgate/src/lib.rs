@@ -17,6 +17,7 @@
 //! - [`error`]: request-path errors and their single mapping to HTTP.
 //! - [`demo`]: `tollgate demo`, a guided tour against the mock provider.
 
+pub mod audit;
 pub mod budgets;
 pub mod cli_keys;
 pub mod config;

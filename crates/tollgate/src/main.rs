@@ -55,6 +55,20 @@ enum Command {
         #[command(subcommand)]
         command: tollgate::cli_keys::KeysCommand,
     },
+    /// The audit log in the store named by the config.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Check the hash chain: exits 1 and names the first edited or missing entry.
+    Verify {
+        #[arg(long, short)]
+        config: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -77,6 +91,7 @@ fn main() -> ExitCode {
         Command::Serve { config, no_watch } => runtime().block_on(serve(config, !no_watch)),
         Command::Demo { keep_running } => runtime().block_on(tollgate::demo::run(keep_running)),
         Command::Keys { admin_url, command } => runtime().block_on(tollgate::cli_keys::run(command, admin_url)),
+        Command::Audit { command: AuditCommand::Verify { config } } => runtime().block_on(audit_verify(config)),
     }
 }
 
@@ -142,6 +157,41 @@ async fn serve(config: Option<PathBuf>, watch: bool) -> ExitCode {
         }
         Err(e) => {
             eprintln!("tollgate: cannot start: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn audit_verify(config: PathBuf) -> ExitCode {
+    let snap = match load::load_path(&config, 1, &Shared::default()) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let store = match tollgate::store::Store::open(&snap.server.store).await {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("tollgate audit: cannot open the store: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let entries = match store.load_audit().await {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("tollgate audit: cannot read the audit log: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match tollgate::audit::verify(&entries) {
+        Ok(n) => {
+            let last = entries.last().map_or("-".to_string(), |e| e.hash[..16].to_string());
+            println!("audit log ok: {n} entries, chain intact (last hash {last}…)");
+            ExitCode::SUCCESS
+        }
+        Err(problem) => {
+            eprintln!("audit log BROKEN: {problem}");
             ExitCode::FAILURE
         }
     }

@@ -91,9 +91,21 @@ impl Live {
                 self.versions.store(version, Ordering::Relaxed);
                 self.current.store(Arc::new(snap));
                 tracing::info!(version, %digest, trigger, "config reloaded");
+                self.shared.audit.record(
+                    "-",
+                    "config.reload",
+                    &format!("version {version}"),
+                    &format!("ok ({trigger})"),
+                );
                 Ok(Outcome::Applied { version, digest })
             }
             Err(e) => {
+                self.shared.audit.record(
+                    "-",
+                    "config.reload",
+                    "-",
+                    &format!("refused ({trigger}): {} error(s)", e.diags.len()),
+                );
                 tracing::error!(trigger, errors = %e, "config reload rejected; the previous config keeps serving");
                 Err(e)
             }

@@ -30,6 +30,7 @@ pub struct Shared {
     /// Rules and allowlists added through the admin API.
     pub overlays: super::overlay::Overlays,
     pub metrics: Arc<crate::metrics::Metrics>,
+    pub audit: crate::audit::AuditLog,
 }
 
 impl Default for Shared {
@@ -45,6 +46,7 @@ impl Default for Shared {
             jwks: crate::jwt::JwksRegistry::default(),
             overlays: super::overlay::Overlays::default(),
             metrics: Arc::default(),
+            audit: crate::audit::AuditLog::default(),
             events,
         }
     }

@@ -34,6 +34,11 @@ pub fn finish(ctx: &RequestCtx, result: Result<Response, GatewayError>) -> Respo
         Ok(r) => (r, None),
         Err(e) => {
             let label = e.label();
+            if let GatewayError::Auth(a) = &e {
+                let actor = ctx.principal.as_ref().map_or("-", |p| p.id.as_str());
+                let action = if ctx.principal.is_some() { "access.refused" } else { "auth.refused" };
+                ctx.shared.audit.record(actor, action, &ctx.requested_model, &a.to_string());
+            }
             error_detail = match &e {
                 GatewayError::RateLimited(r) => Some(("rate_limit", r.rule.to_string())),
                 GatewayError::BudgetExceeded(b) => Some(("budget", b.rule.to_string())),

@@ -68,12 +68,20 @@ pub fn allows(role: Role, p: Permission) -> bool {
 #[allow(clippy::result_large_err)] // the error is the response itself, returned at once
 pub async fn require(app: &App, headers: &http::HeaderMap, p: Permission) -> Result<Arc<Principal>, Response> {
     let snap = app.live.snapshot();
-    let principal = authenticate::admin(&snap.auth, &app.live.shared().keys, headers)
-        .await
-        .map_err(|e| GatewayError::from(e).into_response())?;
+    let shared = app.live.shared();
+    let principal = match authenticate::admin(&snap.auth, &shared.keys, headers).await {
+        Ok(p) => p,
+        Err(e) => {
+            shared.audit.record("-", "admin.refused", &format!("{p:?}"), &e.to_string());
+            return Err(GatewayError::from(e).into_response());
+        }
+    };
     match principal.role {
         Some(role) if allows(role, p) => Ok(principal),
-        _ => Err(GatewayError::from(AuthError::Forbidden(format!("{p:?}"))).into_response()),
+        _ => {
+            shared.audit.record(&principal.id, "admin.refused", &format!("{p:?}"), "role does not allow it");
+            Err(GatewayError::from(AuthError::Forbidden(format!("{p:?}"))).into_response())
+        }
     }
 }
 

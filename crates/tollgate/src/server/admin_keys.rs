@@ -182,7 +182,7 @@ pub async fn create(State(app): State<Arc<App>>, req: Request) -> Response {
     if let Err(r) = persist(&app, hash, rec.clone()).await {
         return r;
     }
-    tracing::info!(key = %rec.name, id = %rec.id, by = %caller.id, "virtual key created");
+    app.live.shared().audit.record(&caller.id, "key.create", &rec.id, &format!("ok ({})", rec.name));
     let mut v = view(&rec);
     v["key"] = json!(secret);
     json_response(StatusCode::CREATED, v.to_string())
@@ -246,7 +246,7 @@ pub async fn revoke(State(app): State<Arc<App>>, Path(id): Path<String>, req: Re
         if let Err(r) = persist(&app, hash, rec.clone()).await {
             return r;
         }
-        tracing::info!(key = %rec.name, id = %rec.id, by = %caller.id, "virtual key revoked");
+        app.live.shared().audit.record(&caller.id, "key.revoke", &rec.id, &format!("ok ({})", rec.name));
     }
     json_response(StatusCode::OK, view(&rec).to_string())
 }
@@ -301,7 +301,12 @@ pub async fn rotate(State(app): State<Arc<App>>, Path(id): Path<String>, req: Re
     if let Err(r) = persist(&app, old_hash, old.clone()).await {
         return r;
     }
-    tracing::info!(key = %new.name, old = %old.id, new = %new.id, by = %caller.id, overlap, "virtual key rotated");
+    app.live.shared().audit.record(
+        &caller.id,
+        "key.rotate",
+        &old.id,
+        &format!("ok (new {}, overlap {overlap}s)", new.id),
+    );
     let mut v = view(&new);
     v["key"] = json!(secret);
     json_response(StatusCode::CREATED, v.to_string())

@@ -60,9 +60,10 @@ pub async fn put(State(app): State<Arc<App>>, Path((kind, id)): Path<(String, St
         Ok(k) => k,
         Err(r) => return r,
     };
-    if let Err(r) = require(&app, req.headers(), Permission::ManageRules).await {
-        return r;
-    }
+    let caller = match require(&app, req.headers(), Permission::ManageRules).await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
     let bytes = match http_body_util::Limited::new(req.into_body(), 64 << 10).collect().await {
         Ok(c) => c.to_bytes(),
         Err(_) => return bad("the body must be a JSON object under 64KiB"),
@@ -90,7 +91,7 @@ pub async fn put(State(app): State<Arc<App>>, Path((kind, id)): Path<(String, St
         return bad(format!("invalid {}: {e}", kind.as_str()));
     }
     let entry = Entry { kind, id: id.clone(), body: text };
-    change(&app, kind, &id, Some(entry)).await
+    change(&app, &caller.id, kind, &id, Some(entry)).await
 }
 
 pub async fn delete(State(app): State<Arc<App>>, Path((kind, id)): Path<(String, String)>, req: Request) -> Response {
@@ -98,9 +99,10 @@ pub async fn delete(State(app): State<Arc<App>>, Path((kind, id)): Path<(String,
         Ok(k) => k,
         Err(r) => return r,
     };
-    if let Err(r) = require(&app, req.headers(), Permission::ManageRules).await {
-        return r;
-    }
+    let caller = match require(&app, req.headers(), Permission::ManageRules).await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
     let exists = app.live.shared().overlays.get().iter().any(|e| e.kind == kind && e.id == id);
     if !exists {
         return json_error(
@@ -110,12 +112,14 @@ pub async fn delete(State(app): State<Arc<App>>, Path((kind, id)): Path<(String,
             "not_found",
         );
     }
-    change(&app, kind, &id, None).await
+    change(&app, &caller.id, kind, &id, None).await
 }
 
 /// Applies the new overlay set through a reload; keeps it only if it loads
 /// and the store accepted it.
-async fn change(app: &Arc<App>, kind: Kind, id: &str, new: Option<Entry>) -> Response {
+async fn change(app: &Arc<App>, actor: &str, kind: Kind, id: &str, new: Option<Entry>) -> Response {
+    let action = if new.is_some() { "overlay.put" } else { "overlay.delete" };
+    let target = format!("{}/{id}", kind.as_str());
     let _one = app.overlay_lock.lock().await;
     let shared = app.live.shared();
     let before = shared.overlays.get();
@@ -128,6 +132,7 @@ async fn change(app: &Arc<App>, kind: Kind, id: &str, new: Option<Entry>) -> Res
         Ok(Ok(Outcome::Applied { version, .. } | Outcome::Unchanged { version })) => version,
         Ok(Err(errors)) => {
             shared.overlays.set(before.to_vec());
+            shared.audit.record(actor, action, &target, "refused: the change does not load");
             let list: Vec<String> = errors.to_string().lines().map(str::to_string).collect();
             let body = json!({
                 "error": { "message": format!("the change does not load; nothing was applied:\n{errors}"),
@@ -157,7 +162,7 @@ async fn change(app: &Arc<App>, kind: Kind, id: &str, new: Option<Entry>) -> Res
             "store_unavailable",
         );
     }
-    tracing::info!(kind = kind.as_str(), id, removed = new.is_none(), version, "admin overlay applied");
+    shared.audit.record(actor, action, &target, &format!("ok (config version {version})"));
     json_response(
         StatusCode::OK,
         json!({ "status": if new.is_some() { "applied" } else { "removed" }, "config_version": version }).to_string(),

@@ -74,6 +74,7 @@ pub struct Gateway {
     writer: tokio::task::JoinHandle<()>,
     dispatcher: tokio::task::JoinHandle<()>,
     key_sync: Option<tokio::task::JoinHandle<()>>,
+    auditor: tokio::task::JoinHandle<()>,
 }
 
 impl Gateway {
@@ -122,6 +123,7 @@ impl Gateway {
         tasks.spawn(serve(data, data::router(app.clone()), rx.clone()));
         tasks.spawn(serve(admin, admin::router(app.clone()), rx.clone()));
         let (writer_stop, writer_rx) = watch::channel(false);
+        let auditor = shared.audit.start(store.clone(), writer_rx.clone());
         // Keys changed by another gateway on a shared store take effect here
         // within `KEY_SYNC`: revocations included.
         let key_sync = matches!(*store, Store::Postgres(_)).then(|| {
@@ -151,7 +153,7 @@ impl Gateway {
             tracing::warn!(warning = %w, "config");
         }
         tracing::info!(%data_addr, %admin_addr, config = %snap.origin, version = snap.version, "tollgate ready");
-        Ok(Gateway { data_addr, admin_addr, app, stop, tasks, writer_stop, writer, dispatcher, key_sync })
+        Ok(Gateway { data_addr, admin_addr, app, stop, tasks, writer_stop, writer, dispatcher, key_sync, auditor })
     }
 
     /// Stops accepting, lets in-flight requests finish, then returns.
@@ -162,6 +164,7 @@ impl Gateway {
         let _ = self.writer_stop.send(true);
         let _ = self.writer.await;
         let _ = self.dispatcher.await;
+        let _ = self.auditor.await;
         if let Some(k) = self.key_sync {
             let _ = k.await;
         }

@@ -55,6 +55,7 @@ pub struct MemoryStore {
     secret: std::sync::OnceLock<[u8; 32]>,
     keys: std::sync::Mutex<Vec<(Vec<u8>, KeyRecord)>>,
     overlays: std::sync::Mutex<Vec<Entry>>,
+    audit: std::sync::Mutex<Vec<crate::audit::Entry>>,
 }
 
 pub enum Store {
@@ -116,6 +117,31 @@ impl Store {
             Store::Sqlite(s) => blocking(s, |s| s.load_keys()).await,
             Store::Postgres(p) => p.load_keys().await,
             Store::Memory(m) => Ok(m.keys.lock().unwrap_or_else(|p| p.into_inner()).clone()),
+        }
+    }
+
+    pub async fn append_audit(&self, records: Vec<crate::audit::Record>) -> Result<(), String> {
+        match self {
+            Store::Sqlite(s) => blocking(s, move |s| s.append_audit(&records)).await,
+            Store::Postgres(p) => p.append_audit(&records).await,
+            Store::Memory(m) => {
+                let mut log = m.audit.lock().unwrap_or_else(|p| p.into_inner());
+                for r in records {
+                    let (seq, prev) =
+                        log.last().map_or((1, crate::audit::GENESIS.to_string()), |e| (e.seq + 1, e.hash.clone()));
+                    let hash = crate::audit::entry_hash(seq, &prev, &r);
+                    log.push(crate::audit::Entry { seq, record: r, prev_hash: prev, hash });
+                }
+                Ok(())
+            }
+        }
+    }
+
+    pub async fn load_audit(&self) -> Result<Vec<crate::audit::Entry>, String> {
+        match self {
+            Store::Sqlite(s) => blocking(s, |s| s.load_audit()).await,
+            Store::Postgres(p) => p.load_audit().await,
+            Store::Memory(m) => Ok(m.audit.lock().unwrap_or_else(|p| p.into_inner()).clone()),
         }
     }
 

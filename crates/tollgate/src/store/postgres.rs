@@ -22,6 +22,8 @@ const MIGRATIONS: &[&str] = &[
     "CREATE TABLE tollgate_meta (name TEXT PRIMARY KEY, value BYTEA NOT NULL)",
     "CREATE TABLE virtual_keys (id TEXT PRIMARY KEY, hash BYTEA NOT NULL UNIQUE, record TEXT NOT NULL)",
     "CREATE TABLE overlays (kind TEXT NOT NULL, id TEXT NOT NULL, body TEXT NOT NULL, PRIMARY KEY (kind, id))",
+    "CREATE TABLE audit_log (seq BIGINT PRIMARY KEY, time BIGINT NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL,
+        target TEXT NOT NULL, outcome TEXT NOT NULL, prev_hash TEXT NOT NULL, hash TEXT NOT NULL)",
 ];
 
 pub struct PgStore {
@@ -136,6 +138,53 @@ impl PgStore {
             client.query_one("SELECT value FROM tollgate_meta WHERE name = 'key_secret'", &[]).await.map_err(err)?;
         let v: Vec<u8> = row.get(0);
         v.try_into().map_err(|_| "stored key secret has the wrong length".to_string())
+    }
+
+    /// Appends to the chain; the table lock keeps instances from forking it.
+    pub async fn append_audit(&self, records: &[crate::audit::Record]) -> Result<(), String> {
+        let mut guard = self.client().await?;
+        let Some(client) = guard.as_mut() else { return Err("postgres: no connection".into()) };
+        let tx = client.transaction().await.map_err(err)?;
+        tx.batch_execute("LOCK TABLE audit_log IN EXCLUSIVE MODE").await.map_err(err)?;
+        let last = tx.query_opt("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1", &[]).await.map_err(err)?;
+        let (mut seq, mut prev): (u64, String) =
+            last.map_or((0, crate::audit::GENESIS.to_string()), |r| (r.get::<_, i64>(0) as u64, r.get(1)));
+        for r in records {
+            seq += 1;
+            let hash = crate::audit::entry_hash(seq, &prev, r);
+            tx.execute(
+                "INSERT INTO audit_log (seq, time, actor, action, target, outcome, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                &[&(seq as i64), &(r.time as i64), &r.actor, &r.action, &r.target, &r.outcome, &prev, &hash],
+            )
+            .await
+            .map_err(err)?;
+            prev = hash;
+        }
+        tx.commit().await.map_err(err)
+    }
+
+    pub async fn load_audit(&self) -> Result<Vec<crate::audit::Entry>, String> {
+        let guard = self.client().await?;
+        let Some(client) = guard.as_ref() else { return Err("postgres: no connection".into()) };
+        let rows = client
+            .query("SELECT seq, time, actor, action, target, outcome, prev_hash, hash FROM audit_log ORDER BY seq", &[])
+            .await
+            .map_err(err)?;
+        Ok(rows
+            .iter()
+            .map(|r| crate::audit::Entry {
+                seq: r.get::<_, i64>(0) as u64,
+                record: crate::audit::Record {
+                    time: r.get::<_, i64>(1) as u64,
+                    actor: r.get(2),
+                    action: r.get(3),
+                    target: r.get(4),
+                    outcome: r.get(5),
+                },
+                prev_hash: r.get(6),
+                hash: r.get(7),
+            })
+            .collect())
     }
 
     pub async fn load_overlays(&self) -> Result<Vec<Entry>, String> {

@@ -26,6 +26,8 @@ const MIGRATIONS: &[&str] = &[
     );",
     "ALTER TABLE budget_spend ADD COLUMN alerted INTEGER NOT NULL DEFAULT 0;",
     "CREATE TABLE overlays (kind TEXT NOT NULL, id TEXT NOT NULL, body TEXT NOT NULL, PRIMARY KEY (kind, id));",
+    "CREATE TABLE audit_log (seq INTEGER PRIMARY KEY, time INTEGER NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL,
+        target TEXT NOT NULL, outcome TEXT NOT NULL, prev_hash TEXT NOT NULL, hash TEXT NOT NULL);",
 ];
 
 pub struct SqliteStore {
@@ -121,6 +123,59 @@ impl SqliteStore {
             )
             .map_err(err)?;
         Ok(())
+    }
+
+    /// Appends records to the chain in one transaction.
+    pub fn append_audit(&self, records: &[crate::audit::Record]) -> Result<(), String> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(err)?;
+        let (mut seq, mut prev): (u64, String) = tx
+            .query_row("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1", [], |r| {
+                Ok((r.get::<_, i64>(0)? as u64, r.get(1)?))
+            })
+            .or_else(|e| {
+                if e == rusqlite::Error::QueryReturnedNoRows {
+                    Ok((0, crate::audit::GENESIS.to_string()))
+                } else {
+                    Err(e)
+                }
+            })
+            .map_err(err)?;
+        for r in records {
+            seq += 1;
+            let hash = crate::audit::entry_hash(seq, &prev, r);
+            tx.execute(
+                "INSERT INTO audit_log (seq, time, actor, action, target, outcome, prev_hash, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![seq as i64, r.time as i64, r.actor, r.action, r.target, r.outcome, prev, hash],
+            )
+            .map_err(err)?;
+            prev = hash;
+        }
+        tx.commit().map_err(err)
+    }
+
+    pub fn load_audit(&self) -> Result<Vec<crate::audit::Entry>, String> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare("SELECT seq, time, actor, action, target, outcome, prev_hash, hash FROM audit_log ORDER BY seq")
+            .map_err(err)?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok(crate::audit::Entry {
+                    seq: r.get::<_, i64>(0)? as u64,
+                    record: crate::audit::Record {
+                        time: r.get::<_, i64>(1)? as u64,
+                        actor: r.get(2)?,
+                        action: r.get(3)?,
+                        target: r.get(4)?,
+                        outcome: r.get(5)?,
+                    },
+                    prev_hash: r.get(6)?,
+                    hash: r.get(7)?,
+                })
+            })
+            .map_err(err)?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(err)
     }
 
     pub fn load_overlays(&self) -> Result<Vec<Entry>, String> {

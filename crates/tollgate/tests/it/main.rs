@@ -2,6 +2,7 @@
 //! Integration tests: the real router (or the real binary) against the test
 //! kit's in-process mock upstreams. One test binary, one module per area.
 
+mod audit;
 mod auth;
 mod binary;
 mod chat;
