@@ -69,8 +69,7 @@ pub const GENESIS: &str = "00000000000000000000000000000000000000000000000000000
 /// Checks a chain read in `seq` order; the first problem found, if any.
 pub fn verify(entries: &[Entry]) -> Result<usize, String> {
     let mut prev = GENESIS.to_string();
-    let mut expected_seq = 1u64;
-    for e in entries {
+    for (expected_seq, e) in (1u64..).zip(entries.iter()) {
         if e.seq != expected_seq {
             return Err(format!("entry {expected_seq} is missing (the next one is {}): entries were deleted", e.seq));
         }
@@ -84,7 +83,6 @@ pub fn verify(entries: &[Entry]) -> Result<usize, String> {
             ));
         }
         prev = e.hash.clone();
-        expected_seq += 1;
     }
     Ok(entries.len())
 }
