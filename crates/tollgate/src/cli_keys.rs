@@ -45,15 +45,37 @@ pub enum KeysCommand {
     },
 }
 
-pub async fn run(cmd: KeysCommand, admin_url: Option<String>) -> ExitCode {
+/// The admin URL (`--admin-url`, `TOLLGATE_ADMIN_URL`, or the default) and
+/// the credential (`TOLLGATE_MASTER_KEY`, or any key with an admin role).
+pub fn admin_target(admin_url: Option<String>, tool: &str) -> Option<(String, String)> {
     let base = admin_url
         .or_else(|| std::env::var("TOLLGATE_ADMIN_URL").ok())
         .unwrap_or_else(|| "http://127.0.0.1:4001".into());
-    let Some(master) = std::env::var("TOLLGATE_MASTER_KEY").ok().filter(|k| !k.is_empty()) else {
-        eprintln!("tollgate keys: set TOLLGATE_MASTER_KEY (or an admin key) to call the admin API");
-        return ExitCode::FAILURE;
+    let Some(key) = std::env::var("TOLLGATE_MASTER_KEY").ok().filter(|k| !k.is_empty()) else {
+        eprintln!("tollgate {tool}: set TOLLGATE_MASTER_KEY (or an admin key) to call the admin API");
+        return None;
     };
-    let base = base.trim_end_matches('/');
+    Some((base.trim_end_matches('/').to_string(), key))
+}
+
+/// One admin API call: (status, body).
+pub async fn admin_call(method: Method, url: &str, key: &str, body: Option<String>) -> Result<(u16, Bytes), String> {
+    let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+    let req = Request::builder()
+        .method(method)
+        .uri(url)
+        .header("authorization", format!("Bearer {key}"))
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(body.unwrap_or_default())))
+        .map_err(|_| format!("`{url}` is not a usable admin URL"))?;
+    let resp = client.request(req).await.map_err(|e| format!("cannot reach the admin API at {url}: {e}"))?;
+    let status = resp.status().as_u16();
+    let bytes = resp.into_body().collect().await.map(|c| c.to_bytes()).unwrap_or_default();
+    Ok((status, bytes))
+}
+
+pub async fn run(cmd: KeysCommand, admin_url: Option<String>) -> ExitCode {
+    let Some((base, master)) = admin_target(admin_url, "keys") else { return ExitCode::FAILURE };
     let (method, path, body) = match &cmd {
         KeysCommand::Create { name, team, owner, models, metadata, role, expires_in } => {
             let mut md = serde_json::Map::new();
@@ -74,28 +96,16 @@ pub async fn run(cmd: KeysCommand, admin_url: Option<String>) -> ExitCode {
             (Method::POST, format!("/admin/keys/{id}/rotate"), Some(json!({ "overlap": overlap })))
         }
     };
-    let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
-    let req = Request::builder()
-        .method(method)
-        .uri(format!("{base}{path}"))
-        .header("authorization", format!("Bearer {master}"))
-        .header("content-type", "application/json")
-        .body(Full::new(Bytes::from(body.map(|b| b.to_string()).unwrap_or_default())));
-    let Ok(req) = req else {
-        eprintln!("tollgate keys: `{base}` is not a usable admin URL");
-        return ExitCode::FAILURE;
-    };
-    let resp = match client.request(req).await {
+    let (status, bytes) = match admin_call(method, &format!("{base}{path}"), &master, body.map(|b| b.to_string())).await
+    {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("tollgate keys: cannot reach the admin API at {base}: {e}");
+            eprintln!("tollgate keys: {e}");
             return ExitCode::FAILURE;
         }
     };
-    let status = resp.status();
-    let bytes = resp.into_body().collect().await.map(|c| c.to_bytes()).unwrap_or_default();
     let v: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-    if !status.is_success() {
+    if !(200..300).contains(&status) {
         eprintln!(
             "tollgate keys: {status}: {}",
             v.pointer("/error/message").and_then(Value::as_str).unwrap_or("(no message)")

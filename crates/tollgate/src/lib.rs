@@ -20,6 +20,7 @@
 pub mod audit;
 pub mod budgets;
 pub mod cli_keys;
+pub mod cli_logs;
 pub mod config;
 pub mod demo;
 pub mod error;
@@ -33,6 +34,7 @@ pub mod metrics;
 pub mod pipeline;
 pub mod pricing;
 pub mod providers;
+pub mod reqlog;
 pub mod routing;
 pub mod server;
 pub mod store;

@@ -55,6 +55,20 @@ enum Command {
         #[command(subcommand)]
         command: tollgate::cli_keys::KeysCommand,
     },
+    /// Search the request log of a running gateway (admin API).
+    Logs {
+        #[arg(long)]
+        admin_url: Option<String>,
+        #[command(flatten)]
+        args: tollgate::cli_logs::LogsArgs,
+    },
+    /// Usage and cost grouped by any metadata key, model, provider, subject or day.
+    Usage {
+        #[arg(long)]
+        admin_url: Option<String>,
+        #[command(flatten)]
+        args: tollgate::cli_logs::UsageArgs,
+    },
     /// The audit log in the store named by the config.
     Audit {
         #[command(subcommand)]
@@ -92,6 +106,8 @@ fn main() -> ExitCode {
         Command::Demo { keep_running } => runtime().block_on(tollgate::demo::run(keep_running)),
         Command::Keys { admin_url, command } => runtime().block_on(tollgate::cli_keys::run(command, admin_url)),
         Command::Audit { command: AuditCommand::Verify { config } } => runtime().block_on(audit_verify(config)),
+        Command::Logs { admin_url, args } => runtime().block_on(tollgate::cli_logs::logs(args, admin_url)),
+        Command::Usage { admin_url, args } => runtime().block_on(tollgate::cli_logs::usage(args, admin_url)),
     }
 }
 

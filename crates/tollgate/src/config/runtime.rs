@@ -31,6 +31,7 @@ pub struct Shared {
     pub overlays: super::overlay::Overlays,
     pub metrics: Arc<crate::metrics::Metrics>,
     pub audit: crate::audit::AuditLog,
+    pub reqlog: crate::reqlog::RequestLog,
 }
 
 impl Default for Shared {
@@ -47,6 +48,7 @@ impl Default for Shared {
             overlays: super::overlay::Overlays::default(),
             metrics: Arc::default(),
             audit: crate::audit::AuditLog::default(),
+            reqlog: crate::reqlog::RequestLog::default(),
             events,
         }
     }

@@ -45,6 +45,9 @@ pub struct RequestCtx {
     pub shared: Arc<Shared>,
     /// Rate-limit and budget reservations, settled in stage 12.
     pub holds: settle::Holds,
+    /// For a stream: where stage 13 leaves the log entry for the stream to
+    /// complete (usage, cost, duration) when it ends.
+    pub log_slot: Option<settle::LogSlot>,
     pub principal: Option<Arc<Principal>>,
     pub metadata: BTreeMap<String, String>,
     pub requested_model: String,
@@ -73,6 +76,7 @@ impl RequestCtx {
             snapshot,
             shared,
             holds: settle::Holds::default(),
+            log_slot: None,
             principal: None,
             metadata: BTreeMap::new(),
             requested_model: String::new(),

@@ -52,6 +52,7 @@ pub fn finish(ctx: &RequestCtx, result: Result<Response, GatewayError>) -> Respo
     };
     let total = ctx.started.elapsed();
     observe(ctx, &resp, error_refusal(error_detail.as_ref()), total);
+    log_entry(ctx, resp.status().as_u16(), error, total);
     let h = resp.headers_mut();
     if let Ok(v) = HeaderValue::from_str(&ctx.id) {
         h.insert("x-tollgate-request-id", v);
@@ -127,5 +128,55 @@ fn observe(ctx: &RequestCtx, resp: &Response, refusal: Option<(&'static str, Str
     m.overhead.observe(own.as_secs_f64());
     if let Some((kind, rule)) = refusal {
         m.refusals.get_or_create(&RefusalLabels { kind, rule }).inc();
+    }
+}
+
+/// The request's log entry; a stream's is completed when the stream ends.
+fn log_entry(ctx: &RequestCtx, status: u16, error: Option<&'static str>, total: std::time::Duration) {
+    use crate::reqlog::{AttemptLog, LogEntry};
+    let usage = ctx.usage.clone().unwrap_or_default();
+    let price = ctx.target.as_ref().and_then(|t| t.price);
+    let started_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+        .saturating_sub(total.as_millis() as u64);
+    let entry = LogEntry {
+        id: ctx.id.clone(),
+        time: started_ms,
+        subject: ctx.principal.as_ref().map_or("-".into(), |p| p.id.clone()),
+        metadata: ctx.metadata.clone(),
+        requested_model: ctx.requested_model.clone(),
+        resolved_model: ctx.target.as_ref().map(|t| t.canonical.to_string()),
+        provider: ctx.target.as_ref().map(|t| t.provider.name.clone()),
+        route: match ctx.op {
+            crate::providers::Operation::ChatCompletions => "chat".into(),
+            crate::providers::Operation::Embeddings => "embeddings".into(),
+        },
+        stream: ctx.stream,
+        status,
+        error: error.map(str::to_string),
+        prompt_tokens: usage.prompt_tokens,
+        completion_tokens: usage.completion_tokens,
+        usage_estimated: false,
+        cost_nanos: price.map_or(0, |p| p.cost(&usage)),
+        total_ms: total.as_secs_f64() * 1000.0,
+        upstream_ms: ctx.upstream_time.unwrap_or_default().as_secs_f64() * 1000.0,
+        backoff_ms: ctx.backoff_time.as_secs_f64() * 1000.0,
+        attempts: ctx
+            .attempts
+            .iter()
+            .map(|a| AttemptLog {
+                target: a.target.to_string(),
+                outcome: a.outcome.as_str().to_string(),
+                status: a.status,
+                latency_ms: a.latency.as_secs_f64() * 1000.0,
+                reason: a.reason.clone(),
+            })
+            .collect(),
+        config_version: ctx.snapshot.version,
+    };
+    match (&ctx.log_slot, status) {
+        (Some(slot), 200) => *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(entry),
+        _ => ctx.shared.reqlog.submit(entry),
     }
 }

@@ -19,6 +19,9 @@ use crate::pricing::Price;
 use crate::providers::UpstreamReply;
 use crate::wire::openai::Usage;
 
+/// The log entry of a stream, handed from stage 13 to the stream's end.
+pub type LogSlot = std::sync::Arc<std::sync::Mutex<Option<crate::reqlog::LogEntry>>>;
+
 /// What a request reserved at admission.
 #[derive(Default)]
 pub struct Holds {
@@ -83,7 +86,12 @@ pub fn run(ctx: &mut RequestCtx, reply: UpstreamReply, strip_usage: bool, prompt
             UpstreamReply::Complete { body, usage }
         }
         UpstreamReply::Stream(body) => {
+            let slot = LogSlot::default();
+            ctx.log_slot = Some(slot.clone());
             let metered = Metered {
+                log: slot,
+                reqlog: ctx.shared.reqlog.clone(),
+                started: ctx.started,
                 inner: body,
                 holds: std::mem::take(&mut ctx.holds),
                 metrics: ctx.shared.metrics.clone(),
@@ -103,6 +111,9 @@ pub fn run(ctx: &mut RequestCtx, reply: UpstreamReply, strip_usage: bool, prompt
 /// A stream body that watches the events going out for usage and content,
 /// and settles the request's holds when the stream ends or is dropped.
 struct Metered {
+    log: LogSlot,
+    reqlog: crate::reqlog::RequestLog,
+    started: std::time::Instant,
     inner: Body,
     holds: Holds,
     metrics: std::sync::Arc<crate::metrics::Metrics>,
@@ -122,6 +133,7 @@ impl Metered {
         if std::mem::replace(&mut self.done, true) {
             return;
         }
+        let estimated = self.usage.is_none();
         let usage = self.usage.take().unwrap_or_else(|| Usage {
             prompt_tokens: self.prompt_estimate,
             completion_tokens: self.delivered_chars.div_ceil(4),
@@ -130,6 +142,15 @@ impl Metered {
         });
         count(&self.metrics, &self.labels.0, &self.labels.1, &usage, self.price);
         self.holds.settle(Some(&usage), self.price);
+        let entry = self.log.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(mut e) = entry {
+            e.prompt_tokens = usage.prompt_tokens;
+            e.completion_tokens = usage.completion_tokens;
+            e.usage_estimated = estimated;
+            e.cost_nanos = self.price.map_or(0, |p| p.cost(&usage));
+            e.total_ms = self.started.elapsed().as_secs_f64() * 1000.0;
+            self.reqlog.submit(e);
+        }
     }
 
     /// Looks at whole events; returns the bytes to send on.

@@ -3,6 +3,7 @@
 
 pub mod admin;
 mod admin_keys;
+mod admin_logs;
 mod admin_overlays;
 pub mod data;
 
@@ -75,6 +76,7 @@ pub struct Gateway {
     dispatcher: tokio::task::JoinHandle<()>,
     key_sync: Option<tokio::task::JoinHandle<()>>,
     auditor: tokio::task::JoinHandle<()>,
+    logger: tokio::task::JoinHandle<()>,
 }
 
 impl Gateway {
@@ -124,6 +126,7 @@ impl Gateway {
         tasks.spawn(serve(admin, admin::router(app.clone()), rx.clone()));
         let (writer_stop, writer_rx) = watch::channel(false);
         let auditor = shared.audit.start(store.clone(), writer_rx.clone());
+        let logger = shared.reqlog.start(store.clone(), writer_rx.clone());
         // Keys changed by another gateway on a shared store take effect here
         // within `KEY_SYNC`: revocations included.
         let key_sync = matches!(*store, Store::Postgres(_)).then(|| {
@@ -153,7 +156,19 @@ impl Gateway {
             tracing::warn!(warning = %w, "config");
         }
         tracing::info!(%data_addr, %admin_addr, config = %snap.origin, version = snap.version, "tollgate ready");
-        Ok(Gateway { data_addr, admin_addr, app, stop, tasks, writer_stop, writer, dispatcher, key_sync, auditor })
+        Ok(Gateway {
+            data_addr,
+            admin_addr,
+            app,
+            stop,
+            tasks,
+            writer_stop,
+            writer,
+            dispatcher,
+            key_sync,
+            auditor,
+            logger,
+        })
     }
 
     /// Stops accepting, lets in-flight requests finish, then returns.
@@ -165,6 +180,7 @@ impl Gateway {
         let _ = self.writer.await;
         let _ = self.dispatcher.await;
         let _ = self.auditor.await;
+        let _ = self.logger.await;
         if let Some(k) = self.key_sync {
             let _ = k.await;
         }

@@ -56,6 +56,7 @@ pub struct MemoryStore {
     keys: std::sync::Mutex<Vec<(Vec<u8>, KeyRecord)>>,
     overlays: std::sync::Mutex<Vec<Entry>>,
     audit: std::sync::Mutex<Vec<crate::audit::Entry>>,
+    logs: std::sync::Mutex<std::collections::BTreeMap<String, crate::reqlog::LogEntry>>,
 }
 
 pub enum Store {
@@ -142,6 +143,34 @@ impl Store {
             Store::Sqlite(s) => blocking(s, |s| s.load_audit()).await,
             Store::Postgres(p) => p.load_audit().await,
             Store::Memory(m) => Ok(m.audit.lock().unwrap_or_else(|p| p.into_inner()).clone()),
+        }
+    }
+
+    pub async fn append_logs(&self, entries: Vec<crate::reqlog::LogEntry>) -> Result<(), String> {
+        match self {
+            Store::Sqlite(s) => blocking(s, move |s| s.append_logs(&entries)).await,
+            Store::Postgres(p) => p.append_logs(&entries).await,
+            Store::Memory(m) => {
+                let mut logs = m.logs.lock().unwrap_or_else(|p| p.into_inner());
+                for e in entries {
+                    logs.entry(e.id.clone()).or_insert(e);
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Entries between two times (unix ms), oldest first.
+    pub async fn load_logs(&self, from: u64, to: u64) -> Result<Vec<crate::reqlog::LogEntry>, String> {
+        match self {
+            Store::Sqlite(s) => blocking(s, move |s| s.load_logs(from, to)).await,
+            Store::Postgres(p) => p.load_logs(from, to).await,
+            Store::Memory(m) => {
+                let logs = m.logs.lock().unwrap_or_else(|p| p.into_inner());
+                let mut v: Vec<_> = logs.values().filter(|e| e.time >= from && e.time <= to).cloned().collect();
+                v.sort_by_key(|e| e.time);
+                Ok(v)
+            }
         }
     }
 

@@ -24,6 +24,8 @@ const MIGRATIONS: &[&str] = &[
     "CREATE TABLE overlays (kind TEXT NOT NULL, id TEXT NOT NULL, body TEXT NOT NULL, PRIMARY KEY (kind, id))",
     "CREATE TABLE audit_log (seq BIGINT PRIMARY KEY, time BIGINT NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL,
         target TEXT NOT NULL, outcome TEXT NOT NULL, prev_hash TEXT NOT NULL, hash TEXT NOT NULL)",
+    "CREATE TABLE request_log (id TEXT PRIMARY KEY, time BIGINT NOT NULL, entry TEXT NOT NULL);
+     CREATE INDEX request_log_time ON request_log (time)",
 ];
 
 pub struct PgStore {
@@ -185,6 +187,34 @@ impl PgStore {
                 hash: r.get(7),
             })
             .collect())
+    }
+
+    pub async fn append_logs(&self, entries: &[crate::reqlog::LogEntry]) -> Result<(), String> {
+        let mut guard = self.client().await?;
+        let Some(client) = guard.as_mut() else { return Err("postgres: no connection".into()) };
+        let tx = client.transaction().await.map_err(err)?;
+        let stmt = tx
+            .prepare("INSERT INTO request_log (id, time, entry) VALUES ($1, $2, $3) ON CONFLICT (id) DO NOTHING")
+            .await
+            .map_err(err)?;
+        for e in entries {
+            let json = serde_json::to_string(e).map_err(|e| e.to_string())?;
+            tx.execute(&stmt, &[&e.id, &(e.time as i64), &json]).await.map_err(err)?;
+        }
+        tx.commit().await.map_err(err)
+    }
+
+    pub async fn load_logs(&self, from: u64, to: u64) -> Result<Vec<crate::reqlog::LogEntry>, String> {
+        let guard = self.client().await?;
+        let Some(client) = guard.as_ref() else { return Err("postgres: no connection".into()) };
+        let (from, to) = (from.min(i64::MAX as u64) as i64, to.min(i64::MAX as u64) as i64);
+        let rows = client
+            .query("SELECT entry FROM request_log WHERE time >= $1 AND time <= $2 ORDER BY time", &[&from, &to])
+            .await
+            .map_err(err)?;
+        rows.iter()
+            .map(|r| serde_json::from_str(r.get::<_, &str>(0)).map_err(|e| format!("stored log entry: {e}")))
+            .collect()
     }
 
     pub async fn load_overlays(&self) -> Result<Vec<Entry>, String> {

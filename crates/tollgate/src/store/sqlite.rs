@@ -28,6 +28,8 @@ const MIGRATIONS: &[&str] = &[
     "CREATE TABLE overlays (kind TEXT NOT NULL, id TEXT NOT NULL, body TEXT NOT NULL, PRIMARY KEY (kind, id));",
     "CREATE TABLE audit_log (seq INTEGER PRIMARY KEY, time INTEGER NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL,
         target TEXT NOT NULL, outcome TEXT NOT NULL, prev_hash TEXT NOT NULL, hash TEXT NOT NULL);",
+    "CREATE TABLE request_log (id TEXT PRIMARY KEY, time INTEGER NOT NULL, entry TEXT NOT NULL);
+     CREATE INDEX request_log_time ON request_log (time);",
 ];
 
 pub struct SqliteStore {
@@ -176,6 +178,37 @@ impl SqliteStore {
             })
             .map_err(err)?;
         rows.collect::<Result<Vec<_>, _>>().map_err(err)
+    }
+
+    /// Inserts entries; an id already stored is left as it is.
+    pub fn append_logs(&self, entries: &[crate::reqlog::LogEntry]) -> Result<(), String> {
+        let mut conn = self.conn();
+        let tx = conn.transaction().map_err(err)?;
+        {
+            let mut stmt = tx
+                .prepare_cached(
+                    "INSERT INTO request_log (id, time, entry) VALUES (?1, ?2, ?3) ON CONFLICT(id) DO NOTHING",
+                )
+                .map_err(err)?;
+            for e in entries {
+                let json = serde_json::to_string(e).map_err(|e| e.to_string())?;
+                stmt.execute(params![e.id, e.time as i64, json]).map_err(err)?;
+            }
+        }
+        tx.commit().map_err(err)
+    }
+
+    /// Entries between two times (unix ms), oldest first.
+    pub fn load_logs(&self, from: u64, to: u64) -> Result<Vec<crate::reqlog::LogEntry>, String> {
+        let conn = self.conn();
+        let mut stmt =
+            conn.prepare("SELECT entry FROM request_log WHERE time >= ?1 AND time <= ?2 ORDER BY time").map_err(err)?;
+        let rows = stmt
+            .query_map(params![from.min(i64::MAX as u64) as i64, to.min(i64::MAX as u64) as i64], |r| {
+                r.get::<_, String>(0)
+            })
+            .map_err(err)?;
+        rows.map(|r| serde_json::from_str(&r.map_err(err)?).map_err(|e| format!("stored log entry: {e}"))).collect()
     }
 
     pub fn load_overlays(&self) -> Result<Vec<Entry>, String> {

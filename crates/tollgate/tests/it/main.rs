@@ -11,6 +11,7 @@ mod errors;
 mod examples;
 mod jwt;
 mod keys;
+mod logs;
 mod reload;
 mod routing;
 mod spend;

@@ -1,0 +1,262 @@
+//! The request log: one entry per request — who, what was asked, what ran
+//! (every attempt), the outcome, tokens, cost and phase timings, and the
+//! config version — written by a background task in batches.
+//!
+//! Logging never slows or fails a request: entries go through a bounded
+//! queue to one writer. When the store is down or slow, entries wait in a
+//! bounded spool and are written when it is back; inserts are keyed by the
+//! request id, so a batch written twice is stored once. Anything that has
+//! to be dropped (the queue or the spool full) is counted and logged.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::{mpsc, watch};
+
+use crate::store::Store;
+
+const QUEUE: usize = 16_384;
+const SPOOL: usize = 200_000;
+const BATCH: usize = 512;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AttemptLog {
+    pub target: String,
+    pub outcome: String,
+    pub status: Option<u16>,
+    pub latency_ms: f64,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LogEntry {
+    pub id: String,
+    /// Unix milliseconds at arrival.
+    pub time: u64,
+    pub subject: String,
+    pub metadata: BTreeMap<String, String>,
+    pub requested_model: String,
+    pub resolved_model: Option<String>,
+    pub provider: Option<String>,
+    pub route: String,
+    pub stream: bool,
+    pub status: u16,
+    /// A bounded error label (`upstream_timeout`, `budget_exceeded`, …).
+    pub error: Option<String>,
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+    /// True when the provider reported no usage and tokens were estimated.
+    pub usage_estimated: bool,
+    pub cost_nanos: u64,
+    pub total_ms: f64,
+    pub upstream_ms: f64,
+    pub backoff_ms: f64,
+    pub attempts: Vec<AttemptLog>,
+    pub config_version: u64,
+}
+
+/// Where entries are sent. Cheap to clone.
+#[derive(Debug, Clone, Default)]
+pub struct RequestLog {
+    tx: Arc<OnceLock<mpsc::Sender<LogEntry>>>,
+    pub dropped: Arc<AtomicU64>,
+    pub spooled: Arc<AtomicU64>,
+}
+
+impl RequestLog {
+    pub fn submit(&self, e: LogEntry) {
+        let Some(tx) = self.tx.get() else { return };
+        if tx.try_send(e).is_err() {
+            let n = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+            tracing::warn!(dropped_total = n, "request log queue full; an entry was dropped");
+        }
+    }
+
+    /// Starts the writer; it runs until `stop`, then writes what it holds
+    /// (trying for a few seconds if the store is down).
+    pub fn start(&self, store: Arc<Store>, mut stop: watch::Receiver<bool>) -> tokio::task::JoinHandle<()> {
+        let (tx, mut rx) = mpsc::channel::<LogEntry>(QUEUE);
+        let _ = self.tx.set(tx);
+        let (dropped, spooled) = (self.dropped.clone(), self.spooled.clone());
+        tokio::spawn(async move {
+            let mut spool: VecDeque<LogEntry> = VecDeque::new();
+            let mut failing = false;
+            loop {
+                let stopping = tokio::select! {
+                    r = rx.recv() => match r { Some(e) => { spool.push_back(e); false } None => true },
+                    _ = stop.wait_for(|s| *s) => true,
+                    _ = tokio::time::sleep(Duration::from_millis(500)), if failing && !spool.is_empty() => false,
+                };
+                while let Ok(e) = rx.try_recv() {
+                    spool.push_back(e);
+                }
+                while spool.len() > SPOOL {
+                    spool.pop_front();
+                    let n = dropped.fetch_add(1, Ordering::Relaxed) + 1;
+                    tracing::warn!(dropped_total = n, "request log spool full; the oldest entry was dropped");
+                }
+                failing = flush(&store, &mut spool).await;
+                spooled.store(spool.len() as u64, Ordering::Relaxed);
+                if stopping {
+                    for _ in 0..10 {
+                        if !failing || spool.is_empty() {
+                            break;
+                        }
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                        failing = flush(&store, &mut spool).await;
+                    }
+                    if !spool.is_empty() {
+                        let n = spool.len() as u64;
+                        dropped.fetch_add(n, Ordering::Relaxed);
+                        tracing::error!(
+                            entries = n,
+                            "request log entries not written at shutdown (the store is unavailable)"
+                        );
+                    }
+                    return;
+                }
+            }
+        })
+    }
+}
+
+/// Writes the spool in batches; true while the store refuses.
+async fn flush(store: &Store, spool: &mut VecDeque<LogEntry>) -> bool {
+    while !spool.is_empty() {
+        let n = spool.len().min(BATCH);
+        let batch: Vec<LogEntry> = spool.iter().take(n).cloned().collect();
+        match store.append_logs(batch).await {
+            Ok(()) => {
+                spool.drain(..n);
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, spooled = spool.len(), "request log store unavailable; entries wait in the spool");
+                return true;
+            }
+        }
+    }
+    false
+}
+
+/// Filters for a log search.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Query {
+    /// Unix milliseconds, inclusive.
+    pub from: Option<u64>,
+    pub to: Option<u64>,
+    pub subject: Option<String>,
+    /// Matches the requested or the resolved model.
+    pub model: Option<String>,
+    pub status: Option<u16>,
+    /// `key=value` pairs on metadata.
+    #[serde(default)]
+    pub metadata: Vec<(String, String)>,
+    pub limit: Option<usize>,
+}
+
+impl Query {
+    pub fn matches(&self, e: &LogEntry) -> bool {
+        self.from.is_none_or(|f| e.time >= f)
+            && self.to.is_none_or(|t| e.time <= t)
+            && self.subject.as_ref().is_none_or(|s| &e.subject == s)
+            && self.model.as_ref().is_none_or(|m| &e.requested_model == m || e.resolved_model.as_ref() == Some(m))
+            && self.status.is_none_or(|s| e.status == s)
+            && self.metadata.iter().all(|(k, v)| e.metadata.get(k) == Some(v))
+    }
+}
+
+/// One row of a usage report: the group's values and its sums.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct UsageRow {
+    pub group: BTreeMap<String, String>,
+    pub requests: u64,
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+    pub cost_usd: f64,
+}
+
+/// Groups entries by `group_by` keys (`model`, `provider`, `subject`,
+/// `status`, `day`, `metadata.<key>`) and sums them.
+pub fn aggregate<'a>(entries: impl Iterator<Item = &'a LogEntry>, group_by: &[String]) -> Vec<UsageRow> {
+    let mut groups: BTreeMap<Vec<String>, UsageRow> = BTreeMap::new();
+    for e in entries {
+        let values: Vec<String> = group_by.iter().map(|g| group_value(e, g)).collect();
+        let row = groups.entry(values.clone()).or_insert_with(|| UsageRow {
+            group: group_by.iter().cloned().zip(values).collect(),
+            ..Default::default()
+        });
+        row.requests += 1;
+        row.prompt_tokens += e.prompt_tokens;
+        row.completion_tokens += e.completion_tokens;
+        row.cost_usd += crate::pricing::nanos_to_usd(e.cost_nanos);
+    }
+    let mut rows: Vec<UsageRow> = groups.into_values().collect();
+    rows.sort_by(|a, b| b.cost_usd.total_cmp(&a.cost_usd).then(b.requests.cmp(&a.requests)));
+    rows
+}
+
+fn group_value(e: &LogEntry, key: &str) -> String {
+    let v = match key {
+        "model" => e.resolved_model.clone().unwrap_or_else(|| e.requested_model.clone()),
+        "requested_model" => e.requested_model.clone(),
+        "provider" => e.provider.clone().unwrap_or_else(|| "-".into()),
+        "subject" => e.subject.clone(),
+        "status" => e.status.to_string(),
+        "day" => crate::budgets::period::format_utc(e.time / 1000)[..10].to_string(),
+        other => match other.strip_prefix("metadata.") {
+            Some(k) => e.metadata.get(k).cloned().unwrap_or_else(|| "-".into()),
+            None => "-".into(),
+        },
+    };
+    if v.is_empty() { "-".into() } else { v }
+}
+
+pub fn valid_group_key(key: &str) -> bool {
+    matches!(key, "model" | "requested_model" | "provider" | "subject" | "status" | "day")
+        || key.strip_prefix("metadata.").is_some_and(|k| !k.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(team: &str, model: &str, cost: u64) -> LogEntry {
+        LogEntry {
+            id: format!("r{cost}"),
+            time: 1_795_000_000_000,
+            subject: "key:a".into(),
+            metadata: [("team".to_string(), team.to_string())].into(),
+            requested_model: model.into(),
+            resolved_model: Some(model.into()),
+            provider: Some("p".into()),
+            route: "chat".into(),
+            stream: false,
+            status: 200,
+            error: None,
+            prompt_tokens: 10,
+            completion_tokens: 5,
+            usage_estimated: false,
+            cost_nanos: cost,
+            total_ms: 1.0,
+            upstream_ms: 0.5,
+            backoff_ms: 0.0,
+            attempts: vec![],
+            config_version: 1,
+        }
+    }
+
+    #[test]
+    fn usage_groups_by_metadata_and_model() {
+        let es = [entry("a", "m1", 1_000_000_000), entry("a", "m1", 500_000_000), entry("b", "m2", 1)];
+        let rows = aggregate(es.iter(), &["metadata.team".into(), "model".into()]);
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[0].group["metadata.team"], "a");
+        assert_eq!((rows[0].requests, rows[0].prompt_tokens), (2, 20));
+        assert!((rows[0].cost_usd - 1.5).abs() < 1e-9);
+        assert_eq!(aggregate(es.iter(), &["day".into()])[0].group["day"], "2026-11-18");
+    }
+}

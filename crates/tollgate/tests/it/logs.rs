@@ -1,0 +1,229 @@
+//! The request log: one entry per request, searchable, grouped into usage
+//! reports that match what the upstream served; nothing lost while the
+//! sink is down, nothing duplicated when it comes back.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::Method;
+use serde_json::json;
+use testkit::{Fault, MockUpstream};
+use tollgate::config::reload::{Live, Source};
+use tollgate::config::runtime::Shared;
+use tollgate::server::Gateway;
+
+use crate::common::*;
+
+async fn admin_get(h: &Harness, path: &str) -> Resp {
+    h.send(Method::GET, &h.admin_url(path), Some(MASTER), &[], "").await
+}
+
+#[tokio::test]
+async fn every_request_is_logged_and_usage_matches_what_was_served() {
+    let up = MockUpstream::start().await;
+    let vm = "virtual_models:\n  - name: prod/chat\n    targets: [{ model: up/gpt-4o-mini }, { model: mock/echo }]\n";
+    let h = Harness::start(&format!("{}{vm}", config(&up.base_url(), ""))).await;
+    let md = |team: &str, project: &str| format!(r#"{{"team":"{team}","project_id":"{project}"}}"#);
+    let chat = |model: &str, stream: bool| {
+        json!({ "model": model, "stream": stream, "stream_options": { "include_usage": true }, "messages": user("hi") })
+            .to_string()
+    };
+    for (team, project, n) in [("payments", "checkout", 3), ("search", "ranking", 2)] {
+        for _ in 0..n {
+            let r = h
+                .send(
+                    Method::POST,
+                    &h.url("/v1/chat/completions"),
+                    Some(MASTER),
+                    &[("x-tollgate-metadata", &md(team, project))],
+                    chat("up/gpt-4o-mini", false),
+                )
+                .await;
+            assert_eq!(r.status, 200);
+        }
+    }
+    let r = h
+        .send(
+            Method::POST,
+            &h.url("/v1/chat/completions"),
+            Some(MASTER),
+            &[("x-tollgate-metadata", &md("search", "ranking"))],
+            chat("up/gpt-4o-mini", true),
+        )
+        .await;
+    assert!(r.text().ends_with("data: [DONE]\n\n"));
+    // A fallback, to be explained by the log.
+    up.push_fault(Fault::Status { status: 503, body: None, retry_after: None });
+    let fell_back = h
+        .send(
+            Method::POST,
+            &h.url("/v1/chat/completions"),
+            Some(MASTER),
+            &[("x-tollgate-metadata", &md("payments", "checkout"))],
+            chat("prod/chat", false),
+        )
+        .await;
+    assert_eq!(fell_back.header("x-tollgate-resolved-model"), Some("mock/echo"));
+    let fell_back_id = fell_back.header("x-tollgate-request-id").unwrap().to_string();
+    assert_eq!(h.chat(Some("wrong"), &json!({ "model": "mock/echo", "messages": user("x") })).await.status, 401);
+
+    let mut entries = Vec::new();
+    for _ in 0..50 {
+        entries = admin_get(&h, "/admin/logs?limit=100").await.json()["data"].as_array().cloned().unwrap_or_default();
+        if entries.len() == 8 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(entries.len(), 8, "one entry per request: {entries:#?}");
+    let refused = entries.iter().find(|e| e["status"] == 401).unwrap();
+    assert_eq!(refused["subject"], "-");
+
+    // Why did that request fall back? The log says.
+    let one = admin_get(&h, &format!("/admin/logs/{fell_back_id}")).await.json();
+    assert_eq!(one["resolved_model"], "mock/echo");
+    assert_eq!(one["attempts"][0]["target"], "up/gpt-4o-mini");
+    assert_eq!(one["attempts"][0]["outcome"], "fell_back");
+    assert_eq!(one["attempts"][0]["status"], 503);
+    assert_eq!(one["attempts"][1]["outcome"], "ok");
+    assert_eq!(one["metadata"]["team"], "payments");
+
+    // Usage by team and model equals what the upstream served: 11 + 7 tokens a call.
+    let report = admin_get(&h, "/admin/usage/report?group_by=metadata.team,model").await.json();
+    let rows = report["rows"].as_array().unwrap();
+    let find = |team: &str| {
+        rows.iter().find(|r| r["group"]["metadata.team"] == team && r["group"]["model"] == "up/gpt-4o-mini").unwrap()
+    };
+    assert_eq!(
+        (find("payments")["requests"].as_u64(), find("payments")["prompt_tokens"].as_u64()),
+        (Some(3), Some(33))
+    );
+    assert_eq!(
+        (find("search")["requests"].as_u64(), find("search")["completion_tokens"].as_u64()),
+        (Some(3), Some(21))
+    );
+    let served = up.request_count() as u64 - 1; // the 503 served no tokens
+    let tokens: u64 = rows
+        .iter()
+        .filter(|r| r["group"]["model"] == "up/gpt-4o-mini")
+        .map(|r| r["prompt_tokens"].as_u64().unwrap() + r["completion_tokens"].as_u64().unwrap())
+        .sum();
+    assert_eq!(tokens, served * 18);
+    let csv = h
+        .send(
+            Method::GET,
+            &h.admin_url("/admin/usage/report?group_by=metadata.project_id&format=csv"),
+            Some(MASTER),
+            &[],
+            "",
+        )
+        .await
+        .text();
+    assert!(csv.starts_with("metadata.project_id,requests,prompt_tokens,completion_tokens,cost_usd\n"), "{csv}");
+    assert!(csv.contains("checkout,4,"), "{csv}");
+    assert_eq!(admin_get(&h, "/admin/usage/report?group_by=colour").await.status, 400);
+
+    // The CLI answers "what did team X spend on model Y, by project".
+    let bin = env!("CARGO_BIN_EXE_tollgate");
+    let admin_url = format!("http://{}", h.gw.admin_addr);
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(bin)
+            .args([
+                "usage",
+                "--group-by",
+                "metadata.project_id,model",
+                "--metadata",
+                "team:payments",
+                "--since",
+                "1h",
+                "--admin-url",
+                &admin_url,
+            ])
+            .env("TOLLGATE_MASTER_KEY", MASTER)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("checkout") && text.contains("up/gpt-4o-mini") && !text.contains("ranking"), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nothing_is_lost_while_the_log_sink_is_down() {
+    let admin_url = std::env::var("TOLLGATE_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    let (pg, conn) = tokio_postgres::connect(&admin_url, tokio_postgres::NoTls)
+        .await
+        .unwrap_or_else(|e| panic!("PostgreSQL is needed for this test at {admin_url}: {e}"));
+    tokio::spawn(conn);
+    let db = format!("tollgate_logs_{}", std::process::id());
+    let _ = pg.batch_execute(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)")).await;
+    pg.batch_execute(&format!("CREATE DATABASE {db}")).await.unwrap();
+    let store_url = format!("{}/{db}", admin_url.rsplit_once('/').unwrap().0);
+    let up = MockUpstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("tollgate.yaml");
+    std::fs::write(&cfg, format!("{}store: {{ url: \"{store_url}\" }}\n", config(&up.base_url(), ""))).unwrap();
+    let gw = Arc::new(Gateway::start(Live::new(Source::File(cfg), Shared::default()).unwrap()).await.unwrap());
+    let (sink, sink_conn) = tokio_postgres::connect(&store_url, tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(sink_conn);
+
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build_http();
+    let body = json!({ "model": "mock/echo", "messages": user("hi") }).to_string();
+    let fire = async |n: usize| {
+        let mut ok = 0;
+        for chunk in 0..n / 50 {
+            let _ = chunk;
+            let results = futures_util::future::join_all((0..50).map(|_| {
+                let req = http::Request::builder()
+                    .method(Method::POST)
+                    .uri(format!("http://{}/v1/chat/completions", gw.data_addr))
+                    .header("authorization", format!("Bearer {MASTER}"))
+                    .body(http_body_util::Full::new(bytes::Bytes::from(body.clone())))
+                    .unwrap();
+                client.request(req)
+            }))
+            .await;
+            ok += results.iter().filter(|r| r.as_ref().is_ok_and(|r| r.status() == 200)).count();
+        }
+        ok
+    };
+    let count = async || -> i64 {
+        sink.query_one("SELECT count(*), count(DISTINCT id) FROM request_log", &[])
+            .await
+            .map(|r| {
+                assert_eq!(r.get::<_, i64>(0), r.get::<_, i64>(1), "no entry is stored twice");
+                r.get(0)
+            })
+            .unwrap_or(-1)
+    };
+
+    let mut served = fire(500).await;
+    // The sink goes away: requests are still served, entries wait.
+    sink.batch_execute("ALTER TABLE request_log RENAME TO request_log_offline").await.unwrap();
+    let started = std::time::Instant::now();
+    served += fire(1000).await;
+    let during = started.elapsed();
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let waiting = gw.app.live.shared().reqlog.spooled.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(waiting > 0, "entries wait in the spool while the sink is down");
+    assert_eq!(gw.app.live.shared().reqlog.dropped.load(std::sync::atomic::Ordering::Relaxed), 0);
+    // … and comes back: the spool is replayed.
+    sink.batch_execute("ALTER TABLE request_log_offline RENAME TO request_log").await.unwrap();
+    served += fire(500).await;
+    assert_eq!(served, 2000, "every request was served while the sink was down");
+    let mut stored = 0;
+    for _ in 0..100 {
+        stored = count().await;
+        if stored == 2000 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(stored, 2000, "exactly one entry per request served");
+    assert!(during < Duration::from_secs(20), "a stopped sink did not slow requests down: {during:?}");
+    Arc::try_unwrap(gw).ok().unwrap().shutdown().await;
+    pg.batch_execute(&format!("DROP DATABASE {db} WITH (FORCE)")).await.unwrap();
+}
