@@ -85,6 +85,10 @@ pub struct Metrics {
     pub circuit_open: Family<CircuitLabels, Gauge>,
     pub events_dropped: Gauge,
     pub config_version: Gauge,
+    pub log_spooled: Gauge,
+    pub log_dropped: Gauge,
+    pub audit_dropped: Gauge,
+    pub ttft: Family<ProviderLabels, Histogram, Buckets>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -107,6 +111,10 @@ impl Default for Metrics {
             circuit_open: Family::default(),
             events_dropped: Gauge::default(),
             config_version: Gauge::default(),
+            log_spooled: Gauge::default(),
+            log_dropped: Gauge::default(),
+            audit_dropped: Gauge::default(),
+            ttft: Family::new_with_constructor(Buckets(latency)),
             registry: Registry::default(),
         };
         registry.register("requests", "Requests answered, by route, model, provider and status", m.requests.clone());
@@ -131,6 +139,22 @@ impl Default for Metrics {
             m.events_dropped.clone(),
         );
         registry.register("config_version", "Version of the running config snapshot", m.config_version.clone());
+        registry.register(
+            "request_log_spooled",
+            "Request log entries waiting for the store (queue and spool)",
+            m.log_spooled.clone(),
+        );
+        registry.register(
+            "request_log_dropped",
+            "Request log entries dropped (queue or spool full)",
+            m.log_dropped.clone(),
+        );
+        registry.register("audit_dropped", "Audit records dropped (queue full)", m.audit_dropped.clone());
+        registry.register(
+            "time_to_first_token_seconds",
+            "Streams: time from request to the first event from the provider",
+            m.ttft.clone(),
+        );
         Metrics { registry, ..m }
     }
 }

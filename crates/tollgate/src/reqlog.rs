@@ -21,6 +21,11 @@ use crate::store::Store;
 const QUEUE: usize = 16_384;
 const SPOOL: usize = 200_000;
 const BATCH: usize = 512;
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AttemptLog {
@@ -78,13 +83,19 @@ impl RequestLog {
 
     /// Starts the writer; it runs until `stop`, then writes what it holds
     /// (trying for a few seconds if the store is down).
-    pub fn start(&self, store: Arc<Store>, mut stop: watch::Receiver<bool>) -> tokio::task::JoinHandle<()> {
+    pub fn start(
+        &self,
+        store: Arc<Store>,
+        live: Arc<crate::config::reload::Live>,
+        mut stop: watch::Receiver<bool>,
+    ) -> tokio::task::JoinHandle<()> {
         let (tx, mut rx) = mpsc::channel::<LogEntry>(QUEUE);
         let _ = self.tx.set(tx);
         let (dropped, spooled) = (self.dropped.clone(), self.spooled.clone());
         tokio::spawn(async move {
             let mut spool: VecDeque<LogEntry> = VecDeque::new();
             let mut failing = false;
+            let mut last_prune: Option<tokio::time::Instant> = None;
             loop {
                 let stopping = tokio::select! {
                     r = rx.recv() => match r { Some(e) => { spool.push_back(e); false } None => true },
@@ -101,6 +112,17 @@ impl RequestLog {
                 }
                 failing = flush(&store, &mut spool).await;
                 spooled.store(spool.len() as u64, Ordering::Relaxed);
+                // Retention: drop what is older than the configured window, at most hourly.
+                let due = last_prune.is_none_or(|t| t.elapsed() > PRUNE_EVERY);
+                if let Some(keep) = live.snapshot().log_retention.filter(|_| due) {
+                    last_prune = Some(tokio::time::Instant::now());
+                    let before = now_ms().saturating_sub(keep.as_millis() as u64);
+                    match store.prune_logs(before).await {
+                        Ok(n) if n > 0 => tracing::info!(removed = n, "request log entries past retention removed"),
+                        Ok(_) => {}
+                        Err(e) => tracing::warn!(error = %e, "could not prune the request log"),
+                    }
+                }
                 if stopping {
                     for _ in 0..10 {
                         if !failing || spool.is_empty() {

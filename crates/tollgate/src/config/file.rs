@@ -38,6 +38,15 @@ pub struct ConfigFile {
     pub virtual_mcp_servers: Vec<VirtualMcpServerSection>,
     /// Where events (budget alerts, …) are delivered.
     pub events: EventsSection,
+    /// The request log.
+    pub logging: LoggingSection,
+}
+
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct LoggingSection {
+    /// How long request log entries are kept, e.g. `720h`. Default: forever.
+    pub retention: Option<Dur>,
 }
 
 #[derive(Debug, Default, Deserialize, JsonSchema)]

@@ -93,6 +93,7 @@ pub fn build_snapshot(
             rate_limits,
             budgets,
             webhooks,
+            log_retention: file.logging.retention.map(|d| d.0),
             warnings,
         }),
         _ => Err(d.0),

@@ -122,6 +122,10 @@ fn observe(ctx: &RequestCtx, resp: &Response, refusal: Option<(&'static str, Str
         .inc();
     m.duration.get_or_create(&RouteLabels { route }).observe(total.as_secs_f64());
     if let Some(up) = ctx.upstream_time {
+        if ctx.stream && resp.status().is_success() {
+            // A stream's response starts when its first event is in hand.
+            m.ttft.get_or_create(&ProviderLabels { provider: provider.clone() }).observe(total.as_secs_f64());
+        }
         m.upstream.get_or_create(&ProviderLabels { provider }).observe(up.as_secs_f64());
     }
     let own = total.saturating_sub(ctx.upstream_time.unwrap_or_default()).saturating_sub(ctx.backoff_time);

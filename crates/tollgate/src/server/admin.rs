@@ -118,6 +118,9 @@ async fn metrics(State(app): State<Arc<App>>, req: Request) -> Response {
     let m = &shared.metrics;
     m.config_version.set(app.live.snapshot().version as i64);
     m.events_dropped.set(shared.events.dropped() as i64);
+    m.log_spooled.set(shared.reqlog.spooled.load(std::sync::atomic::Ordering::Relaxed) as i64);
+    m.log_dropped.set(shared.reqlog.dropped.load(std::sync::atomic::Ordering::Relaxed) as i64);
+    m.audit_dropped.set(shared.audit.dropped() as i64);
     for (vm, target, state) in shared.health.states() {
         let open = i64::from(state != crate::routing::health::CircuitState::Closed);
         m.circuit_open.get_or_create(&crate::metrics::CircuitLabels { virtual_model: vm, target }).set(open);

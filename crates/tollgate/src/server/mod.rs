@@ -126,7 +126,7 @@ impl Gateway {
         tasks.spawn(serve(admin, admin::router(app.clone()), rx.clone()));
         let (writer_stop, writer_rx) = watch::channel(false);
         let auditor = shared.audit.start(store.clone(), writer_rx.clone());
-        let logger = shared.reqlog.start(store.clone(), writer_rx.clone());
+        let logger = shared.reqlog.start(store.clone(), app.live.clone(), writer_rx.clone());
         // Keys changed by another gateway on a shared store take effect here
         // within `KEY_SYNC`: revocations included.
         let key_sync = matches!(*store, Store::Postgres(_)).then(|| {

@@ -160,6 +160,20 @@ impl Store {
         }
     }
 
+    /// Deletes entries older than `before_ms` (unix ms); how many went.
+    pub async fn prune_logs(&self, before_ms: u64) -> Result<usize, String> {
+        match self {
+            Store::Sqlite(s) => blocking(s, move |s| s.prune_logs(before_ms)).await,
+            Store::Postgres(p) => p.prune_logs(before_ms).await,
+            Store::Memory(m) => {
+                let mut logs = m.logs.lock().unwrap_or_else(|p| p.into_inner());
+                let before = logs.len();
+                logs.retain(|_, e| e.time >= before_ms);
+                Ok(before - logs.len())
+            }
+        }
+    }
+
     /// Entries between two times (unix ms), oldest first.
     pub async fn load_logs(&self, from: u64, to: u64) -> Result<Vec<crate::reqlog::LogEntry>, String> {
         match self {
@@ -286,6 +300,36 @@ mod tests {
         let keys = s.load_keys().await.unwrap();
         assert_eq!(keys.len(), 1);
         assert_eq!(keys[0].1.revoked_at, Some(5));
+
+        // Request log: idempotent inserts, time range, retention.
+        let entry = |id: &str, time: u64| crate::reqlog::LogEntry {
+            id: id.into(),
+            time,
+            subject: "key:a".into(),
+            metadata: Default::default(),
+            requested_model: "m".into(),
+            resolved_model: None,
+            provider: None,
+            route: "chat".into(),
+            stream: false,
+            status: 200,
+            error: None,
+            prompt_tokens: 1,
+            completion_tokens: 2,
+            usage_estimated: false,
+            cost_nanos: 3,
+            total_ms: 1.0,
+            upstream_ms: 1.0,
+            backoff_ms: 0.0,
+            attempts: vec![],
+            config_version: 1,
+        };
+        s.append_logs(vec![entry("r1", 1_000), entry("r2", 2_000), entry("r3", 3_000)]).await.unwrap();
+        s.append_logs(vec![entry("r2", 2_000)]).await.unwrap();
+        assert_eq!(s.load_logs(0, u64::MAX).await.unwrap().len(), 3, "a replayed entry is stored once");
+        assert_eq!(s.load_logs(1_500, 2_500).await.unwrap()[0].id, "r2");
+        assert_eq!(s.prune_logs(2_500).await.unwrap(), 2);
+        assert_eq!(s.load_logs(0, u64::MAX).await.unwrap().len(), 1);
     }
 
     #[tokio::test]

@@ -204,6 +204,16 @@ impl PgStore {
         tx.commit().await.map_err(err)
     }
 
+    pub async fn prune_logs(&self, before_ms: u64) -> Result<usize, String> {
+        let guard = self.client().await?;
+        let Some(client) = guard.as_ref() else { return Err("postgres: no connection".into()) };
+        let n = client
+            .execute("DELETE FROM request_log WHERE time < $1", &[&(before_ms.min(i64::MAX as u64) as i64)])
+            .await
+            .map_err(err)?;
+        Ok(n as usize)
+    }
+
     pub async fn load_logs(&self, from: u64, to: u64) -> Result<Vec<crate::reqlog::LogEntry>, String> {
         let guard = self.client().await?;
         let Some(client) = guard.as_ref() else { return Err("postgres: no connection".into()) };

@@ -198,6 +198,12 @@ impl SqliteStore {
         tx.commit().map_err(err)
     }
 
+    pub fn prune_logs(&self, before_ms: u64) -> Result<usize, String> {
+        self.conn()
+            .execute("DELETE FROM request_log WHERE time < ?1", params![before_ms.min(i64::MAX as u64) as i64])
+            .map_err(err)
+    }
+
     /// Entries between two times (unix ms), oldest first.
     pub fn load_logs(&self, from: u64, to: u64) -> Result<Vec<crate::reqlog::LogEntry>, String> {
         let conn = self.conn();
