@@ -38,4 +38,5 @@ pub mod reqlog;
 pub mod routing;
 pub mod server;
 pub mod store;
+pub mod traces;
 pub mod wire;

@@ -29,6 +29,9 @@ fn now_ms() -> u64 {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AttemptLog {
+    /// Milliseconds from the request's arrival to the attempt's start.
+    #[serde(default)]
+    pub start_ms: f64,
     pub target: String,
     pub outcome: String,
     pub status: Option<u16>,
@@ -62,18 +65,31 @@ pub struct LogEntry {
     pub backoff_ms: f64,
     pub attempts: Vec<AttemptLog>,
     pub config_version: u64,
+    /// W3C trace context: the trace this request belongs to (from an
+    /// incoming `traceparent`, else new), its own span and its parent.
+    #[serde(default)]
+    pub trace_id: String,
+    #[serde(default)]
+    pub span_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent_span_id: Option<String>,
 }
 
 /// Where entries are sent. Cheap to clone.
 #[derive(Debug, Clone, Default)]
 pub struct RequestLog {
     tx: Arc<OnceLock<mpsc::Sender<LogEntry>>>,
+    /// Where finished requests are also sent as trace spans.
+    pub traces: Arc<OnceLock<crate::traces::Exporter>>,
     pub dropped: Arc<AtomicU64>,
     pub spooled: Arc<AtomicU64>,
 }
 
 impl RequestLog {
     pub fn submit(&self, e: LogEntry) {
+        if let Some(t) = self.traces.get() {
+            t.export(&e);
+        }
         let Some(tx) = self.tx.get() else { return };
         if tx.try_send(e).is_err() {
             let n = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
@@ -268,6 +284,9 @@ mod tests {
             backoff_ms: 0.0,
             attempts: vec![],
             config_version: 1,
+            trace_id: String::new(),
+            span_id: String::new(),
+            parent_span_id: None,
         }
     }
 

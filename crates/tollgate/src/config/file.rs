@@ -40,6 +40,17 @@ pub struct ConfigFile {
     pub events: EventsSection,
     /// The request log.
     pub logging: LoggingSection,
+    /// OpenTelemetry trace export.
+    pub telemetry: TelemetrySection,
+}
+
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct TelemetrySection {
+    /// OTLP/HTTP endpoint, e.g. `http://127.0.0.1:4318` (spans go to `/v1/traces`, JSON). Omitted = no traces.
+    pub otlp_endpoint: Option<Loc<String>>,
+    /// `service.name` of the spans. Default `tollgate`.
+    pub service_name: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize, JsonSchema)]

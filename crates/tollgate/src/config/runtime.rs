@@ -69,6 +69,8 @@ pub struct Snapshot {
     pub rate_limits: Vec<RateRule>,
     pub budgets: Vec<Arc<BudgetRule>>,
     pub webhooks: Vec<crate::events::Webhook>,
+    /// OTLP endpoint and service name, when traces are exported.
+    pub otlp: Option<(http::Uri, String)>,
     /// How long request log entries are kept (`None`: forever).
     pub log_retention: Option<std::time::Duration>,
     /// Things that load but deserve attention (e.g. sections parsed but not enforced yet).

@@ -66,6 +66,15 @@ pub fn build_snapshot(
     let rate_limits = crate::limits::build(&file.rate_limits, &mut d);
     let budgets = crate::budgets::build(&file.budgets, &mut d);
     let webhooks = crate::events::build(&file.events.webhooks, &mut d);
+    let otlp = file.telemetry.otlp_endpoint.as_ref().and_then(|e| match e.value.parse::<http::Uri>() {
+        Ok(u) if matches!(u.scheme_str(), Some("http" | "https")) && u.authority().is_some() => {
+            Some((u, file.telemetry.service_name.clone().unwrap_or_else(|| "tollgate".into())))
+        }
+        _ => {
+            d.at(e, format!("otlp_endpoint `{}` is not an http(s) URL", e.value), "e.g. http://127.0.0.1:4318");
+            None
+        }
+    });
     let metadata = MetadataContract {
         required: file.metadata.required.clone(),
         allowed_values: file.metadata.allowed_values.clone(),
@@ -94,6 +103,7 @@ pub fn build_snapshot(
             budgets,
             webhooks,
             log_retention: file.logging.retention.map(|d| d.0),
+            otlp,
             warnings,
         }),
         _ => Err(d.0),

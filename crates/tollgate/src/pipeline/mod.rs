@@ -45,6 +45,8 @@ pub struct RequestCtx {
     pub shared: Arc<Shared>,
     /// Rate-limit and budget reservations, settled in stage 12.
     pub holds: settle::Holds,
+    /// W3C trace context: (trace id, this request's span id, parent span id).
+    pub trace: (String, String, Option<String>),
     /// For a stream: where stage 13 leaves the log entry for the stream to
     /// complete (usage, cost, duration) when it ends.
     pub log_slot: Option<settle::LogSlot>,
@@ -77,6 +79,7 @@ impl RequestCtx {
             shared,
             holds: settle::Holds::default(),
             log_slot: None,
+            trace: (String::new(), String::new(), None),
             principal: None,
             metadata: BTreeMap::new(),
             requested_model: String::new(),
@@ -166,6 +169,7 @@ pub async fn handle(
     body: Body,
 ) -> Response {
     let mut ctx = RequestCtx::new(id, op, snapshot, shared);
+    ctx.trace = crate::traces::context(&headers);
     let result = run(&mut ctx, &headers, body).await;
     record::finish(&ctx, result)
 }

@@ -170,6 +170,8 @@ fn log_entry(ctx: &RequestCtx, status: u16, error: Option<&'static str>, total: 
             .attempts
             .iter()
             .map(|a| AttemptLog {
+                start_ms: a.ended.saturating_duration_since(ctx.started).saturating_sub(a.latency).as_secs_f64()
+                    * 1000.0,
                 target: a.target.to_string(),
                 outcome: a.outcome.as_str().to_string(),
                 status: a.status,
@@ -178,6 +180,9 @@ fn log_entry(ctx: &RequestCtx, status: u16, error: Option<&'static str>, total: 
             })
             .collect(),
         config_version: ctx.snapshot.version,
+        trace_id: ctx.trace.0.clone(),
+        span_id: ctx.trace.1.clone(),
+        parent_span_id: ctx.trace.2.clone(),
     };
     match (&ctx.log_slot, status) {
         (Some(slot), 200) => *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(entry),

@@ -39,6 +39,7 @@ pub async fn call(ctx: &mut RequestCtx, req: &Parsed<'_>, want_usage: bool) -> R
                 Err(e) => (Outcome::Failed, e.status(), e.to_string()),
             };
             x.attempts.push(Attempt {
+                ended: std::time::Instant::now(),
                 target: target.canonical.clone(),
                 outcome,
                 status,

@@ -60,6 +60,8 @@ pub struct Attempt {
     pub latency: Duration,
     /// Why it moved on (the error), empty on success.
     pub reason: String,
+    /// When it ended (it started `latency` earlier).
+    pub ended: Instant,
 }
 
 /// What the loop needs from the request.
@@ -197,7 +199,7 @@ pub fn run_virtual<'a, 'x: 'a>(
 }
 
 fn attempt(t: &PlanTarget, outcome: Outcome, status: Option<u16>, latency: Duration, reason: String) -> Attempt {
-    Attempt { target: t.label.clone(), outcome, status, latency, reason }
+    Attempt { target: t.label.clone(), outcome, status, latency, reason, ended: Instant::now() }
 }
 
 fn status_of(e: &UpstreamError) -> Option<u16> {

@@ -77,6 +77,7 @@ pub struct Gateway {
     key_sync: Option<tokio::task::JoinHandle<()>>,
     auditor: tokio::task::JoinHandle<()>,
     logger: tokio::task::JoinHandle<()>,
+    tracer: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Gateway {
@@ -127,6 +128,17 @@ impl Gateway {
         let (writer_stop, writer_rx) = watch::channel(false);
         let auditor = shared.audit.start(store.clone(), writer_rx.clone());
         let logger = shared.reqlog.start(store.clone(), app.live.clone(), writer_rx.clone());
+        // Traces are set up from the config at start-up (a changed endpoint needs a restart).
+        let tracer = snap.otlp.clone().map(|(endpoint, service)| {
+            let (exporter, handle) = crate::traces::start(
+                endpoint,
+                service,
+                shared.upstreams.client(Duration::from_secs(5)),
+                writer_rx.clone(),
+            );
+            let _ = shared.reqlog.traces.set(exporter);
+            handle
+        });
         // Keys changed by another gateway on a shared store take effect here
         // within `KEY_SYNC`: revocations included.
         let key_sync = matches!(*store, Store::Postgres(_)).then(|| {
@@ -168,6 +180,7 @@ impl Gateway {
             key_sync,
             auditor,
             logger,
+            tracer,
         })
     }
 
@@ -181,6 +194,9 @@ impl Gateway {
         let _ = self.dispatcher.await;
         let _ = self.auditor.await;
         let _ = self.logger.await;
+        if let Some(t) = self.tracer {
+            let _ = t.await;
+        }
         if let Some(k) = self.key_sync {
             let _ = k.await;
         }

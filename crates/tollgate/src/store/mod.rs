@@ -323,6 +323,9 @@ mod tests {
             backoff_ms: 0.0,
             attempts: vec![],
             config_version: 1,
+            trace_id: String::new(),
+            span_id: String::new(),
+            parent_span_id: None,
         };
         s.append_logs(vec![entry("r1", 1_000), entry("r2", 2_000), entry("r3", 3_000)]).await.unwrap();
         s.append_logs(vec![entry("r2", 2_000)]).await.unwrap();

@@ -227,3 +227,67 @@ async fn nothing_is_lost_while_the_log_sink_is_down() {
     Arc::try_unwrap(gw).ok().unwrap().shutdown().await;
     pg.batch_execute(&format!("DROP DATABASE {db} WITH (FORCE)")).await.unwrap();
 }
+
+#[tokio::test]
+async fn requests_become_otlp_spans_in_the_callers_trace() {
+    let up = MockUpstream::start().await;
+    let otlp = testkit::JsonServer::start("{}").await;
+    let extra = format!(
+        "virtual_models:\n  - name: prod/chat\n    targets: [{{ model: up/gpt-4o-mini }}, {{ model: mock/echo }}]\ntelemetry: {{ otlp_endpoint: \"{}\", service_name: tg-test }}\n",
+        otlp.url("")
+    );
+    let h = Harness::start(&format!("{}{extra}", config(&up.base_url(), ""))).await;
+    up.push_fault(Fault::Status { status: 503, body: None, retry_after: None });
+    let traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let r = h
+        .send(
+            Method::POST,
+            &h.url("/v1/chat/completions"),
+            Some(MASTER),
+            &[("traceparent", traceparent)],
+            json!({ "model": "prod/chat", "messages": user("hi") }).to_string(),
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    let mut spans = Vec::new();
+    for _ in 0..60 {
+        spans = otlp
+            .received()
+            .iter()
+            .flat_map(|(_, b)| {
+                let v: serde_json::Value = serde_json::from_slice(b).unwrap();
+                v["resourceSpans"][0]["scopeSpans"][0]["spans"].as_array().cloned().unwrap_or_default()
+            })
+            .collect();
+        if spans.len() >= 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(spans.len(), 3, "a request span and two attempt spans: {spans:#?}");
+    let attr = |s: &serde_json::Value, k: &str| -> serde_json::Value {
+        s["attributes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["key"] == k)
+            .map(|a| a["value"].clone())
+            .unwrap_or_default()
+    };
+    let root = &spans[0];
+    assert_eq!(root["traceId"], "4bf92f3577b34da6a3ce929d0e0e4736", "joins the caller's trace");
+    assert_eq!(root["parentSpanId"], "00f067aa0ba902b7");
+    assert_eq!(root["name"], "chat prod/chat");
+    assert_eq!(attr(root, "gen_ai.response.model")["stringValue"], "mock/echo");
+    assert_eq!(attr(root, "gen_ai.operation.name")["stringValue"], "chat");
+    assert!(attr(root, "gen_ai.usage.input_tokens")["intValue"].as_str().is_some());
+    assert_eq!(spans[1]["parentSpanId"], root["spanId"]);
+    assert_eq!(attr(&spans[1], "tollgate.attempt.outcome")["stringValue"], "fell_back");
+    assert_eq!(attr(&spans[1], "http.response.status_code")["intValue"], "503");
+    assert_eq!(spans[1]["status"]["code"], 2);
+    assert_eq!(attr(&spans[2], "gen_ai.provider.name")["stringValue"], "mock");
+    let (_, body) = &otlp.received()[0];
+    let v: serde_json::Value = serde_json::from_slice(body).unwrap();
+    assert_eq!(v["resourceSpans"][0]["resource"]["attributes"][0]["value"]["stringValue"], "tg-test");
+    assert!(!String::from_utf8_lossy(body).contains(MASTER), "no credential in a span");
+}
