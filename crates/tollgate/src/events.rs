@@ -41,6 +41,8 @@ pub struct Event {
 pub struct EventBus {
     tx: Arc<OnceLock<mpsc::Sender<Event>>>,
     dropped: Arc<AtomicU64>,
+    /// Last time each throttled event key was published.
+    last: Arc<dashmap::DashMap<String, std::time::Instant>>,
 }
 
 impl EventBus {
@@ -49,6 +51,20 @@ impl EventBus {
         if tx.try_send(e).is_err() {
             let n = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
             tracing::warn!(dropped_total = n, "event queue full; an event was dropped");
+        }
+    }
+
+    /// Publishes at most once per `every` for the same `key` (a refusal
+    /// storm becomes one event a minute per rule and key, not thousands).
+    pub fn publish_throttled(&self, key: &str, every: Duration, e: Event) {
+        let now = std::time::Instant::now();
+        let fresh = match self.last.get(key) {
+            Some(t) if now.duration_since(*t) < every => false,
+            _ => true,
+        };
+        if fresh {
+            self.last.insert(key.to_string(), now);
+            self.publish(e);
         }
     }
 

@@ -73,6 +73,10 @@ pub struct LogEntry {
     pub span_id: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parent_span_id: Option<String>,
+    /// Whether the entry goes to the request log (`logging.enabled`); an
+    /// entry built only for tracing does not.
+    #[serde(skip)]
+    pub log: bool,
 }
 
 /// Where entries are sent. Cheap to clone.
@@ -89,6 +93,9 @@ impl RequestLog {
     pub fn submit(&self, e: LogEntry) {
         if let Some(t) = self.traces.get() {
             t.export(&e);
+        }
+        if !e.log {
+            return;
         }
         let Some(tx) = self.tx.get() else { return };
         if tx.try_send(e).is_err() {
@@ -287,6 +294,7 @@ mod tests {
             trace_id: String::new(),
             span_id: String::new(),
             parent_span_id: None,
+            log: true,
         }
     }
 

@@ -56,6 +56,8 @@ pub struct TelemetrySection {
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct LoggingSection {
+    /// Write a request log entry per request. Default true.
+    pub enabled: Option<bool>,
     /// How long request log entries are kept, e.g. `720h`. Default: forever.
     pub retention: Option<Dur>,
 }

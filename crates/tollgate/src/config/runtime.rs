@@ -71,6 +71,7 @@ pub struct Snapshot {
     pub webhooks: Vec<crate::events::Webhook>,
     /// OTLP endpoint and service name, when traces are exported.
     pub otlp: Option<(http::Uri, String)>,
+    pub log_enabled: bool,
     /// How long request log entries are kept (`None`: forever).
     pub log_retention: Option<std::time::Duration>,
     /// Things that load but deserve attention (e.g. sections parsed but not enforced yet).

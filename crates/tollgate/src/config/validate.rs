@@ -103,6 +103,7 @@ pub fn build_snapshot(
             budgets,
             webhooks,
             log_retention: file.logging.retention.map(|d| d.0),
+            log_enabled: file.logging.enabled.unwrap_or(true),
             otlp,
             warnings,
         }),

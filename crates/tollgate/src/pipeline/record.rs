@@ -44,6 +44,26 @@ pub fn finish(ctx: &RequestCtx, result: Result<Response, GatewayError>) -> Respo
                 GatewayError::BudgetExceeded(b) => Some(("budget", b.rule.to_string())),
                 _ => None,
             };
+            let refused = match &e {
+                GatewayError::RateLimited(r) => Some(("rate_limit_hit", r.rule.to_string(), r.key.clone())),
+                GatewayError::BudgetExceeded(b) => Some(("budget_refused", b.rule.to_string(), b.key.clone())),
+                _ => None,
+            };
+            if let Some((kind, rule, key)) = refused {
+                let event = crate::events::Event {
+                    kind,
+                    id: crate::events::new_id(),
+                    time: crate::budgets::period::format_utc(
+                        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()),
+                    ),
+                    data: serde_json::json!({ "rule": rule, "key": key, "subject": ctx.principal.as_ref().map(|p| p.id.clone()) }),
+                };
+                ctx.shared.events.publish_throttled(
+                    &format!("{kind}|{key}"),
+                    std::time::Duration::from_secs(60),
+                    event,
+                );
+            }
             if e.upstream().is_some() {
                 tracing::warn!(request_id = %ctx.id, error = %e, "upstream call failed");
             }
@@ -52,7 +72,9 @@ pub fn finish(ctx: &RequestCtx, result: Result<Response, GatewayError>) -> Respo
     };
     let total = ctx.started.elapsed();
     observe(ctx, &resp, error_refusal(error_detail.as_ref()), total);
-    log_entry(ctx, resp.status().as_u16(), error, total);
+    if ctx.snapshot.log_enabled || ctx.snapshot.otlp.is_some() {
+        log_entry(ctx, resp.status().as_u16(), error, total);
+    }
     let h = resp.headers_mut();
     if let Ok(v) = HeaderValue::from_str(&ctx.id) {
         h.insert("x-tollgate-request-id", v);
@@ -183,6 +205,7 @@ fn log_entry(ctx: &RequestCtx, status: u16, error: Option<&'static str>, total: 
         trace_id: ctx.trace.0.clone(),
         span_id: ctx.trace.1.clone(),
         parent_span_id: ctx.trace.2.clone(),
+        log: ctx.snapshot.log_enabled,
     };
     match (&ctx.log_slot, status) {
         (Some(slot), 200) => *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(entry),

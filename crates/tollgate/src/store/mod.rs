@@ -56,8 +56,12 @@ pub struct MemoryStore {
     keys: std::sync::Mutex<Vec<(Vec<u8>, KeyRecord)>>,
     overlays: std::sync::Mutex<Vec<Entry>>,
     audit: std::sync::Mutex<Vec<crate::audit::Entry>>,
-    logs: std::sync::Mutex<std::collections::BTreeMap<String, crate::reqlog::LogEntry>>,
+    /// The newest `MEMORY_LOG_CAP` entries, oldest first, and their ids.
+    logs: std::sync::Mutex<(std::collections::VecDeque<crate::reqlog::LogEntry>, std::collections::HashSet<String>)>,
 }
+
+/// `memory://` keeps this many request log entries, dropping the oldest.
+const MEMORY_LOG_CAP: usize = 100_000;
 
 pub enum Store {
     Sqlite(Arc<sqlite::SqliteStore>),
@@ -151,9 +155,17 @@ impl Store {
             Store::Sqlite(s) => blocking(s, move |s| s.append_logs(&entries)).await,
             Store::Postgres(p) => p.append_logs(&entries).await,
             Store::Memory(m) => {
-                let mut logs = m.logs.lock().unwrap_or_else(|p| p.into_inner());
+                let mut guard = m.logs.lock().unwrap_or_else(|p| p.into_inner());
+                let (logs, ids) = &mut *guard;
                 for e in entries {
-                    logs.entry(e.id.clone()).or_insert(e);
+                    if ids.insert(e.id.clone()) {
+                        logs.push_back(e);
+                    }
+                }
+                while logs.len() > MEMORY_LOG_CAP {
+                    if let Some(old) = logs.pop_front() {
+                        ids.remove(&old.id);
+                    }
                 }
                 Ok(())
             }
@@ -166,9 +178,11 @@ impl Store {
             Store::Sqlite(s) => blocking(s, move |s| s.prune_logs(before_ms)).await,
             Store::Postgres(p) => p.prune_logs(before_ms).await,
             Store::Memory(m) => {
-                let mut logs = m.logs.lock().unwrap_or_else(|p| p.into_inner());
+                let mut guard = m.logs.lock().unwrap_or_else(|p| p.into_inner());
+                let (logs, ids) = &mut *guard;
                 let before = logs.len();
-                logs.retain(|_, e| e.time >= before_ms);
+                logs.retain(|e| e.time >= before_ms);
+                ids.retain(|id| logs.iter().any(|e| &e.id == id));
                 Ok(before - logs.len())
             }
         }
@@ -180,8 +194,8 @@ impl Store {
             Store::Sqlite(s) => blocking(s, move |s| s.load_logs(from, to)).await,
             Store::Postgres(p) => p.load_logs(from, to).await,
             Store::Memory(m) => {
-                let logs = m.logs.lock().unwrap_or_else(|p| p.into_inner());
-                let mut v: Vec<_> = logs.values().filter(|e| e.time >= from && e.time <= to).cloned().collect();
+                let guard = m.logs.lock().unwrap_or_else(|p| p.into_inner());
+                let mut v: Vec<_> = guard.0.iter().filter(|e| e.time >= from && e.time <= to).cloned().collect();
                 v.sort_by_key(|e| e.time);
                 Ok(v)
             }
@@ -326,6 +340,7 @@ mod tests {
             trace_id: String::new(),
             span_id: String::new(),
             parent_span_id: None,
+            log: true,
         };
         s.append_logs(vec![entry("r1", 1_000), entry("r2", 2_000), entry("r3", 3_000)]).await.unwrap();
         s.append_logs(vec![entry("r2", 2_000)]).await.unwrap();

@@ -426,3 +426,30 @@ async fn rules_and_team_allowlists_can_be_added_through_the_admin_api() {
     let r = h.send(Method::PUT, &h.admin_url("/admin/rate_limits/z"), Some(LIMITED), &[], "{}").await;
     assert_eq!(r.status, 403);
 }
+
+#[tokio::test]
+async fn limit_hits_reach_webhooks_once_a_minute_per_key() {
+    let up = MockUpstream::start().await;
+    let hook = testkit::JsonServer::start("{}").await;
+    let rules = format!(
+        "rate_limits:\n  - {{ id: tight, unit: requests_per_minute, limit: 1 }}\nevents:\n  webhooks:\n    - {{ url: \"{}\", kinds: [rate_limit_hit] }}\nlogging: {{ enabled: false }}\n",
+        hook.url("/hook")
+    );
+    let h = Harness::start(&with_rules(&up, &rules)).await;
+    let chat = json!({ "model": "mock/echo", "messages": user("hi") });
+    assert_eq!(post(&h, &chat, "{}").await.status, 200);
+    for _ in 0..5 {
+        assert_eq!(post(&h, &chat, "{}").await.status, 429);
+    }
+    eventually("the limit event is delivered", async || !hook.received().is_empty()).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let received = hook.received();
+    assert_eq!(received.len(), 1, "five refusals, one event");
+    let event: Value = serde_json::from_slice(&received[0].1).unwrap();
+    assert_eq!(event["type"], "rate_limit_hit");
+    assert_eq!(event["data"]["rule"], "tight");
+    assert_eq!(event["data"]["subject"], "master");
+    // With logging off, nothing reaches the request log.
+    let logs = h.send(Method::GET, &h.admin_url("/admin/logs"), Some(MASTER), &[], "").await.json();
+    assert_eq!(logs["data"], json!([]));
+}
