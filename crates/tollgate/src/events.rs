@@ -58,10 +58,7 @@ impl EventBus {
     /// storm becomes one event a minute per rule and key, not thousands).
     pub fn publish_throttled(&self, key: &str, every: Duration, e: Event) {
         let now = std::time::Instant::now();
-        let fresh = match self.last.get(key) {
-            Some(t) if now.duration_since(*t) < every => false,
-            _ => true,
-        };
+        let fresh = self.last.get(key).is_none_or(|t| now.duration_since(*t) >= every);
         if fresh {
             self.last.insert(key.to_string(), now);
             self.publish(e);
