@@ -31,6 +31,7 @@ GW_PORT=${GW_PORT:-4100}
 ADMIN_PORT=${ADMIN_PORT:-4101}
 MOCK_PORT=${MOCK_PORT:-9100}
 PROXY_PORT=${PROXY_PORT:-4300}
+LOGGING=${LOGGING:-on}            # on | off: the request log (SQLite, in the temp dir)
 MASTER_KEY=bench-master-key
 APP_KEY=bench-app-key-0123456789
 
@@ -58,7 +59,7 @@ if (( NPROC < 2 )); then
 fi
 
 # The exact invocation, with every effective knob spelled out.
-REPRO="BUILD=$BUILD PROFILE=$PROFILE DURATION=$DURATION WARMUP=$WARMUP MAX_CONC=$MAX_CONC RATE=$RATE RATE_CONC=$RATE_CONC STREAM_CONC=$STREAM_CONC DIRECT_MAX=$DIRECT_MAX MOCK_THREADS=$MOCK_THREADS OHA_THREADS=$OHA_THREADS bash bench/load.sh"
+REPRO="LOGGING=$LOGGING BUILD=$BUILD PROFILE=$PROFILE DURATION=$DURATION WARMUP=$WARMUP MAX_CONC=$MAX_CONC RATE=$RATE RATE_CONC=$RATE_CONC STREAM_CONC=$STREAM_CONC DIRECT_MAX=$DIRECT_MAX MOCK_THREADS=$MOCK_THREADS OHA_THREADS=$OHA_THREADS bash bench/load.sh"
 
 # ------------------------------------------------------------- processes ----
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/tollgate-bench.XXXXXX")
@@ -141,7 +142,8 @@ printf '%s' '{"model":"gpt-4o-mini","stream":true,"messages":[{"role":"user","co
 
 cat >"$TMP/tollgate.yaml" <<EOF
 server: { listen: "127.0.0.1:$GW_PORT", admin_listen: "127.0.0.1:$ADMIN_PORT" }
-store: { url: "memory://" }
+store: { url: "sqlite://$TMP/bench.db" }
+logging: { enabled: $([[ "$LOGGING" == off ]] && echo false || echo true) }
 auth:
   master_key: "$MASTER_KEY"
   keys:
