@@ -130,7 +130,7 @@ pub async fn logs(a: LogsArgs, admin_url: Option<String>) -> ExitCode {
             time,
             e["subject"].as_str().unwrap_or("-"),
             model,
-            e["status"],
+            e["status"].as_u64().unwrap_or(0),
             tokens,
             e["total_ms"].as_f64().unwrap_or(0.0),
             usd
@@ -169,11 +169,12 @@ pub async fn usage(a: UsageArgs, admin_url: Option<String>) -> ExitCode {
         for k in &keys {
             print!("{:<22} ", r["group"][k].as_str().unwrap_or("-"));
         }
+        let n = |k: &str| r[k].as_u64().unwrap_or(0);
         println!(
             "{:>9} {:>12} {:>12} {:>12.6}",
-            r["requests"],
-            r["prompt_tokens"],
-            r["completion_tokens"],
+            n("requests"),
+            n("prompt_tokens"),
+            n("completion_tokens"),
             r["cost_usd"].as_f64().unwrap_or(0.0)
         );
     }

@@ -34,6 +34,7 @@ pub mod metrics;
 pub mod pipeline;
 pub mod pricing;
 pub mod providers;
+pub mod redact;
 pub mod reqlog;
 pub mod routing;
 pub mod server;

@@ -73,6 +73,12 @@ pub struct LogEntry {
     pub span_id: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parent_span_id: Option<String>,
+    /// The request body as sent (with `logging.bodies`), masked before it is stored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_body: Option<String>,
+    /// A non-streamed response body (with `logging.bodies`), masked before it is stored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_body: Option<String>,
     /// Whether the entry goes to the request log (`logging.enabled`); an
     /// entry built only for tracing does not.
     #[serde(skip)]
@@ -121,12 +127,12 @@ impl RequestLog {
             let mut last_prune: Option<tokio::time::Instant> = None;
             loop {
                 let stopping = tokio::select! {
-                    r = rx.recv() => match r { Some(e) => { spool.push_back(e); false } None => true },
+                    r = rx.recv() => match r { Some(e) => { spool.push_back(redacted(e)); false } None => true },
                     _ = stop.wait_for(|s| *s) => true,
                     _ = tokio::time::sleep(Duration::from_millis(500)), if failing && !spool.is_empty() => false,
                 };
                 while let Ok(e) = rx.try_recv() {
-                    spool.push_back(e);
+                    spool.push_back(redacted(e));
                 }
                 while spool.len() > SPOOL {
                     spool.pop_front();
@@ -167,6 +173,13 @@ impl RequestLog {
             }
         })
     }
+}
+
+/// Masks secrets in the bodies (here, off the request path).
+fn redacted(mut e: LogEntry) -> LogEntry {
+    e.request_body = e.request_body.map(|b| crate::redact::body(&b));
+    e.response_body = e.response_body.map(|b| crate::redact::body(&b));
+    e
 }
 
 /// Writes the spool in batches; true while the store refuses.
@@ -294,6 +307,8 @@ mod tests {
             trace_id: String::new(),
             span_id: String::new(),
             parent_span_id: None,
+            request_body: None,
+            response_body: None,
             log: true,
         }
     }

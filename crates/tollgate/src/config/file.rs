@@ -60,6 +60,11 @@ pub struct LoggingSection {
     pub enabled: Option<bool>,
     /// How long request log entries are kept, e.g. `720h`. Default: forever.
     pub retention: Option<Dur>,
+    /// Also keep the request body and a non-streamed response body, with
+    /// credentials and key-shaped strings masked. Default false.
+    pub bodies: Option<bool>,
+    /// Longest body kept (longer ones are cut). Default `64KiB`.
+    pub max_body_size: Option<ByteSize>,
 }
 
 #[derive(Debug, Default, Deserialize, JsonSchema)]

@@ -61,7 +61,16 @@ pub fn parse(text: &str, props: HashMap<String, String>) -> Result<ConfigFile, V
     opts.property_syntax = serde_saphyr::options::PropertySyntax::DockerCompose;
     serde_saphyr::from_str_with_options::<ConfigFile>(text, opts).map_err(|e| {
         let (line, column) = e.location().map_or((1, 1), |l| (l.line(), l.column()));
-        vec![Diagnostic { line, column, message: bare_message(&e), hint: hint_for(&e.to_string()) }]
+        let mut message = bare_message(&e);
+        // With interpolation on, the parser words some errors generically
+        // ("an interpolated field"); the same spot parsed without
+        // interpolation names the actual key or value.
+        if let Err(plain) = serde_saphyr::from_str::<ConfigFile>(text) {
+            if plain.location().map(|l| (l.line(), l.column())) == Some((line, column)) {
+                message = bare_message(&plain);
+            }
+        }
+        vec![Diagnostic { line, column, hint: hint_for(&message), message }]
     })
 }
 
@@ -184,6 +193,12 @@ mod tests {
         let e = load("server:\n  listen: 127.0.0.1:1\n  lisen: x\n", &[]).unwrap_err();
         let s = e.to_string();
         assert!(s.starts_with("t.yaml:3:3: error: unknown field `lisen`"), "{s}");
+    }
+
+    #[test]
+    fn errors_stay_precise_in_files_that_use_variables() {
+        let e = load("auth:\n  master_key: \"${MK}\"\nserver:\n  lisen: x\n", &[("MK", "abcdefgh1")]).unwrap_err();
+        assert!(e.to_string().contains("t.yaml:4:3: error: unknown field `lisen`"), "{e}");
     }
 
     #[test]

@@ -72,6 +72,8 @@ pub struct Snapshot {
     /// OTLP endpoint and service name, when traces are exported.
     pub otlp: Option<(http::Uri, String)>,
     pub log_enabled: bool,
+    /// Keep bodies in the request log, up to this many bytes (`None`: no bodies).
+    pub log_bodies: Option<usize>,
     /// How long request log entries are kept (`None`: forever).
     pub log_retention: Option<std::time::Duration>,
     /// Things that load but deserve attention (e.g. sections parsed but not enforced yet).

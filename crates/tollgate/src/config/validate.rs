@@ -91,22 +91,27 @@ pub fn build_snapshot(
     }
 
     match (server, d.0.is_empty()) {
-        (Some(server), true) => Ok(Snapshot {
-            version,
-            digest,
-            origin: origin.to_string(),
-            server,
-            auth,
-            metadata,
-            models,
-            rate_limits,
-            budgets,
-            webhooks,
-            log_retention: file.logging.retention.map(|d| d.0),
-            log_enabled: file.logging.enabled.unwrap_or(true),
-            otlp,
-            warnings,
-        }),
+        (Some(server), true) => {
+            Ok(Snapshot {
+                version,
+                digest,
+                origin: origin.to_string(),
+                server,
+                auth,
+                metadata,
+                models,
+                rate_limits,
+                budgets,
+                webhooks,
+                log_retention: file.logging.retention.map(|d| d.0),
+                log_enabled: file.logging.enabled.unwrap_or(true),
+                log_bodies: file.logging.bodies.unwrap_or(false).then(|| {
+                    file.logging.max_body_size.map_or(64 << 10, |b| usize::try_from(b.0).unwrap_or(usize::MAX))
+                }),
+                otlp,
+                warnings,
+            })
+        }
         _ => Err(d.0),
     }
 }

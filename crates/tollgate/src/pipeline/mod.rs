@@ -45,6 +45,8 @@ pub struct RequestCtx {
     pub shared: Arc<Shared>,
     /// Rate-limit and budget reservations, settled in stage 12.
     pub holds: settle::Holds,
+    /// With `logging.bodies`: the bodies for the request log (cut to the limit).
+    pub bodies: (Option<String>, Option<String>),
     /// W3C trace context: (trace id, this request's span id, parent span id).
     pub trace: (String, String, Option<String>),
     /// For a stream: where stage 13 leaves the log entry for the stream to
@@ -67,6 +69,8 @@ pub struct RequestCtx {
     /// Time spent waiting between retries.
     pub backoff_time: Duration,
     pub usage: Option<Usage>,
+    /// True when `usage` is the gateway's estimate (the provider reported none).
+    pub usage_estimated: bool,
 }
 
 impl RequestCtx {
@@ -80,6 +84,7 @@ impl RequestCtx {
             holds: settle::Holds::default(),
             log_slot: None,
             trace: (String::new(), String::new(), None),
+            bodies: (None, None),
             principal: None,
             metadata: BTreeMap::new(),
             requested_model: String::new(),
@@ -91,6 +96,7 @@ impl RequestCtx {
             upstream_time: None,
             backoff_time: Duration::ZERO,
             usage: None,
+            usage_estimated: false,
         }
     }
 }
@@ -105,6 +111,9 @@ pub async fn run(ctx: &mut RequestCtx, headers: &HeaderMap, body: Body) -> Resul
     // 1. receive — read the bounded body and parse only the top level; every
     //    field stays as raw bytes so unknown fields pass through untouched.
     let bytes = receive::read_body(body, headers, ctx.snapshot.server.max_body_size).await?;
+    if let Some(max) = ctx.snapshot.log_bodies {
+        ctx.bodies.0 = Some(cut(&bytes, max));
+    }
     let req = receive::parse(ctx.op, &bytes)?;
     ctx.requested_model = req.model.to_string();
     ctx.stream = req.stream;
@@ -153,6 +162,9 @@ pub async fn run(ctx: &mut RequestCtx, headers: &HeaderMap, body: Body) -> Resul
     // 11. output guardrails, 12. settle — on the reply before it leaves.
     let reply = guardrails::output(ctx, reply).await?;
     let reply = settle::run(ctx, reply, want_usage, estimate.prompt);
+    if let (Some(max), crate::providers::UpstreamReply::Complete { body, .. }) = (ctx.snapshot.log_bodies, &reply) {
+        ctx.bodies.1 = Some(cut(body, max));
+    }
 
     // 13. record — headers are added by `record::finish` for every outcome.
     Ok(upstream::into_response(reply))
@@ -172,4 +184,10 @@ pub async fn handle(
     ctx.trace = crate::traces::context(&headers);
     let result = run(&mut ctx, &headers, body).await;
     record::finish(&ctx, result)
+}
+
+/// The first `max` bytes as text (cut on a character boundary).
+fn cut(bytes: &[u8], max: usize) -> String {
+    let text = String::from_utf8_lossy(&bytes[..bytes.len().min(max)]).into_owned();
+    if bytes.len() > max { format!("{text}…[cut at {max} bytes]") } else { text }
 }

@@ -183,7 +183,7 @@ fn log_entry(ctx: &RequestCtx, status: u16, error: Option<&'static str>, total: 
         error: error.map(str::to_string),
         prompt_tokens: usage.prompt_tokens,
         completion_tokens: usage.completion_tokens,
-        usage_estimated: false,
+        usage_estimated: ctx.usage_estimated,
         cost_nanos: price.map_or(0, |p| p.cost(&usage)),
         total_ms: total.as_secs_f64() * 1000.0,
         upstream_ms: ctx.upstream_time.unwrap_or_default().as_secs_f64() * 1000.0,
@@ -206,6 +206,8 @@ fn log_entry(ctx: &RequestCtx, status: u16, error: Option<&'static str>, total: 
         span_id: ctx.trace.1.clone(),
         parent_span_id: ctx.trace.2.clone(),
         log: ctx.snapshot.log_enabled,
+        request_body: ctx.bodies.0.clone(),
+        response_body: ctx.bodies.1.clone(),
     };
     match (&ctx.log_slot, status) {
         (Some(slot), 200) => *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(entry),

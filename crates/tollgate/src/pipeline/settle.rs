@@ -67,21 +67,23 @@ pub fn run(ctx: &mut RequestCtx, reply: UpstreamReply, strip_usage: bool, prompt
     let (model, provider) = super::record::labels(ctx);
     match reply {
         UpstreamReply::Complete { body, usage } => {
-            if let Some(u) = &usage {
+            if usage.is_none() {
+                // No usage from the provider: an estimate (marked as such), never zero.
+                let completion = content_chars(&body).div_ceil(4);
+                ctx.usage = Some(Usage {
+                    prompt_tokens: prompt_estimate,
+                    completion_tokens: completion,
+                    total_tokens: prompt_estimate + completion,
+                    ..Default::default()
+                });
+                ctx.usage_estimated = true;
+            }
+            if let Some(u) = &ctx.usage {
                 count(&ctx.shared.metrics, &model, &provider, u, price);
             }
             if !ctx.holds.is_empty() {
-                // A provider that reports no usage is charged an estimate, never nothing.
-                let estimated = usage.clone().unwrap_or_else(|| {
-                    let completion = content_chars(&body).div_ceil(4);
-                    Usage {
-                        prompt_tokens: prompt_estimate,
-                        completion_tokens: completion,
-                        total_tokens: prompt_estimate + completion,
-                        ..Default::default()
-                    }
-                });
-                ctx.holds.settle(Some(&estimated), price);
+                let used = ctx.usage.clone();
+                ctx.holds.settle(used.as_ref(), price);
             }
             UpstreamReply::Complete { body, usage }
         }

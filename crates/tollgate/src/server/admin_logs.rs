@@ -73,16 +73,25 @@ fn query(p: &Params) -> Result<crate::reqlog::Query, Response> {
     })
 }
 
-pub async fn search(State(app): State<Arc<App>>, Query(p): Query<Params>, req: Request) -> Response {
-    if let Err(r) = require(&app, req.headers(), Permission::ReadUsage).await {
-        return r;
+/// A team admin sees its own team's requests only.
+fn team_scope(caller: &crate::config::runtime::Principal, q: &mut crate::reqlog::Query) {
+    if caller.role == Some(crate::keys::Role::TeamAdmin) {
+        q.metadata.push(("team".into(), caller.team.clone().unwrap_or_default()));
     }
-    let q = match query(&p) {
+}
+
+pub async fn search(State(app): State<Arc<App>>, Query(p): Query<Params>, req: Request) -> Response {
+    let caller = match require(&app, req.headers(), Permission::ReadUsage).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let mut q = match query(&p) {
         Ok(q) => q,
         Err(r) => return r,
     };
     match app.store.load_logs(q.from.unwrap_or(0), q.to.unwrap_or(u64::MAX)).await {
         Ok(entries) => {
+            team_scope(&caller, &mut q);
             let limit = q.limit.unwrap_or(100).min(10_000);
             let data: Vec<_> = entries.iter().rev().filter(|e| q.matches(e)).take(limit).collect();
             json_response(StatusCode::OK, json!({ "data": data }).to_string())
@@ -97,11 +106,14 @@ pub async fn search(State(app): State<Arc<App>>, Query(p): Query<Params>, req: R
 }
 
 pub async fn one(State(app): State<Arc<App>>, Path(id): Path<String>, req: Request) -> Response {
-    if let Err(r) = require(&app, req.headers(), Permission::ReadUsage).await {
-        return r;
-    }
+    let caller = match require(&app, req.headers(), Permission::ReadUsage).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let mut scope = crate::reqlog::Query::default();
+    team_scope(&caller, &mut scope);
     match app.store.load_logs(0, u64::MAX).await {
-        Ok(entries) => match entries.into_iter().find(|e| e.id == id) {
+        Ok(entries) => match entries.into_iter().find(|e| e.id == id && scope.matches(e)) {
             Some(e) => json_response(StatusCode::OK, json!(e).to_string()),
             None => json_error(
                 StatusCode::NOT_FOUND,
@@ -120,13 +132,15 @@ pub async fn one(State(app): State<Arc<App>>, Path(id): Path<String>, req: Reque
 }
 
 pub async fn report(State(app): State<Arc<App>>, Query(p): Query<Params>, req: Request) -> Response {
-    if let Err(r) = require(&app, req.headers(), Permission::ReadUsage).await {
-        return r;
-    }
-    let q = match query(&p) {
+    let caller = match require(&app, req.headers(), Permission::ReadUsage).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let mut q = match query(&p) {
         Ok(q) => q,
         Err(r) => return r,
     };
+    team_scope(&caller, &mut q);
     let group_by: Vec<String> = p
         .group_by
         .as_deref()

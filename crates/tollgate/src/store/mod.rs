@@ -182,7 +182,7 @@ impl Store {
                 let (logs, ids) = &mut *guard;
                 let before = logs.len();
                 logs.retain(|e| e.time >= before_ms);
-                ids.retain(|id| logs.iter().any(|e| &e.id == id));
+                *ids = logs.iter().map(|e| e.id.clone()).collect();
                 Ok(before - logs.len())
             }
         }
@@ -340,6 +340,8 @@ mod tests {
             trace_id: String::new(),
             span_id: String::new(),
             parent_span_id: None,
+            request_body: None,
+            response_body: None,
             log: true,
         };
         s.append_logs(vec![entry("r1", 1_000), entry("r2", 2_000), entry("r3", 3_000)]).await.unwrap();

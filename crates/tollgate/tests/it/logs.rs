@@ -291,3 +291,31 @@ async fn requests_become_otlp_spans_in_the_callers_trace() {
     assert_eq!(v["resourceSpans"][0]["resource"]["attributes"][0]["value"]["stringValue"], "tg-test");
     assert!(!String::from_utf8_lossy(body).contains(MASTER), "no credential in a span");
 }
+
+#[tokio::test]
+async fn bodies_are_kept_when_asked_with_secrets_masked() {
+    let up = MockUpstream::start().await;
+    let extra = "logging: { bodies: true, max_body_size: 4KiB }\n";
+    let h = Harness::start(&format!("{}{extra}", config(&up.base_url(), ""))).await;
+    let r = h
+        .chat(
+            Some(MASTER),
+            &json!({ "model": "mock/echo", "messages": user("deploy with sk-live-0123456789abcdefghij please") }),
+        )
+        .await;
+    let id = r.header("x-tollgate-request-id").unwrap().to_string();
+    let mut entry = serde_json::Value::Null;
+    for _ in 0..50 {
+        let e = admin_get(&h, &format!("/admin/logs/{id}")).await;
+        if e.status == 200 {
+            entry = e.json();
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let request = entry["request_body"].as_str().unwrap();
+    let response = entry["response_body"].as_str().unwrap();
+    assert!(request.contains("deploy with [REDACTED] please"), "{request}");
+    assert!(response.contains("[REDACTED]") && !response.contains("sk-live-0123456789abcdefghij"), "{response}");
+    assert!(response.contains("chat.completion"));
+}
