@@ -66,9 +66,10 @@ pub fn parse(text: &str, props: HashMap<String, String>) -> Result<ConfigFile, V
         // ("an interpolated field"); the same spot parsed without
         // interpolation names the actual key or value.
         if let Err(plain) = serde_saphyr::from_str::<ConfigFile>(text)
-            && plain.location().map(|l| (l.line(), l.column())) == Some((line, column)) {
-                message = bare_message(&plain);
-            }
+            && plain.location().map(|l| (l.line(), l.column())) == Some((line, column))
+        {
+            message = bare_message(&plain);
+        }
         vec![Diagnostic { line, column, hint: hint_for(&message), message }]
     })
 }

@@ -74,6 +74,11 @@ impl Live {
     /// `only_if_changed`, identical text is not a new version (editors and
     /// file systems report spurious writes).
     pub fn reload(&self, trigger: &str, only_if_changed: bool) -> Result<Outcome, ConfigErrors> {
+        self.reload_as("-", trigger, only_if_changed)
+    }
+
+    /// `reload`, audited as done by `actor` (a principal id).
+    pub fn reload_as(&self, actor: &str, trigger: &str, only_if_changed: bool) -> Result<Outcome, ConfigErrors> {
         let _one_at_a_time = self.reloading.lock().unwrap_or_else(|p| p.into_inner());
         let version = self.versions.load(Ordering::Relaxed) + 1;
         let result = load(&self.source, version, &self.shared);
@@ -92,7 +97,7 @@ impl Live {
                 self.current.store(Arc::new(snap));
                 tracing::info!(version, %digest, trigger, "config reloaded");
                 self.shared.audit.record(
-                    "-",
+                    actor,
                     "config.reload",
                     &format!("version {version}"),
                     &format!("ok ({trigger})"),
@@ -101,7 +106,7 @@ impl Live {
             }
             Err(e) => {
                 self.shared.audit.record(
-                    "-",
+                    actor,
                     "config.reload",
                     "-",
                     &format!("refused ({trigger}): {} error(s)", e.diags.len()),

@@ -185,11 +185,12 @@ async fn usage(State(app): State<Arc<App>>, req: Request) -> Response {
 }
 
 async fn reload(State(app): State<Arc<App>>, req: Request) -> Response {
-    if let Err(r) = require(&app, req.headers(), Permission::Reload).await {
-        return r;
-    }
+    let caller = match require(&app, req.headers(), Permission::Reload).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
     let live = app.live.clone();
-    match tokio::task::spawn_blocking(move || live.reload("admin api", false)).await {
+    match tokio::task::spawn_blocking(move || live.reload_as(&caller.id, "admin api", false)).await {
         Ok(Ok(Outcome::Applied { version, digest })) => json_response(
             StatusCode::OK,
             json!({ "status": "applied", "version": version, "digest": digest }).to_string(),

@@ -127,7 +127,8 @@ async fn change(app: &Arc<App>, actor: &str, kind: Kind, id: &str, new: Option<E
     next.extend(new.clone());
     shared.overlays.set(next);
     let live = app.live.clone();
-    let outcome = tokio::task::spawn_blocking(move || live.reload("admin overlay", false)).await;
+    let who = actor.to_string();
+    let outcome = tokio::task::spawn_blocking(move || live.reload_as(&who, "admin overlay", false)).await;
     let version = match outcome {
         Ok(Ok(Outcome::Applied { version, .. } | Outcome::Unchanged { version })) => version,
         Ok(Err(errors)) => {

@@ -70,6 +70,14 @@ async fn admin_changes_and_refusals_are_chained_and_tampering_is_found() {
     for expected in ["key.create", "key.revoke", "overlay.put", "config.reload", "admin.refused", "auth.refused"] {
         assert!(actions.iter().any(|a| a == expected), "{expected} missing from {actions:?}");
     }
+    let reloader: String = conn
+        .query_row(
+            "SELECT actor FROM audit_log WHERE action = 'config.reload' AND outcome = 'ok (admin api)'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(reloader, "master", "a reload through the admin API names who asked");
     let secret = key["key"].as_str().unwrap();
     let all: String = conn
         .prepare("SELECT actor || action || target || outcome FROM audit_log")
