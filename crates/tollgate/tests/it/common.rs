@@ -148,3 +148,20 @@ pub async fn eventually(what: &str, mut f: impl AsyncFnMut() -> bool) {
     }
     panic!("timed out waiting for: {what}");
 }
+
+/// A fresh PostgreSQL database for one test: (admin client, store URL).
+/// The server comes from `TOLLGATE_TEST_POSTGRES_URL` (default: the local
+/// one); a missing server fails the test, it is never skipped.
+pub async fn postgres_database(prefix: &str) -> (tokio_postgres::Client, String, String) {
+    let admin_url = std::env::var("TOLLGATE_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    let (pg, conn) = tokio_postgres::connect(&admin_url, tokio_postgres::NoTls)
+        .await
+        .unwrap_or_else(|e| panic!("PostgreSQL is needed for this test at {admin_url}: {e}"));
+    tokio::spawn(conn);
+    let db = format!("{prefix}_{}", std::process::id());
+    let _ = pg.batch_execute(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)")).await;
+    pg.batch_execute(&format!("CREATE DATABASE {db}")).await.unwrap();
+    let store_url = format!("{}/{db}", admin_url.rsplit_once('/').unwrap().0);
+    (pg, store_url, db)
+}

@@ -152,16 +152,7 @@ async fn every_request_is_logged_and_usage_matches_what_was_served() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nothing_is_lost_while_the_log_sink_is_down() {
-    let admin_url = std::env::var("TOLLGATE_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-    let (pg, conn) = tokio_postgres::connect(&admin_url, tokio_postgres::NoTls)
-        .await
-        .unwrap_or_else(|e| panic!("PostgreSQL is needed for this test at {admin_url}: {e}"));
-    tokio::spawn(conn);
-    let db = format!("tollgate_logs_{}", std::process::id());
-    let _ = pg.batch_execute(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)")).await;
-    pg.batch_execute(&format!("CREATE DATABASE {db}")).await.unwrap();
-    let store_url = format!("{}/{db}", admin_url.rsplit_once('/').unwrap().0);
+    let (pg, store_url, db) = postgres_database("tollgate_logs").await;
     let up = MockUpstream::start().await;
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("tollgate.yaml");

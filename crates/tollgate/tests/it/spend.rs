@@ -266,16 +266,7 @@ async fn spend_and_keys_survive_a_restart_on_postgres() {
     use tollgate::config::runtime::Shared;
     use tollgate::server::Gateway;
 
-    let admin_url = std::env::var("TOLLGATE_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-    let (pg, conn) = tokio_postgres::connect(&admin_url, tokio_postgres::NoTls)
-        .await
-        .unwrap_or_else(|e| panic!("PostgreSQL is needed for this test at {admin_url}: {e}"));
-    tokio::spawn(conn);
-    let db = format!("tollgate_it_{}", std::process::id());
-    let _ = pg.batch_execute(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)")).await;
-    pg.batch_execute(&format!("CREATE DATABASE {db}")).await.unwrap();
-    let store_url = format!("{}/{db}", admin_url.rsplit_once('/').unwrap().0);
+    let (pg, store_url, db) = postgres_database("tollgate_it").await;
 
     let up = MockUpstream::start().await;
     let dir = tempfile::tempdir().unwrap();
