@@ -125,6 +125,9 @@ fn error_refusal(d: Option<&(&'static str, String)>) -> Option<(&'static str, St
 /// The bounded `model` and `provider` labels of a request.
 pub fn labels(ctx: &RequestCtx) -> (String, String) {
     match (&ctx.target, &ctx.model) {
+        // A provider that lists no models passes any name through: label it
+        // `<provider>/*` so a client cannot mint label values.
+        (Some(t), _) if t.provider.any_model => (format!("{}/*", t.provider.name), t.provider.name.clone()),
         (Some(t), _) => (t.canonical.to_string(), t.provider.name.clone()),
         (None, Some(m)) => (m.name().to_string(), "-".to_string()),
         (None, None) => ("unknown".to_string(), "-".to_string()),

@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, Request, State};
 use axum::response::Response;
 use http::StatusCode;
@@ -80,7 +81,15 @@ fn team_scope(caller: &crate::config::runtime::Principal, q: &mut crate::reqlog:
     }
 }
 
-pub async fn search(State(app): State<Arc<App>>, Query(p): Query<Params>, req: Request) -> Response {
+pub async fn search(
+    State(app): State<Arc<App>>,
+    params: Result<Query<Params>, QueryRejection>,
+    req: Request,
+) -> Response {
+    let p = match params {
+        Ok(Query(p)) => p,
+        Err(e) => return bad(format!("invalid query: {}", e.body_text())),
+    };
     let caller = match require(&app, req.headers(), Permission::ReadUsage).await {
         Ok(c) => c,
         Err(r) => return r,
@@ -131,7 +140,15 @@ pub async fn one(State(app): State<Arc<App>>, Path(id): Path<String>, req: Reque
     }
 }
 
-pub async fn report(State(app): State<Arc<App>>, Query(p): Query<Params>, req: Request) -> Response {
+pub async fn report(
+    State(app): State<Arc<App>>,
+    params: Result<Query<Params>, QueryRejection>,
+    req: Request,
+) -> Response {
+    let p = match params {
+        Ok(Query(p)) => p,
+        Err(e) => return bad(format!("invalid query: {}", e.body_text())),
+    };
     let caller = match require(&app, req.headers(), Permission::ReadUsage).await {
         Ok(c) => c,
         Err(r) => return r,

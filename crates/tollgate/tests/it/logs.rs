@@ -122,6 +122,9 @@ async fn every_request_is_logged_and_usage_matches_what_was_served() {
     assert!(csv.starts_with("metadata.project_id,requests,prompt_tokens,completion_tokens,cost_usd\n"), "{csv}");
     assert!(csv.contains("checkout,4,"), "{csv}");
     assert_eq!(admin_get(&h, "/admin/usage/report?group_by=colour").await.status, 400);
+    let r = admin_get(&h, "/admin/logs?status=abc").await;
+    assert_eq!(r.status, 400);
+    assert!(r.error_message().contains("invalid query"), "{}", r.text());
 
     // The CLI answers "what did team X spend on model Y, by project".
     let bin = env!("CARGO_BIN_EXE_tollgate");
