@@ -203,9 +203,11 @@ pub async fn list(State(app): State<Arc<App>>, req: Request) -> Response {
     }
 }
 
-async fn find(app: &App, id: &str) -> Result<(Vec<u8>, KeyRecord), Response> {
+/// The key `id` if `caller` may see it (or, with `manage`, change it); a
+/// key it may not touch is reported as missing, not as forbidden.
+async fn find(app: &App, caller: &Principal, id: &str, manage: bool) -> Result<(Vec<u8>, KeyRecord), Response> {
     let keys = app.store.load_keys().await.map_err(store_error)?;
-    keys.into_iter().find(|(_, r)| r.id == id).ok_or_else(|| {
+    keys.into_iter().find(|(_, r)| r.id == id && may_touch(caller, r, manage)).ok_or_else(|| {
         json_error(StatusCode::NOT_FOUND, &format!("no key with id `{id}`"), "invalid_request_error", "not_found")
     })
 }
@@ -215,11 +217,8 @@ pub async fn get_one(State(app): State<Arc<App>>, Path(id): Path<String>, req: R
         Ok(p) => p,
         Err(r) => return r,
     };
-    match find(&app, &id).await {
-        Ok((_, rec)) if may_touch(&caller, &rec, false) => json_response(StatusCode::OK, view(&rec).to_string()),
-        Ok(_) => {
-            json_error(StatusCode::NOT_FOUND, &format!("no key with id `{id}`"), "invalid_request_error", "not_found")
-        }
+    match find(&app, &caller, &id, false).await {
+        Ok((_, rec)) => json_response(StatusCode::OK, view(&rec).to_string()),
         Err(r) => r,
     }
 }
@@ -229,16 +228,8 @@ pub async fn revoke(State(app): State<Arc<App>>, Path(id): Path<String>, req: Re
         Ok(p) => p,
         Err(r) => return r,
     };
-    let (hash, mut rec) = match find(&app, &id).await {
-        Ok(found) if may_touch(&caller, &found.1, true) => found,
-        Ok(_) => {
-            return json_error(
-                StatusCode::NOT_FOUND,
-                &format!("no key with id `{id}`"),
-                "invalid_request_error",
-                "not_found",
-            );
-        }
+    let (hash, mut rec) = match find(&app, &caller, &id, true).await {
+        Ok(found) => found,
         Err(r) => return r,
     };
     if rec.revoked_at.is_none() {
@@ -264,16 +255,8 @@ pub async fn rotate(State(app): State<Arc<App>>, Path(id): Path<String>, req: Re
         Ok(d) => d.map_or(0, |d| d.as_secs()),
         Err(e) => return bad(format!("`overlap`: {e}")),
     };
-    let (old_hash, mut old) = match find(&app, &id).await {
-        Ok(found) if may_touch(&caller, &found.1, true) => found,
-        Ok(_) => {
-            return json_error(
-                StatusCode::NOT_FOUND,
-                &format!("no key with id `{id}`"),
-                "invalid_request_error",
-                "not_found",
-            );
-        }
+    let (old_hash, mut old) = match find(&app, &caller, &id, true).await {
+        Ok(found) => found,
         Err(r) => return r,
     };
     if !old.active(now_secs()) {

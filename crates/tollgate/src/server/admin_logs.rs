@@ -81,26 +81,34 @@ fn team_scope(caller: &crate::config::runtime::Principal, q: &mut crate::reqlog:
     }
 }
 
+/// The caller's permission, the parsed filters and, for a team admin, its
+/// team: everything a log route checks before reading the store.
+async fn scoped(
+    app: &App,
+    params: Result<Query<Params>, QueryRejection>,
+    headers: &http::HeaderMap,
+) -> Result<(Params, crate::reqlog::Query), Response> {
+    let p = match params {
+        Ok(Query(p)) => p,
+        Err(e) => return Err(bad(format!("invalid query: {}", e.body_text()))),
+    };
+    let caller = require(app, headers, Permission::ReadUsage).await?;
+    let mut q = query(&p)?;
+    team_scope(&caller, &mut q);
+    Ok((p, q))
+}
+
 pub async fn search(
     State(app): State<Arc<App>>,
     params: Result<Query<Params>, QueryRejection>,
     req: Request,
 ) -> Response {
-    let p = match params {
-        Ok(Query(p)) => p,
-        Err(e) => return bad(format!("invalid query: {}", e.body_text())),
-    };
-    let caller = match require(&app, req.headers(), Permission::ReadUsage).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
-    let mut q = match query(&p) {
-        Ok(q) => q,
+    let (_, q) = match scoped(&app, params, req.headers()).await {
+        Ok(x) => x,
         Err(r) => return r,
     };
     match app.store.load_logs(q.from.unwrap_or(0), q.to.unwrap_or(u64::MAX)).await {
         Ok(entries) => {
-            team_scope(&caller, &mut q);
             let limit = q.limit.unwrap_or(100).min(10_000);
             let data: Vec<_> = entries.iter().rev().filter(|e| q.matches(e)).take(limit).collect();
             json_response(StatusCode::OK, json!({ "data": data }).to_string())
@@ -145,19 +153,10 @@ pub async fn report(
     params: Result<Query<Params>, QueryRejection>,
     req: Request,
 ) -> Response {
-    let p = match params {
-        Ok(Query(p)) => p,
-        Err(e) => return bad(format!("invalid query: {}", e.body_text())),
-    };
-    let caller = match require(&app, req.headers(), Permission::ReadUsage).await {
-        Ok(c) => c,
+    let (p, q) = match scoped(&app, params, req.headers()).await {
+        Ok(x) => x,
         Err(r) => return r,
     };
-    let mut q = match query(&p) {
-        Ok(q) => q,
-        Err(r) => return r,
-    };
-    team_scope(&caller, &mut q);
     let group_by: Vec<String> = p
         .group_by
         .as_deref()
