@@ -1,13 +1,24 @@
 //! Test kit: in-process mock upstreams that speak real provider wire formats.
 //!
-//! [`MockUpstream`] is an OpenAI-compatible server (chat completions with
-//! streaming and tool calls, embeddings, models; Azure deployment paths
-//! too) with fault injection — statuses with `retry-after`, latency, cut or
-//! stalled streams, connection resets — and a record of every request it
-//! received, so a test can assert on exactly what the gateway sent.
+//! [`MockUpstream`] is one server that speaks every provider wire format
+//! the gateway translates to, chosen by the request path: OpenAI (chat
+//! completions with streaming and tool calls, embeddings, models; Azure
+//! deployment paths too), Anthropic Messages (also as Vertex `rawPredict`),
+//! Gemini `generateContent` (AI Studio and Vertex paths, plus a service
+//! account token endpoint), Bedrock Converse with the binary AWS
+//! event-stream and SigV4 verification, and Cohere v2. Fault injection —
+//! statuses with `retry-after` in each provider's error shape, latency, cut
+//! or stalled streams, in-stream errors, connection resets — and a record of
+//! every request it received, so a test can assert on exactly what the
+//! gateway sent.
 
+mod anthropic;
+mod bedrock;
+mod cohere;
+mod gemini;
 mod json_server;
 mod openai;
+pub mod wire;
 
 pub use json_server::JsonServer;
 
@@ -195,10 +206,55 @@ async fn handle(req: Request<Incoming>, state: Arc<State>, kill: Arc<Notify>) ->
             std::future::pending::<()>().await;
         }
         Some(Fault::Latency(d)) => tokio::time::sleep(*d).await,
-        Some(Fault::Status { status, body, retry_after }) => {
-            return Ok(openai::error_response(*status, body.as_deref(), retry_after.as_deref()));
-        }
         _ => {}
     }
-    Ok(openai::respond(&rec, fault, state))
+    let wire = Wire::of(&rec.path);
+    if let Some(Fault::Status { status, body, retry_after }) = &fault {
+        return Ok(match wire {
+            Wire::OpenAi => openai::error_response(*status, body.as_deref(), retry_after.as_deref()),
+            Wire::Anthropic => anthropic::error_response(*status, body.as_deref(), retry_after.as_deref()),
+            Wire::Gemini => gemini::error_response(*status, body.as_deref(), retry_after.as_deref()),
+            Wire::Bedrock => bedrock::error_response(*status, body.as_deref(), retry_after.as_deref()),
+            Wire::Cohere => cohere::error_response(*status, body.as_deref(), retry_after.as_deref()),
+        });
+    }
+    Ok(match wire {
+        Wire::OpenAi => openai::respond(&rec, fault, state),
+        Wire::Anthropic => anthropic::respond(&rec, fault, state),
+        Wire::Gemini => gemini::respond(&rec, fault, state),
+        Wire::Bedrock => bedrock::respond(&rec, fault, state),
+        Wire::Cohere => cohere::respond(&rec, fault, state),
+    })
 }
+
+/// Which provider's wire format a request path belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wire {
+    OpenAi,
+    Anthropic,
+    Gemini,
+    Bedrock,
+    Cohere,
+}
+
+impl Wire {
+    pub fn of(path: &str) -> Wire {
+        if path.starts_with("/v1/messages") || path.contains("/publishers/anthropic/") {
+            Wire::Anthropic
+        } else if path.contains(":generateContent")
+            || path.contains(":streamGenerateContent")
+            || path.contains(":embedContent")
+            || path.contains(":batchEmbedContents")
+            || path == "/token"
+        {
+            Wire::Gemini
+        } else if path.starts_with("/model/") {
+            Wire::Bedrock
+        } else if path.starts_with("/v2/") {
+            Wire::Cohere
+        } else {
+            Wire::OpenAi
+        }
+    }
+}
+pub use bedrock::{AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY};

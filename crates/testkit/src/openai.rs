@@ -1,16 +1,11 @@
 //! OpenAI wire format: chat completions (JSON and SSE), embeddings, models.
 
-use std::time::Duration;
-
 use bytes::Bytes;
-use futures_util::stream;
 use http::{Response, StatusCode, header};
-use http_body_util::{BodyExt, Full, StreamBody};
-use hyper::body::Frame;
+use http_body_util::{BodyExt, Full};
 use serde_json::{Value, json};
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 use crate::{Body, Fault, Recorded, State};
 
@@ -72,13 +67,20 @@ pub(crate) fn respond(req: &Recorded, fault: Option<Fault>, state: Arc<State>) -
         .and_then(|m| m.get("content"))
         .map(|c| c.as_str().map_or_else(|| c.to_string(), str::to_string))
         .unwrap_or_default();
-    let tool = v.pointer("/tools/0/function/name").and_then(Value::as_str).map(str::to_string);
+    // A tool is called until the conversation carries a tool result, so a
+    // client's tool loop ends with an answer.
+    let last_is_tool = v
+        .get("messages")
+        .and_then(Value::as_array)
+        .and_then(|m| m.last())
+        .is_some_and(|m| m.get("role").and_then(Value::as_str) == Some("tool"));
+    let tool =
+        v.pointer("/tools/0/function/name").filter(|_| !last_is_tool).and_then(Value::as_str).map(str::to_string);
     let text = format!("upstream says: {last}");
     let usage = json!({ "prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18 });
     if v.get("stream").and_then(Value::as_bool) == Some(true) {
         let include_usage = v.pointer("/stream_options/include_usage").and_then(Value::as_bool) == Some(true);
-        let delay = *state.chunk_delay.lock().expect("lock");
-        return sse(&model, &text, tool.as_deref(), include_usage.then_some(usage), fault, delay, state);
+        return sse(&model, &text, tool.as_deref(), include_usage.then_some(usage), fault, state);
     }
     let message = match &tool {
         Some(name) => json!({ "role": "assistant", "content": null, "tool_calls": [
@@ -116,27 +118,12 @@ fn embeddings(v: &Value) -> Response<Body> {
     )
 }
 
-/// Counts a stream as aborted if its body is dropped before the end.
-struct Watch {
-    state: Arc<State>,
-    done: bool,
-}
-
-impl Drop for Watch {
-    fn drop(&mut self) {
-        if !self.done {
-            self.state.aborted_streams.fetch_add(1, Ordering::SeqCst);
-        }
-    }
-}
-
 fn sse(
     model: &str,
     text: &str,
     tool: Option<&str>,
     usage: Option<Value>,
     fault: Option<Fault>,
-    delay: Duration,
     state: Arc<State>,
 ) -> Response<Body> {
     let chunk = |delta: Value, finish: Value| {
@@ -172,14 +159,6 @@ fn sse(
     }
     events.push("data: [DONE]\n\n".to_string());
 
-    let (cut, abort, stall) = match fault {
-        Some(Fault::CutStream { after_events, abort }) => (Some(after_events), abort, None),
-        Some(Fault::StallStream { after_events, pause }) => (None, false, Some((after_events, pause))),
-        _ => (None, false, None),
-    };
-    if let Some(n) = cut {
-        events.truncate(n);
-    }
     if let Some(Fault::StreamError { after_events, status }) = &fault {
         events.truncate(*after_events);
         events.push(format!(
@@ -187,38 +166,5 @@ fn sse(
             json!({ "error": { "message": format!("mock upstream in-stream error {status}"), "type": "mock_error", "code": status.to_string() } })
         ));
     }
-    let items: Vec<(usize, String)> = events.into_iter().enumerate().collect();
-    let watch = Watch { state, done: false };
-    let body = stream::unfold((items.into_iter(), false, watch), move |(mut it, ended, mut watch)| async move {
-        if ended {
-            return None;
-        }
-        let next = it.next();
-        if next.is_none() && !abort {
-            watch.done = true;
-        }
-        match next {
-            Some((i, e)) => {
-                if i > 0 && !delay.is_zero() {
-                    tokio::time::sleep(delay).await;
-                }
-                if let Some((n, pause)) = stall
-                    && i == n
-                {
-                    tokio::time::sleep(pause).await;
-                }
-                Some((Ok(Frame::data(Bytes::from(e))), (it, false, watch)))
-            }
-            None if abort => {
-                watch.done = true; // the mock broke it on purpose; not a reader going away
-                // Let what was sent reach the wire first, so the break is mid-stream.
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                Some((Err(std::io::Error::other("mock upstream aborted the stream")), (it, true, watch)))
-            }
-            None => None,
-        }
-    });
-    let mut r = Response::new(StreamBody::new(body).boxed());
-    r.headers_mut().insert(header::CONTENT_TYPE, "text/event-stream".parse().expect("static"));
-    r
+    crate::wire::paced(events.into_iter().map(Bytes::from).collect(), &fault, state, "text/event-stream")
 }

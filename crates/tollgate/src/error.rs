@@ -62,6 +62,9 @@ pub enum UpstreamError {
     Connect { provider: String, message: String },
     #[error("provider `{provider}` failed mid-response: {message}")]
     Broken { provider: String, message: String },
+    /// The request cannot be expressed in the provider's wire format; it was not sent.
+    #[error("provider `{provider}` cannot take this request: {message}")]
+    Untranslatable { provider: String, message: String },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -93,6 +96,7 @@ impl UpstreamError {
         match self {
             UpstreamError::Status { status, .. } => matches!(status, 408 | 409 | 429 | 500..=599),
             UpstreamError::Timeout { .. } | UpstreamError::Connect { .. } | UpstreamError::Broken { .. } => true,
+            UpstreamError::Untranslatable { .. } => false,
         }
     }
 
@@ -108,7 +112,8 @@ impl UpstreamError {
             UpstreamError::Status { provider, .. }
             | UpstreamError::Timeout { provider, .. }
             | UpstreamError::Connect { provider, .. }
-            | UpstreamError::Broken { provider, .. } => provider,
+            | UpstreamError::Broken { provider, .. }
+            | UpstreamError::Untranslatable { provider, .. } => provider,
         }
     }
 }
@@ -177,6 +182,9 @@ fn upstream_parts(u: &UpstreamError) -> (StatusCode, &'static str, Option<&'stat
         UpstreamError::Timeout { .. } => (StatusCode::GATEWAY_TIMEOUT, "api_error", Some("upstream_timeout"), None),
         UpstreamError::Connect { .. } => (StatusCode::BAD_GATEWAY, "api_error", Some("upstream_unreachable"), None),
         UpstreamError::Broken { .. } => (StatusCode::BAD_GATEWAY, "api_error", Some("upstream_broken"), None),
+        UpstreamError::Untranslatable { .. } => {
+            (StatusCode::BAD_REQUEST, "invalid_request_error", Some("unsupported_by_provider"), None)
+        }
     }
 }
 
@@ -196,47 +204,58 @@ fn upstream_status(status: u16) -> (StatusCode, &'static str) {
 
 impl IntoResponse for GatewayError {
     fn into_response(self) -> Response {
-        let (status, kind, code, param) = self.parts();
-        let mut message = self.to_string();
-        if let Some(UpstreamError::Status { status: 401 | 403, .. }) = self.upstream() {
-            message.push_str(" (the provider rejected the gateway's own credential; check the provider's api_key)");
-        }
-        let body = error_body(&message, kind, code, param);
-        let mut resp = Response::new(Body::from(body));
-        *resp.status_mut() = status;
-        resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        if let Some(UpstreamError::Status { retry_after: Some(v), .. }) = self.upstream() {
-            resp.headers_mut().insert(header::RETRY_AFTER, v.clone());
-        }
-        match &self {
-            GatewayError::RateLimited(r) => {
-                if let Some(d) = r.retry_after {
-                    let secs = d.as_millis().div_ceil(1000).max(1) as u64;
-                    resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
-                }
-                if let Ok(v) = HeaderValue::from_str(&r.rule) {
-                    resp.headers_mut().insert("x-tollgate-limit", v);
-                }
-            }
-            GatewayError::BudgetExceeded(b) => {
-                // Retrying at once cannot help; SDKs that honour this header will not.
-                resp.headers_mut().insert("x-should-retry", HeaderValue::from_static("false"));
-                if let Some(at) = b.resets_at.filter(|_| b.can_fit()) {
-                    let now =
-                        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
-                    resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(at.saturating_sub(now).max(1)));
-                }
-                if let Ok(v) = HeaderValue::from_str(&b.rule) {
-                    resp.headers_mut().insert("x-tollgate-budget", v);
-                }
-            }
-            _ => {}
-        }
-        if matches!(self, GatewayError::Auth(AuthError::Missing | AuthError::Invalid | AuthError::InvalidToken(_))) {
-            resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-        }
-        resp
+        render(self, crate::providers::Dialect::OpenAi)
     }
+}
+
+/// The error response in the client's dialect: OpenAI's error object, or
+/// Anthropic's `{"type":"error","error":{…}}` on `/v1/messages`.
+pub fn render(e: GatewayError, dialect: crate::providers::Dialect) -> Response {
+    let this = e;
+    let (status, kind, code, param) = this.parts();
+    let mut message = this.to_string();
+    if let Some(UpstreamError::Status { status: 401 | 403, .. }) = this.upstream() {
+        message.push_str(" (the provider rejected the gateway's own credential; check the provider's api_key)");
+    }
+    let body = match dialect {
+        crate::providers::Dialect::OpenAi => error_body(&message, kind, code, param),
+        crate::providers::Dialect::Anthropic => {
+            crate::translate::messages::error_body(status.as_u16(), &message).to_string().into_bytes()
+        }
+    };
+    let mut resp = Response::new(Body::from(body));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    if let Some(UpstreamError::Status { retry_after: Some(v), .. }) = this.upstream() {
+        resp.headers_mut().insert(header::RETRY_AFTER, v.clone());
+    }
+    match &this {
+        GatewayError::RateLimited(r) => {
+            if let Some(d) = r.retry_after {
+                let secs = d.as_millis().div_ceil(1000).max(1) as u64;
+                resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
+            }
+            if let Ok(v) = HeaderValue::from_str(&r.rule) {
+                resp.headers_mut().insert("x-tollgate-limit", v);
+            }
+        }
+        GatewayError::BudgetExceeded(b) => {
+            // Retrying at once cannot help; SDKs that honour this header will not.
+            resp.headers_mut().insert("x-should-retry", HeaderValue::from_static("false"));
+            if let Some(at) = b.resets_at.filter(|_| b.can_fit()) {
+                let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+                resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(at.saturating_sub(now).max(1)));
+            }
+            if let Ok(v) = HeaderValue::from_str(&b.rule) {
+                resp.headers_mut().insert("x-tollgate-budget", v);
+            }
+        }
+        _ => {}
+    }
+    if matches!(this, GatewayError::Auth(AuthError::Missing | AuthError::Invalid | AuthError::InvalidToken(_))) {
+        resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    }
+    resp
 }
 
 #[cfg(test)]

@@ -40,4 +40,5 @@ pub mod routing;
 pub mod server;
 pub mod store;
 pub mod traces;
+pub mod translate;
 pub mod wire;

@@ -301,6 +301,33 @@ pub struct ProviderSection {
     /// `bedrock`: AWS secret access key.
     #[serde(default)]
     pub secret_access_key: Option<String>,
+    /// `bedrock`: AWS session token, for temporary credentials.
+    #[serde(default)]
+    pub session_token: Option<String>,
+    /// `vertex`: Google Cloud project id (default: the service account's project).
+    #[serde(default)]
+    pub project: Option<String>,
+    /// `vertex`: path to a service-account JSON key file (default:
+    /// `GOOGLE_APPLICATION_CREDENTIALS`). Its private key signs the token
+    /// requests; tokens are refreshed in the background.
+    #[serde(default)]
+    pub credentials_file: Option<Loc<String>>,
+    /// `anthropic`: the `anthropic-version` header. Default `2023-06-01`.
+    #[serde(default)]
+    pub anthropic_version: Option<String>,
+    /// `anthropic`: `anthropic-beta` features to enable on every call
+    /// (a client's own `anthropic-beta` header on `/v1/messages` is added to these).
+    #[serde(default)]
+    pub anthropic_beta: Vec<String>,
+    /// `anthropic`, `bedrock`, `vertex`: max output tokens applied when a
+    /// request gives none and the provider requires one. Default 4096.
+    #[serde(default)]
+    pub default_max_tokens: Option<u64>,
+    /// What to do with a temperature above the provider's range (Anthropic,
+    /// Bedrock and Cohere accept 0–1, OpenAI 0–2): `clamp` (default) lowers
+    /// it to the maximum, `reject` refuses the request with a 400.
+    #[serde(default)]
+    pub temperature_policy: Option<TemperaturePolicySection>,
     /// Models served by this provider. Omitted = any model name is passed through.
     #[serde(default)]
     pub models: Vec<ModelSection>,
@@ -310,6 +337,13 @@ pub struct ProviderSection {
     /// `mock`: behaviour of the built-in mock provider.
     #[serde(default)]
     pub mock: Option<MockSection>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum TemperaturePolicySection {
+    Clamp,
+    Reject,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]

@@ -11,6 +11,7 @@ pub mod authenticate;
 pub mod authorize;
 pub mod budget;
 pub mod cache;
+pub mod front;
 pub mod guardrails;
 pub mod limits;
 pub mod metadata;
@@ -30,7 +31,7 @@ use http::HeaderMap;
 
 use crate::config::runtime::{ModelRef, Principal, Shared, Snapshot, Target};
 use crate::error::GatewayError;
-use crate::providers::Operation;
+use crate::providers::{Dialect, Native, Operation};
 use crate::routing::execute::Attempt;
 use crate::wire::openai::Usage;
 
@@ -38,6 +39,8 @@ use crate::wire::openai::Usage;
 pub struct RequestCtx {
     pub id: String,
     pub op: Operation,
+    /// The API shape the client speaks: errors and answers go back in it.
+    pub front: Dialect,
     pub started: Instant,
     /// The config this request runs under from start to finish.
     pub snapshot: Arc<Snapshot>,
@@ -78,6 +81,7 @@ impl RequestCtx {
         RequestCtx {
             id,
             op,
+            front: Dialect::OpenAi,
             started: Instant::now(),
             snapshot,
             shared,
@@ -114,7 +118,21 @@ pub async fn run(ctx: &mut RequestCtx, headers: &HeaderMap, body: Body) -> Resul
     if let Some(max) = ctx.snapshot.log_bodies {
         ctx.bodies.0 = Some(cut(&bytes, max));
     }
-    let req = receive::parse(ctx.op, &bytes)?;
+    // On `/v1/messages` the stages read a hub translation; the original
+    // goes along for Anthropic providers.
+    let hub_bytes: bytes::Bytes;
+    let mut native = None;
+    let req = match ctx.front {
+        Dialect::OpenAi => receive::parse(ctx.op, &bytes)?,
+        Dialect::Anthropic => {
+            let (hub, hub_problem) = front::prepare(&bytes)?;
+            hub_bytes = hub;
+            let raw = crate::wire::json::RawObject::parse(&bytes)
+                .map_err(|e| crate::error::RequestError::InvalidJson(e.to_string()))?;
+            native = Some(Native { raw, beta: front::beta(headers), hub_problem });
+            receive::parse(ctx.op, &hub_bytes)?
+        }
+    };
     ctx.requested_model = req.model.to_string();
     ctx.stream = req.stream;
 
@@ -156,18 +174,23 @@ pub async fn run(ctx: &mut RequestCtx, headers: &HeaderMap, body: Body) -> Resul
         .flatten()
         .and_then(|v| v.get("include_usage").and_then(serde_json::Value::as_bool))
         .unwrap_or(false);
-    let want_usage = req.stream && !ctx.holds.is_empty() && !client_wants_usage;
-    let reply = upstream::call(ctx, &req, want_usage).await?;
+    // Asked for every stream, not only budgeted ones: the request log and
+    // the metrics need real usage too.
+    let want_usage = req.stream && !client_wants_usage;
+    let reply = upstream::call(ctx, &req, native.as_ref(), want_usage).await?;
 
     // 11. output guardrails, 12. settle — on the reply before it leaves.
     let reply = guardrails::output(ctx, reply).await?;
-    let reply = settle::run(ctx, reply, want_usage, estimate.prompt);
+    let reply = settle::run(ctx, reply, want_usage, &bytes);
     if let (Some(max), crate::providers::UpstreamReply::Complete { body, .. }) = (ctx.snapshot.log_bodies, &reply) {
         ctx.bodies.1 = Some(cut(body, max));
     }
 
     // 13. record — headers are added by `record::finish` for every outcome.
-    Ok(upstream::into_response(reply))
+    Ok(match ctx.front {
+        Dialect::OpenAi => upstream::into_response(reply),
+        Dialect::Anthropic => front::respond(reply, &ctx.requested_model, estimate.prompt),
+    })
 }
 
 /// Entry point used by the HTTP handlers: runs the pipeline and records the
@@ -175,12 +198,14 @@ pub async fn run(ctx: &mut RequestCtx, headers: &HeaderMap, body: Body) -> Resul
 pub async fn handle(
     id: String,
     op: Operation,
+    front: Dialect,
     snapshot: Arc<Snapshot>,
     shared: Arc<Shared>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
     let mut ctx = RequestCtx::new(id, op, snapshot, shared);
+    ctx.front = front;
     ctx.trace = crate::traces::context(&headers);
     let result = run(&mut ctx, &headers, body).await;
     record::finish(&ctx, result)

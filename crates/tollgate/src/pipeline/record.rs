@@ -5,7 +5,7 @@
 
 use std::fmt::Write;
 
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use http::HeaderValue;
 
 use super::RequestCtx;
@@ -67,7 +67,7 @@ pub fn finish(ctx: &RequestCtx, result: Result<Response, GatewayError>) -> Respo
             if e.upstream().is_some() {
                 tracing::warn!(request_id = %ctx.id, error = %e, "upstream call failed");
             }
-            (e.into_response(), Some(label))
+            (crate::error::render(e, ctx.front), Some(label))
         }
     };
     let total = ctx.started.elapsed();

@@ -16,7 +16,8 @@ use super::RequestCtx;
 use crate::budgets::BudgetHold;
 use crate::limits::RateHold;
 use crate::pricing::Price;
-use crate::providers::UpstreamReply;
+use crate::providers::{Dialect, UpstreamReply};
+use crate::translate::hub::Tokens;
 use crate::wire::openai::Usage;
 
 /// The log entry of a stream, handed from stage 13 to the stream's end.
@@ -62,18 +63,22 @@ pub fn count(metrics: &crate::metrics::Metrics, model: &str, provider: &str, usa
     }
 }
 
-pub fn run(ctx: &mut RequestCtx, reply: UpstreamReply, strip_usage: bool, prompt_estimate: u64) -> UpstreamReply {
+/// `request` is the client's body: tokenized for an estimate only when the
+/// provider reports no usage.
+pub fn run(ctx: &mut RequestCtx, reply: UpstreamReply, strip_usage: bool, request: &Bytes) -> UpstreamReply {
     let price = ctx.target.as_ref().and_then(|t| t.price);
     let (model, provider) = super::record::labels(ctx);
     match reply {
-        UpstreamReply::Complete { body, usage } => {
+        UpstreamReply::Complete { body, usage, dialect } => {
             if usage.is_none() {
-                // No usage from the provider: an estimate (marked as such), never zero.
-                let completion = content_chars(&body).div_ceil(4);
+                // No usage from the provider: an estimate with the tokenizer
+                // (marked as such), never zero.
+                let prompt = crate::translate::tokens::prompt(request);
+                let completion = crate::translate::tokens::completion(&body);
                 ctx.usage = Some(Usage {
-                    prompt_tokens: prompt_estimate,
+                    prompt_tokens: prompt,
                     completion_tokens: completion,
-                    total_tokens: prompt_estimate + completion,
+                    total_tokens: prompt + completion,
                     ..Default::default()
                 });
                 ctx.usage_estimated = true;
@@ -85,9 +90,9 @@ pub fn run(ctx: &mut RequestCtx, reply: UpstreamReply, strip_usage: bool, prompt
                 let used = ctx.usage.clone();
                 ctx.holds.settle(used.as_ref(), price);
             }
-            UpstreamReply::Complete { body, usage }
+            UpstreamReply::Complete { body, usage, dialect }
         }
-        UpstreamReply::Stream(body) => {
+        UpstreamReply::Stream(body, dialect) => {
             let slot = LogSlot::default();
             ctx.log_slot = Some(slot.clone());
             let metered = Metered {
@@ -100,12 +105,13 @@ pub fn run(ctx: &mut RequestCtx, reply: UpstreamReply, strip_usage: bool, prompt
                 labels: (model, provider),
                 price,
                 usage: None,
-                delivered_chars: 0,
-                prompt_estimate,
+                anthropic: (dialect == Dialect::Anthropic).then(Tokens::default),
+                delivered: Vec::new(),
+                request: request.clone(),
                 strip_usage,
                 done: false,
             };
-            UpstreamReply::Stream(Body::new(metered))
+            UpstreamReply::Stream(Body::new(metered), dialect)
         }
     }
 }
@@ -123,8 +129,12 @@ struct Metered {
     labels: (String, String),
     price: Option<Price>,
     usage: Option<Usage>,
-    delivered_chars: u64,
-    prompt_estimate: u64,
+    /// For a stream in Anthropic's shape: its usage as the events report it.
+    anthropic: Option<Tokens>,
+    /// The text delivered so far (bounded), tokenized if no usage arrives.
+    delivered: Vec<u8>,
+    /// The client's request body, tokenized if no usage arrives.
+    request: Bytes,
     /// The usage chunk was asked for by the gateway, not the client: keep it from the client.
     strip_usage: bool,
     done: bool,
@@ -136,11 +146,15 @@ impl Metered {
             return;
         }
         let estimated = self.usage.is_none();
-        let usage = self.usage.take().unwrap_or_else(|| Usage {
-            prompt_tokens: self.prompt_estimate,
-            completion_tokens: self.delivered_chars.div_ceil(4),
-            total_tokens: self.prompt_estimate + self.delivered_chars.div_ceil(4),
-            ..Default::default()
+        let usage = self.usage.take().unwrap_or_else(|| {
+            let prompt = crate::translate::tokens::prompt(&self.request);
+            let completion = crate::translate::tokens::count(&String::from_utf8_lossy(&self.delivered));
+            Usage {
+                prompt_tokens: prompt,
+                completion_tokens: completion,
+                total_tokens: prompt + completion,
+                ..Default::default()
+            }
         });
         count(&self.metrics, &self.labels.0, &self.labels.1, &usage, self.price);
         self.holds.settle(Some(&usage), self.price);
@@ -162,7 +176,13 @@ impl Metered {
         for event in split_events(&data) {
             let payload = event_data(event);
             if let Some(p) = payload {
-                self.delivered_chars += content_chars(p);
+                collect_text(p, self.anthropic.is_some(), &mut self.delivered);
+                if let Some(acc) = &mut self.anthropic {
+                    if find(p, b"\"usage\"") && crate::translate::anthropic::stream_usage(p, acc) {
+                        self.usage = Some(Usage::from(*acc));
+                    }
+                    continue;
+                }
                 if find(p, b"\"usage\"")
                     && let Some(u) = crate::wire::openai::peek_usage(p)
                 {
@@ -247,37 +267,49 @@ fn find(hay: &[u8], needle: &[u8]) -> bool {
     hay.windows(needle.len()).any(|w| w == needle)
 }
 
-/// Characters of `"content": "…"` strings in a chunk (escapes counted as
-/// one; any whitespace around the colon).
-fn content_chars(p: &[u8]) -> u64 {
-    const KEY: &[u8] = b"\"content\"";
-    let mut n = 0u64;
-    let mut i = 0;
-    while let Some(pos) = p[i..].windows(KEY.len()).position(|w| w == KEY) {
-        let mut j = i + pos + KEY.len();
-        while j < p.len() && p[j].is_ascii_whitespace() {
+/// Cap on the delivered text kept for a token estimate.
+const MAX_DELIVERED: usize = 1 << 20;
+
+/// Appends the raw contents of the text-bearing strings in a chunk
+/// (`"content"` in the hub shape; `"text"`, `"thinking"` and
+/// `"partial_json"` in Anthropic's), any whitespace around the colon.
+fn collect_text(p: &[u8], anthropic: bool, out: &mut Vec<u8>) {
+    let keys: &[&[u8]] = if anthropic {
+        &[b"\"text\"", b"\"thinking\"", b"\"partial_json\""]
+    } else {
+        &[b"\"content\"", b"\"arguments\""]
+    };
+    for key in keys {
+        let mut i = 0;
+        while let Some(pos) = p[i..].windows(key.len()).position(|w| w == *key) {
+            let mut j = i + pos + key.len();
+            while j < p.len() && p[j].is_ascii_whitespace() {
+                j += 1;
+            }
+            if p.get(j) != Some(&b':') {
+                i = j;
+                continue;
+            }
             j += 1;
-        }
-        if p.get(j) != Some(&b':') {
-            i = j;
-            continue;
-        }
-        j += 1;
-        while j < p.len() && p[j].is_ascii_whitespace() {
+            while j < p.len() && p[j].is_ascii_whitespace() {
+                j += 1;
+            }
+            if p.get(j) != Some(&b'"') {
+                i = j;
+                continue;
+            }
             j += 1;
+            let start = j;
+            while j < p.len() && p[j] != b'"' {
+                j += if p[j] == b'\\' { 2 } else { 1 };
+            }
+            let end = j.min(p.len());
+            if out.len() + (end - start) <= MAX_DELIVERED {
+                out.extend_from_slice(&p[start..end]);
+            }
+            i = end;
         }
-        if p.get(j) != Some(&b'"') {
-            i = j;
-            continue;
-        }
-        j += 1;
-        while j < p.len() && p[j] != b'"' {
-            j += if p[j] == b'\\' { 2 } else { 1 };
-            n += 1;
-        }
-        i = j.min(p.len());
     }
-    n
 }
 
 #[cfg(test)]
@@ -285,10 +317,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn content_is_counted_and_events_split() {
-        assert_eq!(content_chars(br#"{"delta":{"content":"hello \"x\""}}"#), 9);
-        assert_eq!(content_chars(br#"{"message": {"content" : "four", "x": "content"}}"#), 4);
-        assert_eq!(content_chars(br#"{"content": null}"#), 0);
+    fn content_is_collected_and_events_split() {
+        let text = |p: &[u8], a| {
+            let mut out = Vec::new();
+            collect_text(p, a, &mut out);
+            String::from_utf8(out).unwrap()
+        };
+        assert_eq!(text(br#"{"delta":{"content":"hello \"x\""}}"#, false), r#"hello \"x\""#);
+        assert_eq!(text(br#"{"message": {"content" : "four", "x": "content"}}"#, false), "four");
+        assert_eq!(text(br#"{"content": null}"#, false), "");
+        assert_eq!(text(br#"{"delta":{"type":"text_delta","text":"hi"}}"#, true), "hi");
         let data = b"data: a\n\ndata: b\n\n";
         assert_eq!(split_events(data).count(), 2);
     }

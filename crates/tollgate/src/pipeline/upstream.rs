@@ -15,7 +15,12 @@ use crate::error::{GatewayError, RequestError};
 use crate::providers::UpstreamReply;
 use crate::routing::execute::{Attempt, Exec, Outcome, call_physical, run_virtual};
 
-pub async fn call(ctx: &mut RequestCtx, req: &Parsed<'_>, want_usage: bool) -> Result<UpstreamReply, GatewayError> {
+pub async fn call(
+    ctx: &mut RequestCtx,
+    req: &Parsed<'_>,
+    native: Option<&crate::providers::Native<'_>>,
+    want_usage: bool,
+) -> Result<UpstreamReply, GatewayError> {
     let model = ctx.model.clone().ok_or_else(|| RequestError::UnknownModel(ctx.requested_model.clone()))?;
     let mut x = Exec {
         op: ctx.op,
@@ -23,6 +28,7 @@ pub async fn call(ctx: &mut RequestCtx, req: &Parsed<'_>, want_usage: bool) -> R
         principal: ctx.principal.as_deref(),
         metadata: &ctx.metadata,
         request: &req.obj,
+        native,
         stream: req.stream,
         want_usage,
         max_response_size: ctx.snapshot.server.max_response_size,
@@ -72,7 +78,7 @@ pub fn into_response(reply: UpstreamReply) -> Response {
             r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
             r
         }
-        UpstreamReply::Stream(body) => {
+        UpstreamReply::Stream(body, _) => {
             let mut r = Response::new(body);
             let h = r.headers_mut();
             h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));

@@ -101,7 +101,7 @@ mod tests {
         let p = builtin("gpt-4o-mini").unwrap();
         let u = Usage {
             prompt_tokens: 2_000_000,
-            prompt_tokens_details: Some(PromptDetails { cached_tokens: 1_000_000 }),
+            prompt_tokens_details: Some(PromptDetails { cached_tokens: 1_000_000, ..Default::default() }),
             ..Default::default()
         };
         assert_eq!(p.cost(&u), p.input + p.cached_read);

@@ -20,7 +20,7 @@ use bytes::Bytes;
 use http::HeaderValue;
 use serde_json::{Value, json};
 
-use super::{Call, Operation, UpstreamReply};
+use super::{Call, Dialect, Operation, UpstreamReply};
 use crate::config::file::{MockFailureSection, ProviderSection};
 use crate::config::validate::Diags;
 use crate::error::UpstreamError;
@@ -169,7 +169,7 @@ impl MockProvider {
                 include_usage.then_some(&usage),
                 cut,
             );
-            return UpstreamReply::Stream(paced_body(events, self.chunk_delay));
+            return UpstreamReply::Stream(paced_body(events, self.chunk_delay), Dialect::OpenAi);
         }
         let message = if calls.is_empty() {
             json!({ "role": "assistant", "content": text, "refusal": null })
@@ -183,7 +183,7 @@ impl MockProvider {
             "choices": (0..choices).map(|i| json!({ "index": i, "message": message, "logprobs": null, "finish_reason": finish })).collect::<Vec<_>>(),
             "usage": usage, "system_fingerprint": "tollgate-mock"
         });
-        UpstreamReply::Complete { body: Bytes::from(body.to_string()), usage: Some(usage) }
+        UpstreamReply::Complete { body: Bytes::from(body.to_string()), usage: Some(usage), dialect: Dialect::OpenAi }
     }
 
     fn embeddings(&self, call: Call<'_>) -> Result<UpstreamReply, UpstreamError> {
@@ -213,7 +213,11 @@ impl MockProvider {
         let prompt = self.prompt_tokens.map_or(texts.iter().map(|t| estimate_tokens(t)).sum::<u64>().max(1), u64::from);
         let usage = Usage { prompt_tokens: prompt, total_tokens: prompt, ..Default::default() };
         let body = json!({ "object": "list", "data": data, "model": call.upstream_model, "usage": { "prompt_tokens": prompt, "total_tokens": prompt } });
-        Ok(UpstreamReply::Complete { body: Bytes::from(body.to_string()), usage: Some(usage) })
+        Ok(UpstreamReply::Complete {
+            body: Bytes::from(body.to_string()),
+            usage: Some(usage),
+            dialect: Dialect::OpenAi,
+        })
     }
 }
 

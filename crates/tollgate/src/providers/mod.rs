@@ -4,10 +4,16 @@
 //! snapshot; the connection pools it uses (`http::Upstreams`) live outside,
 //! so a reload never drops warm connections.
 
+pub mod anthropic;
+pub mod bedrock;
+pub mod cohere;
+pub mod exchange;
+pub mod gemini;
 pub mod http;
 pub mod mock;
 pub mod openai;
 pub mod stream;
+pub mod vertex;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -51,7 +57,33 @@ pub struct Provider {
 #[derive(Debug)]
 pub enum ProviderKind {
     OpenAi(openai::OpenAiCompat),
+    Anthropic(anthropic::Anthropic),
+    Gemini(gemini::Gemini),
+    Vertex(vertex::Vertex),
+    Bedrock(bedrock::Bedrock),
+    Cohere(cohere::Cohere),
     Mock(mock::MockProvider),
+}
+
+/// The API shape a request came in and an answer goes out in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    /// OpenAI chat completions: the hub every provider translates to and from.
+    OpenAi,
+    /// Anthropic Messages, for `/v1/messages` answered by an Anthropic model.
+    Anthropic,
+}
+
+/// A `/v1/messages` request as the client sent it. Anthropic providers take
+/// it as it is (nothing lost in translation); every other provider takes
+/// the hub translation in `Call::request`.
+pub struct Native<'a> {
+    pub raw: RawObject<'a>,
+    /// The client's `anthropic-beta` header.
+    pub beta: Option<String>,
+    /// Why the hub translation is incomplete (e.g. an Anthropic server
+    /// tool): a provider that needs it refuses the request with this.
+    pub hub_problem: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -73,12 +105,13 @@ impl Timeouts {
     }
 }
 
-/// What an upstream call hands back to the pipeline.
+/// What an upstream call hands back to the pipeline: in the hub (OpenAI)
+/// dialect, or in Anthropic's when an Anthropic provider took a native request.
 pub enum UpstreamReply {
-    /// A complete JSON body, passed to the client as it came.
-    Complete { body: Bytes, usage: Option<Usage> },
-    /// An SSE body relayed chunk by chunk.
-    Stream(axum::body::Body),
+    /// A complete JSON body.
+    Complete { body: Bytes, usage: Option<Usage>, dialect: Dialect },
+    /// An SSE body relayed event by event.
+    Stream(axum::body::Body, Dialect),
 }
 
 /// Everything one upstream call needs, borrowed from the request context.
@@ -94,6 +127,61 @@ pub struct Call<'a> {
     pub overrides: &'a [(String, String)],
     /// The routing target's time limits, replacing the provider's.
     pub timeouts: Option<Timeouts>,
+    /// The client's own request when it came on `/v1/messages`.
+    pub native: Option<&'a Native<'a>>,
+}
+
+impl Call<'_> {
+    /// The hub request as a tree, with the upstream model and the target's
+    /// overrides applied — the input of every translating provider.
+    pub fn hub(&self, provider: &str) -> Result<serde_json::Value, UpstreamError> {
+        if let Some(problem) = self.native.and_then(|n| n.hub_problem.as_ref()) {
+            return Err(UpstreamError::Untranslatable { provider: provider.into(), message: problem.clone() });
+        }
+        let mut map = serde_json::Map::new();
+        for k in self.request.keys() {
+            if let Some(raw) = self.request.get(k) {
+                let v = serde_json::from_str(raw.get()).unwrap_or(serde_json::Value::Null);
+                map.insert(k.to_string(), v);
+            }
+        }
+        map.insert("model".into(), serde_json::Value::String(self.upstream_model.to_string()));
+        for (k, raw) in self.overrides {
+            if let Ok(v) = serde_json::from_str(raw) {
+                map.insert(k.clone(), v);
+            }
+        }
+        Ok(serde_json::Value::Object(map))
+    }
+
+    /// Whether the hub stream should end with a usage chunk.
+    pub fn hub_wants_usage(&self) -> bool {
+        self.want_usage
+            || self
+                .request
+                .field::<serde_json::Value>("stream_options")
+                .ok()
+                .flatten()
+                .and_then(|v| v.get("include_usage").and_then(serde_json::Value::as_bool))
+                .unwrap_or(false)
+    }
+}
+
+/// A translation refusal as the upstream error routing and the client see.
+pub fn untranslatable(provider: &str, e: crate::translate::Untranslatable) -> UpstreamError {
+    UpstreamError::Untranslatable { provider: provider.into(), message: e.0 }
+}
+
+/// The translation settings a provider section sets.
+pub fn settings(sec: &ProviderSection) -> crate::translate::Settings {
+    use crate::config::file::TemperaturePolicySection as T;
+    crate::translate::Settings {
+        default_max_tokens: sec.default_max_tokens.unwrap_or(4096),
+        temperature: match sec.temperature_policy {
+            Some(T::Reject) => crate::translate::TemperaturePolicy::Reject,
+            _ => crate::translate::TemperaturePolicy::Clamp,
+        },
+    }
 }
 
 impl Provider {
@@ -104,12 +192,15 @@ impl Provider {
             t if openai::is_openai_family(t) => {
                 ProviderKind::OpenAi(openai::OpenAiCompat::build(sec, ups, &timeouts, diags)?)
             }
+            ProviderType::Anthropic => {
+                ProviderKind::Anthropic(anthropic::Anthropic::build(sec, ups, &timeouts, diags)?)
+            }
+            ProviderType::Gemini => ProviderKind::Gemini(gemini::Gemini::build(sec, ups, &timeouts, diags)?),
+            ProviderType::Vertex => ProviderKind::Vertex(vertex::Vertex::build(sec, ups, &timeouts, diags)?),
+            ProviderType::Bedrock => ProviderKind::Bedrock(bedrock::Bedrock::build(sec, ups, &timeouts, diags)?),
+            ProviderType::Cohere => ProviderKind::Cohere(cohere::Cohere::build(sec, ups, &timeouts, diags)?),
             other => {
-                diags.at(
-                    &sec.kind,
-                    format!("provider type `{}` is not available in this build yet", type_name(other)),
-                    "use `openai`, an OpenAI-compatible preset, `openai_compatible` with a base_url, or `mock`",
-                );
+                diags.at(&sec.kind, format!("unknown provider type `{}`", type_name(other)), "see docs/providers.md");
                 return None;
             }
         };
@@ -122,17 +213,33 @@ impl Provider {
     pub fn type_label(&self) -> &'static str {
         match &self.kind {
             ProviderKind::OpenAi(o) => o.type_label,
+            ProviderKind::Anthropic(_) => "anthropic",
+            ProviderKind::Gemini(_) => "gemini",
+            ProviderKind::Vertex(_) => "vertex",
+            ProviderKind::Bedrock(_) => "bedrock",
+            ProviderKind::Cohere(_) => "cohere",
             ProviderKind::Mock(_) => "mock",
         }
     }
 
     pub async fn call(&self, call: Call<'_>) -> Result<UpstreamReply, UpstreamError> {
+        let t = call.timeouts.unwrap_or(self.timeouts);
         match &self.kind {
-            ProviderKind::OpenAi(p) => {
-                let t = call.timeouts.unwrap_or(self.timeouts);
-                p.call(&self.name, &t, call).await
+            ProviderKind::OpenAi(p) => p.call(&self.name, &t, call).await,
+            ProviderKind::Anthropic(p) => p.call(&self.name, &t, call).await,
+            ProviderKind::Gemini(p) => p.call(&self.name, &t, call).await,
+            ProviderKind::Vertex(p) => p.call(&self.name, &t, call).await,
+            ProviderKind::Bedrock(p) => p.call(&self.name, &t, call).await,
+            ProviderKind::Cohere(p) => p.call(&self.name, &t, call).await,
+            ProviderKind::Mock(p) => {
+                if let Some(problem) = call.native.and_then(|n| n.hub_problem.as_ref()) {
+                    return Err(UpstreamError::Untranslatable {
+                        provider: self.name.clone(),
+                        message: problem.clone(),
+                    });
+                }
+                p.call(&self.name, call).await
             }
-            ProviderKind::Mock(p) => p.call(&self.name, call).await,
         }
     }
 }

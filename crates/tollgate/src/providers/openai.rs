@@ -5,12 +5,12 @@
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Uri, header};
-use http_body_util::{BodyExt, Full, Limited};
-use hyper::body::Incoming;
+use http_body_util::Full;
 
+use super::exchange::{Exchange, is_event_stream};
 use super::http::{HttpClient, Upstreams};
-use super::stream::SseRelay;
-use super::{Call, Operation, Timeouts, UpstreamReply, type_name};
+use super::stream::Mode;
+use super::{Call, Dialect, Operation, Timeouts, UpstreamReply, type_name};
 use crate::config::file::{ProviderSection, ProviderType};
 use crate::config::validate::Diags;
 use crate::error::UpstreamError;
@@ -177,84 +177,20 @@ impl OpenAiCompat {
             h.extend(self.headers.iter().map(|(k, v)| (k.clone(), v.clone())));
         }
         let req = req.body(Full::new(Bytes::from(body))).map_err(|e| broken(e.to_string()))?;
-
-        let deadline = tokio::time::Instant::now() + t.total;
-        let first = t.first_token.min(t.total);
-        let first_by = tokio::time::Instant::now() + first;
-        let resp = match tokio::time::timeout(first, self.client.request(req)).await {
-            Err(_) => {
-                return Err(UpstreamError::Timeout { provider: provider.into(), phase: "first byte", after: first });
-            }
-            Ok(Err(e)) => return Err(classify(provider, &e)),
-            Ok(Ok(r)) => r,
-        };
-        let status = resp.status();
-        if !status.is_success() {
-            let retry_after = resp.headers().get(header::RETRY_AFTER).cloned();
-            let bytes = read_limited(resp.into_body(), 64 << 10, deadline).await.unwrap_or_default();
-            let message = peek_error_message(&bytes)
-                .unwrap_or_else(|| String::from_utf8_lossy(&bytes[..bytes.len().min(512)]).trim().to_string());
-            return Err(UpstreamError::Status {
-                provider: provider.into(),
-                status: status.as_u16(),
-                message,
-                retry_after,
-            });
+        let x = Exchange::new(provider, *t);
+        let resp = x.send(&self.client, req).await?;
+        if !resp.status().is_success() {
+            return Err(x.failure(resp, peek_error_message).await);
         }
-        let is_sse = resp
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.starts_with("text/event-stream"));
-        if call.stream && is_sse {
-            let mut relay = SseRelay::new(resp.into_body(), provider.into(), t.idle, (first_by, first), deadline);
-            // Wait for the first event before answering: until then a failure
-            // (an error event, a cut, silence) can still fall back to another target.
-            relay.first_event().await?;
-            return Ok(UpstreamReply::Stream(axum::body::Body::new(relay)));
+        if call.stream && is_event_stream(&resp, "text/event-stream") {
+            let body = x.relay(resp, Mode::Pass, Dialect::OpenAi).await?;
+            return Ok(UpstreamReply::Stream(body, Dialect::OpenAi));
         }
         if call.stream {
             return Err(broken("asked for a stream but the provider answered without one".into()));
         }
-        let body = read_limited(resp.into_body(), call.max_response_size, deadline).await.map_err(|e| match e {
-            ReadError::Timeout => UpstreamError::Timeout { provider: provider.into(), phase: "total", after: t.total },
-            ReadError::Other(m) => broken(m),
-        })?;
+        let body = x.body(resp, call.max_response_size).await?;
         let usage = peek_usage(&body);
-        Ok(UpstreamReply::Complete { body, usage })
-    }
-}
-
-enum ReadError {
-    Timeout,
-    Other(String),
-}
-
-async fn read_limited(body: Incoming, limit: usize, deadline: tokio::time::Instant) -> Result<Bytes, ReadError> {
-    match tokio::time::timeout_at(deadline, Limited::new(body, limit).collect()).await {
-        Err(_) => Err(ReadError::Timeout),
-        Ok(Err(e)) => Err(ReadError::Other(if e.is::<http_body_util::LengthLimitError>() {
-            format!("response larger than {limit} bytes")
-        } else {
-            format!("response body: {e}")
-        })),
-        Ok(Ok(c)) => Ok(c.to_bytes()),
-    }
-}
-
-/// Connection failures before any response are `Connect` (safe to fail over);
-/// anything after the request went out is `Broken`.
-fn classify(provider: &str, e: &hyper_util::client::legacy::Error) -> UpstreamError {
-    let mut msg = e.to_string();
-    let mut src = std::error::Error::source(e);
-    while let Some(s) = src {
-        msg.push_str(": ");
-        msg.push_str(&s.to_string());
-        src = s.source();
-    }
-    if e.is_connect() {
-        UpstreamError::Connect { provider: provider.into(), message: msg }
-    } else {
-        UpstreamError::Broken { provider: provider.into(), message: msg }
+        Ok(UpstreamReply::Complete { body, usage, dialect: Dialect::OpenAi })
     }
 }

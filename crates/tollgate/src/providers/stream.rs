@@ -8,9 +8,15 @@
 //! Before the response starts, `first_event` waits for the first whole
 //! event: an error event, a cut or silence at that point is returned as an
 //! error so routing can still retry or fall back. After it, an upstream
-//! that ends without `data: [DONE]`, breaks, goes silent for longer than
-//! the idle timeout or passes the total deadline ends the client stream
-//! with an OpenAI-shaped error event — never a clean end, never a splice.
+//! that ends without its terminator (`data: [DONE]`, Anthropic's
+//! `message_stop`, …), breaks, goes silent for longer than the idle timeout
+//! or passes the total deadline ends the client stream with an error event
+//! in the client's dialect — never a clean end, never a splice.
+//!
+//! An OpenAI-family stream is relayed as whole events, byte for byte. Any
+//! other provider's stream is decoded (SSE or the AWS event-stream) and
+//! each event handed to that provider's translator, which writes the hub
+//! (OpenAI chunk) events the client receives.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -23,13 +29,31 @@ use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 use tokio::time::{Instant, Sleep};
 
+use super::Dialect;
 use crate::error::UpstreamError;
+use crate::translate::{StreamFail, ToOpenAiStream, UpEvent};
+use crate::wire::eventstream::EventStreamDecoder;
 use crate::wire::openai::{error_event, peek_error_message};
-use crate::wire::sse::SseFramer;
+use crate::wire::sse::{SseFramer, sse_events};
+
+/// How upstream bytes become client events.
+pub enum Mode {
+    /// OpenAI SSE relayed as whole events; the end is `data: [DONE]`.
+    Pass,
+    /// SSE events, each translated.
+    Sse(Box<dyn ToOpenAiStream>),
+    /// AWS event-stream messages, each translated.
+    Aws(Box<dyn ToOpenAiStream>, Box<EventStreamDecoder>),
+}
 
 pub struct SseRelay {
     upstream: Incoming,
     framer: SseFramer,
+    mode: Mode,
+    /// The shape of the error event a failure after the first event becomes.
+    dialect: Dialect,
+    /// The upstream ended and the translator's closing events went out.
+    ended: bool,
     provider: Box<str>,
     idle: Duration,
     /// The first-token limit, for the error message.
@@ -44,7 +68,15 @@ pub struct SseRelay {
 enum Step {
     Data(Bytes),
     End,
-    Fail { message: String, code: &'static str },
+    Fail {
+        message: String,
+        code: &'static str,
+    },
+    /// The provider reported an error in the stream, standing for this status.
+    Status {
+        status: u16,
+        message: String,
+    },
 }
 
 impl SseRelay {
@@ -60,6 +92,9 @@ impl SseRelay {
         SseRelay {
             upstream,
             framer: SseFramer::default(),
+            mode: Mode::Pass,
+            dialect: Dialect::OpenAi,
+            ended: false,
             provider,
             idle,
             first_window,
@@ -70,6 +105,13 @@ impl SseRelay {
         }
     }
 
+    /// Decode and translate with `mode`; fail in `dialect`'s shape.
+    pub fn with_mode(mut self, mode: Mode, dialect: Dialect) -> SseRelay {
+        self.mode = mode;
+        self.dialect = dialect;
+        self
+    }
+
     /// Waits for the first whole event. An error event (e.g. a rate limit
     /// reported in-stream), a cut or a timeout before it is an error.
     pub async fn first_event(&mut self) -> Result<(), UpstreamError> {
@@ -77,7 +119,9 @@ impl SseRelay {
         let provider = self.provider.to_string();
         match step {
             Step::Data(bytes) => {
-                if let Some(err) = in_stream_error(&bytes, &provider) {
+                if matches!(self.mode, Mode::Pass)
+                    && let Some(err) = in_stream_error(&bytes, &provider)
+                {
                     return Err(err);
                 }
                 self.head = Some(bytes);
@@ -90,6 +134,44 @@ impl SseRelay {
                 Err(UpstreamError::Timeout { provider, phase: "first token", after: self.first_window })
             }
             Step::Fail { message, .. } => Err(UpstreamError::Broken { provider, message }),
+            Step::Status { status, message } => {
+                Err(UpstreamError::Status { provider, status, message, retry_after: None })
+            }
+        }
+    }
+
+    /// Hands whole upstream bytes to the decoder and translator.
+    fn translate(&mut self, data: Bytes) -> Result<Vec<u8>, StreamFail> {
+        let mut out = Vec::new();
+        match &mut self.mode {
+            Mode::Pass => out.extend_from_slice(&data),
+            Mode::Sse(t) => {
+                for (event, payload) in sse_events(&data) {
+                    t.event(UpEvent::Sse { event, data: &payload }, &mut out)?;
+                }
+            }
+            Mode::Aws(t, dec) => {
+                dec.push(&data);
+                while let Some(m) = dec.next().map_err(StreamFail::Broken)? {
+                    t.event(
+                        UpEvent::Aws { message_type: &m.message_type, kind: &m.kind, payload: &m.payload },
+                        &mut out,
+                    )?;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn fail_step(&self, f: StreamFail) -> Step {
+        match f {
+            StreamFail::Status { status, message } => Step::Status {
+                status,
+                message: format!("provider `{}` reported in the stream: {message}", self.provider),
+            },
+            StreamFail::Broken(m) => {
+                Step::Fail { message: format!("provider `{}` stream: {m}", self.provider), code: "upstream_broken" }
+            }
         }
     }
 
@@ -100,9 +182,14 @@ impl SseRelay {
                     let Ok(data) = frame.into_data() else { continue }; // trailers carry nothing for SSE
                     let next = Instant::now() + self.idle;
                     self.idle_timer.as_mut().reset(next);
-                    match self.framer.push(data) {
+                    let whole = if matches!(self.mode, Mode::Aws(..)) { Ok(data) } else { self.framer.push(data) };
+                    match whole {
                         Ok(out) if out.is_empty() => continue,
-                        Ok(out) => return Poll::Ready(Step::Data(out)),
+                        Ok(out) => match self.translate(out) {
+                            Ok(o) if o.is_empty() => continue,
+                            Ok(o) => return Poll::Ready(Step::Data(Bytes::from(o))),
+                            Err(f) => return Poll::Ready(self.fail_step(f)),
+                        },
                         Err(_) => {
                             let message = format!("provider `{}` sent an oversized stream event", self.provider);
                             return Poll::Ready(Step::Fail { message, code: "upstream_broken" });
@@ -112,6 +199,20 @@ impl SseRelay {
                 Poll::Ready(Some(Err(e))) => {
                     let message = format!("provider `{}` stream broke: {e}", self.provider);
                     return Poll::Ready(Step::Fail { message, code: "upstream_broken" });
+                }
+                Poll::Ready(None) if self.ended => return Poll::Ready(Step::End),
+                Poll::Ready(None) if !matches!(self.mode, Mode::Pass) => {
+                    self.ended = true;
+                    let mut out = Vec::new();
+                    let r = match &mut self.mode {
+                        Mode::Sse(t) | Mode::Aws(t, _) => t.end(&mut out),
+                        Mode::Pass => Ok(()),
+                    };
+                    return Poll::Ready(match r {
+                        Ok(()) if out.is_empty() => Step::End,
+                        Ok(()) => Step::Data(Bytes::from(out)),
+                        Err(f) => self.fail_step(f),
+                    });
                 }
                 Poll::Ready(None) if self.framer.done() => return Poll::Ready(Step::End),
                 Poll::Ready(None) => {
@@ -180,7 +281,15 @@ impl SseRelay {
     fn fail(&mut self, message: String, code: &str) -> Poll<Option<Result<Frame<Bytes>, std::convert::Infallible>>> {
         self.finished = true;
         tracing::warn!(provider = %self.provider, %message, "upstream stream failed");
-        Poll::Ready(Some(Ok(Frame::data(Bytes::from(error_event(&message, "api_error", code))))))
+        let event = match self.dialect {
+            Dialect::OpenAi => error_event(&message, "api_error", code),
+            Dialect::Anthropic => {
+                let status = if code == "upstream_timeout" { 504 } else { 502 };
+                let body = crate::translate::messages::error_body(status, &message);
+                format!("event: error\ndata: {body}\n\n").into_bytes()
+            }
+        };
+        Poll::Ready(Some(Ok(Frame::data(Bytes::from(event)))))
     }
 }
 
@@ -203,6 +312,10 @@ impl Body for SseRelay {
                 Poll::Ready(None)
             }
             Poll::Ready(Step::Fail { message, code }) => this.fail(message, code),
+            Poll::Ready(Step::Status { status, message }) => {
+                let code = if status == 429 { "upstream_rate_limited" } else { "upstream_error" };
+                this.fail(message, code)
+            }
             Poll::Pending => Poll::Pending,
         }
     }

@@ -71,6 +71,8 @@ pub struct Exec<'a> {
     pub principal: Option<&'a Principal>,
     pub metadata: &'a BTreeMap<String, String>,
     pub request: &'a RawObject<'a>,
+    /// The client's own request on `/v1/messages`.
+    pub native: Option<&'a crate::providers::Native<'a>>,
     pub stream: bool,
     /// Ask a stream to report usage (for settlement) even if the client did not.
     pub want_usage: bool,
@@ -102,6 +104,7 @@ pub async fn call_physical(
             max_response_size: x.max_response_size,
             overrides: pt.map_or(&[][..], |p| &p.overrides[..]),
             timeouts: pt.and_then(|p| p.timeouts),
+            native: x.native,
         })
         .await;
     x.upstream_time += started.elapsed();
@@ -220,6 +223,7 @@ fn hurts_health(e: &UpstreamError) -> bool {
     match e {
         UpstreamError::Status { status, .. } => matches!(status, 408 | 429 | 500..=599),
         UpstreamError::Timeout { .. } | UpstreamError::Connect { .. } | UpstreamError::Broken { .. } => true,
+        UpstreamError::Untranslatable { .. } => false,
     }
 }
 
@@ -228,6 +232,8 @@ fn falls_back(p: &FallbackPolicy, e: &UpstreamError) -> bool {
         UpstreamError::Status { status, .. } => p.statuses.contains(status),
         UpstreamError::Timeout { .. } => p.timeout,
         UpstreamError::Connect { .. } | UpstreamError::Broken { .. } => p.connect,
+        // The request does not fit this target's wire format; another target may take it.
+        UpstreamError::Untranslatable { .. } => true,
     }
 }
 

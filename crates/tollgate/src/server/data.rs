@@ -15,11 +15,13 @@ use super::{App, json_error, json_response};
 use crate::config::runtime::ModelRef;
 use crate::error::{GatewayError, RequestError};
 use crate::pipeline::{self, authenticate};
-use crate::providers::Operation;
+use crate::providers::{Dialect, Operation};
 
 pub fn router(app: Arc<App>) -> Router {
     Router::new()
         .route("/v1/chat/completions", post(chat))
+        .route("/v1/messages", post(messages))
+        .route("/v1/messages/count_tokens", post(count_tokens))
         .route("/v1/embeddings", post(embeddings))
         .route("/v1/models", get(models))
         .route("/v1/models/{*id}", get(model))
@@ -34,6 +36,7 @@ async fn chat(State(app): State<Arc<App>>, req: Request) -> Response {
     pipeline::handle(
         app.ids.next(),
         Operation::ChatCompletions,
+        Dialect::OpenAi,
         app.live.snapshot(),
         app.live.shared(),
         parts.headers,
@@ -44,8 +47,67 @@ async fn chat(State(app): State<Arc<App>>, req: Request) -> Response {
 
 async fn embeddings(State(app): State<Arc<App>>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
-    pipeline::handle(app.ids.next(), Operation::Embeddings, app.live.snapshot(), app.live.shared(), parts.headers, body)
-        .await
+    pipeline::handle(
+        app.ids.next(),
+        Operation::Embeddings,
+        Dialect::OpenAi,
+        app.live.snapshot(),
+        app.live.shared(),
+        parts.headers,
+        body,
+    )
+    .await
+}
+
+/// The Anthropic Messages API, answered by whatever model the name resolves to.
+async fn messages(State(app): State<Arc<App>>, req: Request) -> Response {
+    let (parts, body) = req.into_parts();
+    pipeline::handle(
+        app.ids.next(),
+        Operation::ChatCompletions,
+        Dialect::Anthropic,
+        app.live.snapshot(),
+        app.live.shared(),
+        parts.headers,
+        body,
+    )
+    .await
+}
+
+/// `/v1/messages/count_tokens`, counted here with the gateway's tokenizer
+/// for every model (no upstream call): `{"input_tokens": n}`.
+async fn count_tokens(State(app): State<Arc<App>>, req: Request) -> Response {
+    let started = Instant::now();
+    let snap = app.live.snapshot();
+    let (parts, body) = req.into_parts();
+    let fail = |e: GatewayError| crate::error::render(e, Dialect::Anthropic);
+    let principal = match authenticate::run(&snap.auth, &app.live.shared().keys, &parts.headers).await {
+        Ok(p) => p,
+        Err(e) => return stamp(&app, started, fail(e.into())),
+    };
+    let bytes = match pipeline::receive::read_body(body, &parts.headers, snap.server.max_body_size).await {
+        Ok(b) => b,
+        Err(e) => return stamp(&app, started, fail(e.into())),
+    };
+    let v: serde_json::Value = match serde_json::from_slice(&bytes) {
+        Ok(v) => v,
+        Err(e) => {
+            let e = RequestError::InvalidJson(format!("the request body is not valid JSON: {e}"));
+            return stamp(&app, started, fail(e.into()));
+        }
+    };
+    let model = v.get("model").and_then(serde_json::Value::as_str).unwrap_or("");
+    let allowed = match snap.models.resolve_ref(model) {
+        Some(ModelRef::Physical(t)) => snap.auth.allows(&principal, &t.canonical),
+        Some(ModelRef::Virtual(vm)) => snap.auth.allows(&principal, &vm.name),
+        None => return stamp(&app, started, fail(RequestError::UnknownModel(model.to_string()).into())),
+    };
+    if !allowed {
+        let e = crate::error::AuthError::ModelNotAllowed(model.to_string());
+        return stamp(&app, started, fail(e.into()));
+    }
+    let n = crate::translate::messages::count_tokens(&v);
+    stamp(&app, started, json_response(StatusCode::OK, json!({ "input_tokens": n }).to_string()))
 }
 
 fn model_entry(id: &str, owner: &str) -> serde_json::Value {

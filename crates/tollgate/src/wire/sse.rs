@@ -108,6 +108,45 @@ struct UsagePeek {
     usage: Option<Usage>,
 }
 
+/// The events in whole SSE bytes: each event's `event:` name and its data
+/// (several `data:` lines joined by a newline). Comments, `id:` and
+/// `retry:` lines and events without data are skipped; LF and CRLF both end
+/// lines.
+pub fn sse_events(bytes: &[u8]) -> Vec<(Option<&str>, std::borrow::Cow<'_, [u8]>)> {
+    use std::borrow::Cow;
+    let mut out = Vec::new();
+    let mut name: Option<&str> = None;
+    let mut data: Option<Cow<'_, [u8]>> = None;
+    for line in bytes.split(|&b| b == b'\n') {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.is_empty() {
+            if let Some(d) = data.take() {
+                out.push((name, d));
+            }
+            name = None;
+            continue;
+        }
+        if let Some(v) = line.strip_prefix(b"data:") {
+            let v = v.strip_prefix(b" ").unwrap_or(v);
+            data = Some(match data.take() {
+                None => Cow::Borrowed(v),
+                Some(prev) => {
+                    let mut joined = prev.into_owned();
+                    joined.push(b'\n');
+                    joined.extend_from_slice(v);
+                    Cow::Owned(joined)
+                }
+            });
+        } else if let Some(v) = line.strip_prefix(b"event:") {
+            name = std::str::from_utf8(v.strip_prefix(b" ").unwrap_or(v)).ok();
+        }
+    }
+    if let Some(d) = data {
+        out.push((name, d));
+    }
+    out
+}
+
 /// End index (exclusive) of the last event boundary (a blank line) in `buf`.
 fn last_boundary(buf: &[u8]) -> Option<usize> {
     let mut i = buf.len();
@@ -172,6 +211,14 @@ mod tests {
         );
         let u = f.usage().unwrap();
         assert_eq!((u.prompt_tokens, u.completion_tokens), (3, 5));
+    }
+
+    #[test]
+    fn events_are_split_with_names_and_joined_data() {
+        let ev = sse_events(b"event: a\r\ndata: 1\r\n\r\n: note\n\ndata: x\ndata: y\n\nid: 3\n\n");
+        assert_eq!(ev.len(), 2);
+        assert_eq!((ev[0].0, &*ev[0].1), (Some("a"), &b"1"[..]));
+        assert_eq!((ev[1].0, &*ev[1].1), (None, &b"x\ny"[..]));
     }
 
     #[test]

@@ -1,0 +1,222 @@
+//! `anthropic`: the Messages API, directly or (through `vertex`) on Vertex
+//! AI. A `/v1/messages` request is sent as the client wrote it (only the
+//! model changes); a chat-completions request is translated.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Uri, header};
+use http_body_util::Full;
+use serde_json::Value;
+
+use super::exchange::{Exchange, is_event_stream, secret_header};
+use super::http::{HttpClient, Upstreams};
+use super::stream::Mode;
+use super::{Call, Dialect, Operation, Timeouts, UpstreamReply, untranslatable};
+use crate::config::file::ProviderSection;
+use crate::config::validate::Diags;
+use crate::error::UpstreamError;
+use crate::translate::{self, Settings, anthropic as tr};
+use crate::wire::json::json_string;
+use crate::wire::openai::Usage;
+
+#[derive(Debug)]
+pub struct Anthropic {
+    base: String,
+    headers: HeaderMap,
+    beta: Vec<String>,
+    settings: Settings,
+    auth: Auth,
+    client: HttpClient,
+}
+
+#[derive(Debug)]
+enum Auth {
+    /// `x-api-key`, in `headers`.
+    Key,
+    /// Vertex AI: a bearer token from the service account, the model in the URL.
+    Vertex { tokens: Arc<super::vertex::TokenSource>, prefix: String },
+}
+
+pub fn check_base(sec: &ProviderSection, default: &str, diags: &mut Diags) -> Option<String> {
+    let Some(b) = &sec.base_url else { return Some(default.to_string()) };
+    let s = b.value.trim_end_matches('/').to_string();
+    match s.parse::<Uri>() {
+        Ok(u) if matches!(u.scheme_str(), Some("http" | "https")) && u.authority().is_some() => Some(s),
+        _ => {
+            diags.at(b, format!("base_url `{}` is not an http(s) URL", b.value), "write e.g. https://api.example.com");
+            None
+        }
+    }
+}
+
+/// Configured extra headers, checked.
+pub fn extra_headers(sec: &ProviderSection, headers: &mut HeaderMap, diags: &mut Diags) {
+    for (k, v) in &sec.headers {
+        match (HeaderName::try_from(k.as_str()), secret_header(v)) {
+            (Ok(n), Some(v)) if n != header::HOST && n != header::CONTENT_LENGTH => {
+                headers.insert(n, v);
+            }
+            _ => diags.at(
+                &sec.name,
+                format!("header `{k}` is not a valid upstream header"),
+                "use a plain header name and value",
+            ),
+        }
+    }
+}
+
+impl Anthropic {
+    pub fn build(sec: &ProviderSection, ups: &Upstreams, t: &Timeouts, diags: &mut Diags) -> Option<Anthropic> {
+        let base = check_base(sec, "https://api.anthropic.com", diags)?;
+        let mut headers = HeaderMap::new();
+        match sec.api_key.as_ref().filter(|k| !k.value.is_empty()) {
+            Some(k) => match secret_header(&k.value) {
+                Some(v) => {
+                    headers.insert("x-api-key", v);
+                }
+                None => {
+                    diags.at(k, "api_key contains characters not allowed in an HTTP header", "check the key's value")
+                }
+            },
+            None => diags.at(
+                &sec.name,
+                format!("provider `{}` of type `anthropic` needs an api_key", sec.name.value),
+                "add api_key: \"${ANTHROPIC_API_KEY}\"",
+            ),
+        }
+        let version = sec.anthropic_version.clone().unwrap_or_else(|| "2023-06-01".into());
+        match HeaderValue::from_str(&version) {
+            Ok(v) => {
+                headers.insert("anthropic-version", v);
+            }
+            Err(_) => diags.at(&sec.name, "anthropic_version is not a valid header value", "write e.g. 2023-06-01"),
+        }
+        extra_headers(sec, &mut headers, diags);
+        Some(Anthropic {
+            base,
+            headers,
+            beta: sec.anthropic_beta.clone(),
+            settings: super::settings(sec),
+            auth: Auth::Key,
+            client: ups.client(t.connect),
+        })
+    }
+
+    /// Anthropic models on Vertex AI, sharing the Vertex provider's token source.
+    pub fn on_vertex(
+        sec: &ProviderSection,
+        ups: &Upstreams,
+        t: &Timeouts,
+        tokens: Arc<super::vertex::TokenSource>,
+        prefix: String,
+        diags: &mut Diags,
+    ) -> Anthropic {
+        let mut headers = HeaderMap::new();
+        extra_headers(sec, &mut headers, diags);
+        Anthropic {
+            base: String::new(),
+            headers,
+            beta: sec.anthropic_beta.clone(),
+            settings: super::settings(sec),
+            auth: Auth::Vertex { tokens, prefix },
+            client: ups.client(t.connect),
+        }
+    }
+
+    pub async fn call(&self, provider: &str, t: &Timeouts, call: Call<'_>) -> Result<UpstreamReply, UpstreamError> {
+        if call.op == Operation::Embeddings {
+            return Err(UpstreamError::Untranslatable {
+                provider: provider.into(),
+                message: "Anthropic has no embeddings API; use an embeddings model from another provider".into(),
+            });
+        }
+        let model = call.upstream_model;
+        let vertex = matches!(self.auth, Auth::Vertex { .. });
+        let (body, dialect) = match call.native {
+            Some(n) => {
+                let model_json = json_string(model);
+                let mut replace: Vec<(&str, &str)> =
+                    call.overrides.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+                let mut remove = Vec::new();
+                if vertex {
+                    replace.push(("anthropic_version", "\"vertex-2023-10-16\""));
+                    remove.push("model");
+                } else {
+                    replace.push(("model", &model_json));
+                }
+                (n.raw.rebuild(&replace, &remove), Dialect::Anthropic)
+            }
+            None => {
+                let hub = call.hub(provider)?;
+                let mut v = tr::request(&hub, model, &self.settings).map_err(|e| untranslatable(provider, e))?;
+                if vertex && let Some(o) = v.as_object_mut() {
+                    o.remove("model");
+                    o.insert("anthropic_version".into(), Value::from("vertex-2023-10-16"));
+                }
+                (serde_json::to_vec(&v).unwrap_or_default(), Dialect::OpenAi)
+            }
+        };
+        let url = match &self.auth {
+            Auth::Key => format!("{}/v1/messages", self.base),
+            Auth::Vertex { prefix, .. } => {
+                let verb = if call.stream { "streamRawPredict" } else { "rawPredict" };
+                format!("{prefix}/publishers/anthropic/models/{model}:{verb}")
+            }
+        };
+        let uri: Uri = url.parse().map_err(|e| UpstreamError::Broken {
+            provider: provider.into(),
+            message: format!("bad upstream URL: {e}"),
+        })?;
+        let mut req = Request::builder().method(Method::POST).uri(uri);
+        if let Some(h) = req.headers_mut() {
+            h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            h.extend(self.headers.iter().map(|(k, v)| (k.clone(), v.clone())));
+            let client_beta = call.native.and_then(|n| n.beta.as_deref());
+            let beta: Vec<&str> = self.beta.iter().map(String::as_str).chain(client_beta).collect();
+            if !beta.is_empty()
+                && let Ok(v) = HeaderValue::from_str(&beta.join(","))
+            {
+                h.insert("anthropic-beta", v);
+            }
+            if let Auth::Vertex { tokens, .. } = &self.auth {
+                h.insert(header::AUTHORIZATION, tokens.bearer(provider).await?);
+            }
+        }
+        let req = req
+            .body(Full::new(Bytes::from(body)))
+            .map_err(|e| UpstreamError::Broken { provider: provider.into(), message: e.to_string() })?;
+        let x = Exchange::new(provider, *t);
+        let resp = x.send(&self.client, req).await?;
+        if !resp.status().is_success() {
+            return Err(x.failure(resp, error_message).await);
+        }
+        if call.stream {
+            if !is_event_stream(&resp, "text/event-stream") {
+                return Err(x.broken("asked for a stream but the provider answered without one"));
+            }
+            let translator: Box<dyn translate::ToOpenAiStream> = match dialect {
+                Dialect::Anthropic => Box::new(tr::Native::default()),
+                Dialect::OpenAi => Box::new(tr::Stream::new(model, call.hub_wants_usage())),
+            };
+            let body = x.relay(resp, Mode::Sse(translator), dialect).await?;
+            return Ok(UpstreamReply::Stream(body, dialect));
+        }
+        let body = x.body(resp, call.max_response_size).await?;
+        let v: Value = serde_json::from_slice(&body).map_err(|e| x.broken(format!("the answer is not JSON: {e}")))?;
+        let usage = v.get("usage").map(|u| Usage::from(tr::tokens(u)));
+        match dialect {
+            Dialect::Anthropic => Ok(UpstreamReply::Complete { body, usage, dialect }),
+            Dialect::OpenAi => {
+                let hub = tr::response(&v).map_err(|e| x.broken(e.0))?;
+                Ok(UpstreamReply::Complete { body: Bytes::from(hub.to_string()), usage, dialect })
+            }
+        }
+    }
+}
+
+/// `error.message` of Anthropic's `{"type":"error","error":{…}}`.
+pub fn error_message(body: &[u8]) -> Option<String> {
+    let v: Value = serde_json::from_slice(body).ok()?;
+    v.pointer("/error/message").and_then(Value::as_str).map(str::to_string)
+}

@@ -1,0 +1,210 @@
+//! `bedrock`: Converse and ConverseStream on Bedrock runtime, each request
+//! signed with SigV4 (or sent with a Bedrock API key as a bearer token);
+//! streams arrive as the binary AWS event-stream and are decoded
+//! incrementally. Embeddings go through InvokeModel.
+
+use std::time::SystemTime;
+
+use aws_credential_types::Credentials;
+use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
+use aws_sigv4::sign::v4;
+use bytes::Bytes;
+use http::{HeaderValue, Method, Request, Uri, header};
+use http_body_util::Full;
+use serde_json::Value;
+
+use super::exchange::{Exchange, is_event_stream, secret_header};
+use super::http::{HttpClient, Upstreams};
+use super::stream::Mode;
+use super::{Call, Dialect, Operation, Timeouts, UpstreamReply, untranslatable};
+use crate::config::file::ProviderSection;
+use crate::config::validate::Diags;
+use crate::error::UpstreamError;
+use crate::translate::{self, Settings, bedrock as tr};
+use crate::wire::eventstream::EventStreamDecoder;
+use crate::wire::openai::Usage;
+
+pub struct Bedrock {
+    base: String,
+    region: String,
+    auth: Auth,
+    settings: Settings,
+    client: HttpClient,
+}
+
+enum Auth {
+    SigV4(Credentials),
+    Bearer(HeaderValue),
+}
+
+// Credentials must never reach debug output.
+impl std::fmt::Debug for Bedrock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Bedrock").field("base", &self.base).field("region", &self.region).finish_non_exhaustive()
+    }
+}
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+impl Bedrock {
+    pub fn build(sec: &ProviderSection, ups: &Upstreams, t: &Timeouts, diags: &mut Diags) -> Option<Bedrock> {
+        let Some(region) = sec.region.clone().or_else(|| env("AWS_REGION")).or_else(|| env("AWS_DEFAULT_REGION"))
+        else {
+            diags.at(
+                &sec.name,
+                "provider of type `bedrock` needs a region",
+                "add region: us-east-1 (or set AWS_REGION)",
+            );
+            return None;
+        };
+        let base =
+            super::anthropic::check_base(sec, &format!("https://bedrock-runtime.{region}.amazonaws.com"), diags)?;
+        let auth = if let Some(k) = sec.api_key.as_ref().filter(|k| !k.value.is_empty()) {
+            match secret_header(&format!("Bearer {}", k.value)) {
+                Some(v) => Auth::Bearer(v),
+                None => {
+                    diags.at(k, "api_key contains characters not allowed in an HTTP header", "check the key's value");
+                    return None;
+                }
+            }
+        } else {
+            let id = sec.access_key_id.clone().filter(|v| !v.is_empty()).or_else(|| env("AWS_ACCESS_KEY_ID"));
+            let secret =
+                sec.secret_access_key.clone().filter(|v| !v.is_empty()).or_else(|| env("AWS_SECRET_ACCESS_KEY"));
+            let token = sec.session_token.clone().filter(|v| !v.is_empty()).or_else(|| env("AWS_SESSION_TOKEN"));
+            match (id, secret) {
+                (Some(id), Some(secret)) => Auth::SigV4(Credentials::new(id, secret, token, None, "tollgate-config")),
+                _ => {
+                    diags.at(
+                        &sec.name,
+                        "provider of type `bedrock` needs AWS credentials",
+                        "set access_key_id and secret_access_key (or AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY), or api_key for a Bedrock API key",
+                    );
+                    return None;
+                }
+            }
+        };
+        Some(Bedrock { base, region, auth, settings: super::settings(sec), client: ups.client(t.connect) })
+    }
+
+    fn sign(&self, req: &mut Request<Full<Bytes>>, body: &[u8]) -> Result<(), String> {
+        let creds = match &self.auth {
+            Auth::Bearer(v) => {
+                req.headers_mut().insert(header::AUTHORIZATION, v.clone());
+                return Ok(());
+            }
+            Auth::SigV4(c) => c,
+        };
+        let identity = creds.clone().into();
+        let params = v4::SigningParams::builder()
+            .identity(&identity)
+            .region(&self.region)
+            .name("bedrock")
+            .time(SystemTime::now())
+            .settings(SigningSettings::default())
+            .build()
+            .map_err(|e| e.to_string())?
+            .into();
+        let uri = req.uri().to_string();
+        let headers: Vec<(&str, &str)> =
+            req.headers().iter().filter_map(|(k, v)| Some((k.as_str(), v.to_str().ok()?))).collect();
+        let signable =
+            SignableRequest::new(req.method().as_str(), &uri, headers.into_iter(), SignableBody::Bytes(body))
+                .map_err(|e| e.to_string())?;
+        let (instructions, _) = sign(signable, &params).map_err(|e| e.to_string())?.into_parts();
+        instructions.apply_to_request_http1x(req);
+        for v in req.headers_mut().values_mut() {
+            v.set_sensitive(true);
+        }
+        Ok(())
+    }
+
+    pub async fn call(&self, provider: &str, t: &Timeouts, call: Call<'_>) -> Result<UpstreamReply, UpstreamError> {
+        let model = call.upstream_model;
+        let hub = call.hub(provider)?;
+        let (verb, body) = match call.op {
+            Operation::Embeddings => ("invoke", tr::embed_request(&hub, model)),
+            Operation::ChatCompletions if call.stream => ("converse-stream", tr::request(&hub, &self.settings)),
+            Operation::ChatCompletions => ("converse", tr::request(&hub, &self.settings)),
+        };
+        let body = body.map_err(|e| untranslatable(provider, e))?.to_string();
+        let broken = |m: String| UpstreamError::Broken { provider: provider.into(), message: m };
+        let uri: Uri = format!("{}/model/{}/{verb}", self.base, encode_segment(model))
+            .parse()
+            .map_err(|e| broken(format!("bad upstream URL: {e}")))?;
+        let mut req = Request::builder()
+            .method(Method::POST)
+            .uri(uri)
+            .header(header::CONTENT_TYPE, "application/json")
+            .header(header::ACCEPT, if call.stream { "application/vnd.amazon.eventstream" } else { "application/json" })
+            .body(Full::new(Bytes::from(body.clone())))
+            .map_err(|e| broken(e.to_string()))?;
+        self.sign(&mut req, body.as_bytes()).map_err(|e| broken(format!("signing the request: {e}")))?;
+        let x = Exchange::new(provider, *t);
+        let resp = x.send(&self.client, req).await?;
+        if !resp.status().is_success() {
+            // Bedrock names the error in a header; throttling must read as 429 whatever the status.
+            let kind = resp.headers().get("x-amzn-errortype").and_then(|v| v.to_str().ok()).map(str::to_string);
+            let mut e = x.failure(resp, tr::error_message).await;
+            if let (UpstreamError::Status { status, message, .. }, Some(kind)) = (&mut e, kind) {
+                let kind = kind.split(':').next().unwrap_or("").to_string();
+                if kind.to_ascii_lowercase().starts_with("throttling") {
+                    *status = 429;
+                }
+                *message = format!("{kind}: {message}");
+            }
+            return Err(e);
+        }
+        if call.stream {
+            if !is_event_stream(&resp, "application/vnd.amazon.eventstream") {
+                return Err(x.broken("asked for a stream but the provider answered without an event stream"));
+            }
+            let t: Box<dyn translate::ToOpenAiStream> = Box::new(tr::Stream::new(model, call.hub_wants_usage()));
+            let mode = Mode::Aws(t, Box::new(EventStreamDecoder::default()));
+            let body = x.relay(resp, mode, Dialect::OpenAi).await?;
+            return Ok(UpstreamReply::Stream(body, Dialect::OpenAi));
+        }
+        let bytes = x.body(resp, call.max_response_size).await?;
+        let v: Value = serde_json::from_slice(&bytes).map_err(|e| x.broken(format!("the answer is not JSON: {e}")))?;
+        let (out, usage) = match call.op {
+            Operation::Embeddings => {
+                let (out, n) = tr::embed_response(&v, model);
+                (out, (n > 0).then(|| Usage { prompt_tokens: n, total_tokens: n, ..Default::default() }))
+            }
+            Operation::ChatCompletions => {
+                let usage = v.get("usage").map(|u| Usage::from(tr::tokens(u)));
+                (tr::response(&v, model).map_err(|e| x.broken(e.0))?, usage)
+            }
+        };
+        Ok(UpstreamReply::Complete { body: Bytes::from(out.to_string()), usage, dialect: Dialect::OpenAi })
+    }
+}
+
+/// A model id as one URL path segment (`:` and `/` in ids are encoded).
+fn encode_segment(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 8);
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn model_ids_are_encoded_as_one_segment() {
+        assert_eq!(
+            encode_segment("anthropic.claude-3-5-haiku-20241022-v1:0"),
+            "anthropic.claude-3-5-haiku-20241022-v1%3A0"
+        );
+        assert_eq!(encode_segment("arn:aws:bedrock/x"), "arn%3Aaws%3Abedrock%2Fx");
+    }
+}

@@ -1,0 +1,156 @@
+//! Writing the hub (OpenAI chat) shapes: whole completions, stream chunks
+//! and normalised usage.
+
+use serde_json::{Value, json};
+
+/// Token counts every provider reports in its own words, normalised.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Tokens {
+    /// Input tokens neither read from nor written to a prompt cache.
+    pub input: u64,
+    pub cache_read: u64,
+    pub cache_write: u64,
+    /// Output tokens, reasoning included.
+    pub output: u64,
+    /// Of `output`, the tokens spent reasoning.
+    pub reasoning: u64,
+}
+
+impl Tokens {
+    /// OpenAI's usage object: `prompt_tokens` counts every input token
+    /// (cached ones too, as OpenAI does), with the cached share in
+    /// `prompt_tokens_details`.
+    pub fn to_openai(self) -> Value {
+        let prompt = self.input + self.cache_read + self.cache_write;
+        let mut u = json!({
+            "prompt_tokens": prompt,
+            "completion_tokens": self.output,
+            "total_tokens": prompt + self.output,
+        });
+        if self.cache_read > 0 || self.cache_write > 0 {
+            u["prompt_tokens_details"] = json!({ "cached_tokens": self.cache_read });
+            if self.cache_write > 0 {
+                u["prompt_tokens_details"]["cache_write_tokens"] = json!(self.cache_write);
+            }
+        }
+        if self.reasoning > 0 {
+            u["completion_tokens_details"] = json!({ "reasoning_tokens": self.reasoning });
+        }
+        u
+    }
+
+    /// Reads an OpenAI usage object back.
+    pub fn from_openai(u: &Value) -> Tokens {
+        let n = |p: &str| u.pointer(p).and_then(Value::as_u64).unwrap_or(0);
+        let (read, write) = (n("/prompt_tokens_details/cached_tokens"), n("/prompt_tokens_details/cache_write_tokens"));
+        Tokens {
+            input: n("/prompt_tokens").saturating_sub(read + write),
+            cache_read: read,
+            cache_write: write,
+            output: n("/completion_tokens"),
+            reasoning: n("/completion_tokens_details/reasoning_tokens"),
+        }
+    }
+}
+
+/// A whole `chat.completion` with one choice.
+pub fn completion(id: &str, model: &str, message: Value, finish: &str, usage: Option<Tokens>) -> Value {
+    let mut v = json!({
+        "id": id,
+        "object": "chat.completion",
+        "created": super::now_secs(),
+        "model": model,
+        "choices": [{ "index": 0, "message": message, "logprobs": null, "finish_reason": finish }],
+    });
+    if let Some(u) = usage {
+        v["usage"] = u.to_openai();
+    }
+    v
+}
+
+/// An assistant message from its parts; `content` is null when empty, as
+/// OpenAI sends it beside tool calls.
+pub fn message(text: String, reasoning: String, thinking_blocks: Vec<Value>, tool_calls: Vec<Value>) -> Value {
+    let mut m =
+        json!({ "role": "assistant", "content": if text.is_empty() { Value::Null } else { Value::String(text) } });
+    if !reasoning.is_empty() {
+        m["reasoning_content"] = Value::String(reasoning);
+    }
+    if !thinking_blocks.is_empty() {
+        m["thinking_blocks"] = Value::Array(thinking_blocks);
+    }
+    if !tool_calls.is_empty() {
+        m["tool_calls"] = Value::Array(tool_calls);
+    }
+    m
+}
+
+pub fn tool_call(id: &str, name: &str, arguments: String) -> Value {
+    json!({ "id": id, "type": "function", "function": { "name": name, "arguments": arguments } })
+}
+
+/// Writes `chat.completion.chunk` events for one streamed answer.
+pub struct Chunks {
+    pub id: String,
+    pub model: String,
+    created: u64,
+    /// The client asked for `stream_options.include_usage`.
+    include_usage: bool,
+}
+
+impl Chunks {
+    pub fn new(id: String, model: String, include_usage: bool) -> Chunks {
+        Chunks { id, model, created: super::now_secs(), include_usage }
+    }
+
+    pub fn delta(&self, out: &mut Vec<u8>, delta: Value, finish: Option<&str>) {
+        let mut c = json!({
+            "id": self.id, "object": "chat.completion.chunk", "created": self.created, "model": self.model,
+            "choices": [{ "index": 0, "delta": delta, "logprobs": null, "finish_reason": finish }],
+        });
+        if self.include_usage {
+            c["usage"] = Value::Null;
+        }
+        event(out, &c);
+    }
+
+    /// The closing events: the usage chunk when asked for, then `[DONE]`.
+    pub fn close(&self, out: &mut Vec<u8>, usage: Option<Tokens>) {
+        if self.include_usage {
+            let u = usage.map_or(Value::Null, Tokens::to_openai);
+            let c = json!({
+                "id": self.id, "object": "chat.completion.chunk", "created": self.created, "model": self.model,
+                "choices": [], "usage": u,
+            });
+            event(out, &c);
+        }
+        out.extend_from_slice(b"data: [DONE]\n\n");
+    }
+}
+
+fn event(out: &mut Vec<u8>, v: &Value) {
+    out.extend_from_slice(b"data: ");
+    // Writing a Value into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *out, v);
+    out.extend_from_slice(b"\n\n");
+}
+
+/// Whether a hub request asked for the usage chunk.
+pub fn wants_usage(req: &Value) -> bool {
+    req.pointer("/stream_options/include_usage").and_then(Value::as_bool) == Some(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usage_round_trips_through_openai_shape() {
+        let t = Tokens { input: 11, cache_read: 3, cache_write: 2, output: 7, reasoning: 4 };
+        let u = t.to_openai();
+        assert_eq!(u["prompt_tokens"], 16);
+        assert_eq!(u["total_tokens"], 23);
+        assert_eq!(u["prompt_tokens_details"]["cached_tokens"], 3);
+        assert_eq!(Tokens::from_openai(&u), t);
+    }
+}
