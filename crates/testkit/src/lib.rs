@@ -199,7 +199,8 @@ async fn handle(req: Request<Incoming>, state: Arc<State>, kill: Arc<Notify>) ->
     if state.record {
         state.requests.lock().expect("lock").push(rec.clone());
     }
-    let fault = state.next_fault();
+    // The token endpoint is infrastructure, not the provider under test: faults skip it.
+    let fault = if rec.path == "/token" { None } else { state.next_fault() };
     match &fault {
         Some(Fault::Reset) => {
             kill.notify_one();

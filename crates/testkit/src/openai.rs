@@ -76,7 +76,23 @@ pub(crate) fn respond(req: &Recorded, fault: Option<Fault>, state: Arc<State>) -
         .is_some_and(|m| m.get("role").and_then(Value::as_str) == Some("tool"));
     let tool =
         v.pointer("/tools/0/function/name").filter(|_| !last_is_tool).and_then(Value::as_str).map(str::to_string);
-    let text = format!("upstream says: {last}");
+    // Tool results at the end of the conversation are answered, as a model would.
+    let results: Vec<String> = v
+        .get("messages")
+        .and_then(Value::as_array)
+        .map(|m| {
+            m.iter()
+                .rev()
+                .take_while(|m| m.get("role").and_then(Value::as_str) == Some("tool"))
+                .map(|m| m.get("content").and_then(Value::as_str).unwrap_or("").to_string())
+                .collect::<Vec<_>>()
+        })
+        .unwrap_or_default();
+    let text = if results.is_empty() {
+        format!("upstream says: {last}")
+    } else {
+        format!("tool said: {}", results.into_iter().rev().collect::<Vec<_>>().join(" | "))
+    };
     let usage = json!({ "prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18 });
     if v.get("stream").and_then(Value::as_bool) == Some(true) {
         let include_usage = v.pointer("/stream_options/include_usage").and_then(Value::as_bool) == Some(true);

@@ -121,8 +121,9 @@ fn contents(list: Option<&Value>) -> Result<(), String> {
             }
             let first = parts.iter().find(|p| p.get("functionCall").is_some());
             let ours = own_calls.iter().any(|(_, _, args)| *args == Some(&json!({ "q": "x" })));
-            if ours && first.and_then(|p| p.get("thoughtSignature")).and_then(Value::as_str) != Some(THOUGHT_SIGNATURE)
-            {
+            // Gemini documents one stand-in for a signature a client could not keep.
+            let sig = first.and_then(|p| p.get("thoughtSignature")).and_then(Value::as_str);
+            if ours && sig != Some(THOUGHT_SIGNATURE) && sig != Some("skip_thought_signature_validator") {
                 return Err(format!(
                     "function call parts must carry their thought signature: {at} replays a function call without the \
                      thoughtSignature returned with it on its first functionCall part"

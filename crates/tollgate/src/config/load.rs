@@ -254,7 +254,7 @@ mod tests {
             "key_sha256 must be 64 hex",
             "needs an api_key",
             "duplicate provider name `p`",
-            "`bedrock` is not available",
+            "type `bedrock` needs",
         ] {
             assert!(s.contains(needle), "missing {needle:?} in:\n{s}");
         }

@@ -171,7 +171,19 @@ impl OpenAiCompat {
             stream_options = serde_json::Value::Object(opts).to_string();
             replace.push(("stream_options", &stream_options));
         }
-        let body = call.request.rebuild(&replace, &[]);
+        let hub_fields;
+        let mut remove: Vec<&str> = Vec::new();
+        if let Some(native) = call.native {
+            if let Some(problem) = &native.hub_problem {
+                return Err(UpstreamError::Untranslatable { provider: provider.into(), message: problem.clone() });
+            }
+            // The hub was written by the gateway from an Anthropic request:
+            // leave out what only other providers read.
+            hub_fields = gateway_hub_fields(call.request, self.type_label);
+            replace.extend(hub_fields.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+            remove.extend(["thinking", "top_k", "max_tokens"]);
+        }
+        let body = call.request.rebuild(&replace, &remove);
         let mut req = Request::builder().method(Method::POST).uri(uri);
         if let Some(h) = req.headers_mut() {
             h.extend(self.headers.iter().map(|(k, v)| (k.clone(), v.clone())));
@@ -193,4 +205,26 @@ impl OpenAiCompat {
         let usage = peek_usage(&body);
         Ok(UpstreamReply::Complete { body, usage, dialect: Dialect::OpenAi })
     }
+}
+
+/// For a hub request the gateway made from an Anthropic one: messages
+/// without the thinking fields only other providers read, and the output
+/// limit under the name this provider takes (`max_completion_tokens` for
+/// OpenAI's own API, which refuses `max_tokens` for reasoning models).
+fn gateway_hub_fields(request: &crate::wire::json::RawObject<'_>, type_label: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    if let Ok(Some(mut messages)) = request.field::<Vec<serde_json::Value>>("messages") {
+        for m in &mut messages {
+            if let Some(o) = m.as_object_mut() {
+                o.remove("thinking_blocks");
+                o.remove("reasoning_content");
+            }
+        }
+        out.push(("messages".to_string(), serde_json::Value::from(messages).to_string()));
+    }
+    if let Some(raw) = request.get("max_tokens") {
+        let name = if matches!(type_label, "openai" | "azure_openai") { "max_completion_tokens" } else { "max_tokens" };
+        out.push((name.to_string(), raw.get().to_string()));
+    }
+    out
 }

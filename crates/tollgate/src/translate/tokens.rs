@@ -89,7 +89,7 @@ mod tests {
         assert_eq!(count("hello world"), 2);
         assert_eq!(count(""), 0);
         let body = br#"{"model":"m","messages":[{"role":"user","content":"hello world"}]}"#;
-        assert_eq!(prompt(body), 2 + 3);
+        assert_eq!(prompt(body), count("hello world\n") + 3);
         let answer = br#"{"choices":[{"message":{"role":"assistant","content":"hello world"}}]}"#;
         assert_eq!(completion(answer), 2);
     }

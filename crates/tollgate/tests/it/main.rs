@@ -12,6 +12,8 @@ mod examples;
 mod jwt;
 mod keys;
 mod logs;
+mod messages;
+mod providers;
 mod reload;
 mod routing;
 mod spend;
