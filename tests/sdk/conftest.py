@@ -1,11 +1,16 @@
-"""Fixtures for the OpenAI SDK suite.
+"""Fixtures for the SDK suites (the `openai` and `anthropic` packages).
 
-One gateway runs for the whole session, in front of three providers:
+One gateway runs for the whole session, in front of these providers:
 
 - ``mock``: the built-in mock provider (no network);
-- ``up``: the ``mock-upstream`` binary, an OpenAI-compatible server;
+- ``up``: the ``mock-upstream`` binary, as an OpenAI-compatible server;
 - ``rec``: a small recording server in this process, so tests can see
-  exactly what the gateway sent upstream (credential, model, extra fields).
+  exactly what the gateway sent upstream (credential, model, extra fields);
+- ``claude`` (anthropic), ``gem`` (gemini), ``vx`` (vertex, with a
+  service-account file whose token endpoint is the mock), ``br`` (bedrock,
+  SigV4 with the mock's access key) and ``co`` (cohere): the same
+  ``mock-upstream`` process, which speaks each provider's wire format on
+  that provider's paths.
 
 The binaries are the ones cargo built; point ``TOLLGATE_BIN`` and
 ``MOCK_UPSTREAM_BIN`` elsewhere to test another build. A missing binary is a
@@ -25,6 +30,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Iterator
 
+import anthropic
 import httpx
 import openai
 import pytest
@@ -40,6 +46,26 @@ REC_KEY = "sk-recorder-secret"
 MAX_BODY_SIZE = 64 * 1024
 
 STARTUP_TIMEOUT = 10.0
+
+# The service-account key the Vertex provider signs its token requests with.
+VERTEX_KEY_PEM = REPO / "crates" / "tollgate" / "tests" / "fixtures" / "jwt" / "rsa.pem"
+VERTEX_PROJECT = "proj-sdk"
+# The only AWS credentials the mock's SigV4 check accepts.
+AWS_ACCESS_KEY_ID = "AKIDMOCKTOLLGATE"
+AWS_SECRET_ACCESS_KEY = "mock/secret/key"
+
+# Every model of the translating providers (claude, gem, vx, br, co) below.
+TRANSLATED_MODELS = frozenset({
+    "claude/claude-sonnet-4-5",
+    "gem/gemini-2.5-flash",
+    "gem/text-embedding-004",
+    "vx/gemini-2.5-pro",
+    "vx/claude-sonnet-4-5",
+    "br/anthropic.claude-3-5-haiku-20241022-v1:0",
+    "br/amazon.titan-embed-text-v2:0",
+    "co/command-r-plus",
+    "co/embed-english-v3.0",
+})
 
 
 def _free_port() -> int:
@@ -250,6 +276,7 @@ class Gateway:
     admin_url: str
     recorder: RecordingUpstream
     log: Path
+    upstream_url: str  # the mock-upstream process's root, without /v1
 
 
 CONFIG = """\
@@ -283,12 +310,55 @@ providers:
     type: mock
     mock: {{ failure: {{ status: 503, every: 1 }} }}
     models: [{{ name: unstable }}]
+  - name: claude
+    type: anthropic
+    base_url: "http://127.0.0.1:{up_port}"
+    api_key: "sk-ant-sdk-secret"
+    models: [{{ name: claude-sonnet-4-5 }}]
+  - name: gem
+    type: gemini
+    base_url: "http://127.0.0.1:{up_port}"
+    api_key: "gem-sdk-secret"
+    models: [{{ name: gemini-2.5-flash }}, {{ name: text-embedding-004 }}]
+  - name: vx
+    type: vertex
+    base_url: "http://127.0.0.1:{up_port}"
+    region: us-central1
+    credentials_file: {vertex_credentials}
+    models: [{{ name: gemini-2.5-pro }}, {{ name: claude-sonnet-4-5 }}]
+  - name: br
+    type: bedrock
+    base_url: "http://127.0.0.1:{up_port}"
+    region: us-east-1
+    access_key_id: "{aws_key_id}"
+    secret_access_key: "{aws_secret}"
+    models: [{{ name: "anthropic.claude-3-5-haiku-20241022-v1:0" }}, {{ name: "amazon.titan-embed-text-v2:0" }}]
+  - name: co
+    type: cohere
+    base_url: "http://127.0.0.1:{up_port}"
+    api_key: "co-sdk-secret"
+    models: [{{ name: command-r-plus }}, {{ name: embed-english-v3.0 }}]
 virtual_models:
   - name: prod/assistant
     targets:
       - {{ model: flaky/unstable }}
       - {{ model: mock/echo }}
 """
+
+
+def _vertex_credentials(work: Path, up_port: int) -> Path:
+    """A service-account key file whose token endpoint is the mock upstream."""
+    if not VERTEX_KEY_PEM.is_file():
+        pytest.fail(f"Vertex test key not found at {VERTEX_KEY_PEM}", pytrace=False)
+    path = work / "vertex-sa.json"
+    path.write_text(json.dumps({
+        "type": "service_account",
+        "project_id": VERTEX_PROJECT,
+        "client_email": f"gw@{VERTEX_PROJECT}.iam.gserviceaccount.com",
+        "private_key": VERTEX_KEY_PEM.read_text(),
+        "token_uri": f"http://127.0.0.1:{up_port}/token",
+    }))
+    return path
 
 
 @pytest.fixture(scope="session")
@@ -317,6 +387,9 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
         config.write_text(CONFIG.format(
             port=port, admin_port=admin_port, max_body=MAX_BODY_SIZE, limited=LIMITED_KEY,
             up_port=up_port, up_key=UP_KEY, rec_port=recorder.port, rec_key=REC_KEY,
+            # A JSON string is a valid YAML double-quoted scalar.
+            vertex_credentials=json.dumps(str(_vertex_credentials(work, up_port))),
+            aws_key_id=AWS_ACCESS_KEY_ID, aws_secret=AWS_SECRET_ACCESS_KEY,
         ))
         log = work / "tollgate.log"
         logs.append(open(log, "wb"))
@@ -333,7 +406,8 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
             return r.status_code == 200 and r.json().get("status") == "ready"
 
         _wait_until(ready, gw, log, "tollgate")
-        yield Gateway(url=url, admin_url=f"http://127.0.0.1:{admin_port}", recorder=recorder, log=log)
+        yield Gateway(url=url, admin_url=f"http://127.0.0.1:{admin_port}", recorder=recorder, log=log,
+                      upstream_url=f"http://127.0.0.1:{up_port}")
     finally:
         for p in reversed(procs):
             _stop(p)
@@ -369,3 +443,11 @@ def http(gateway: Gateway) -> Iterator[httpx.Client]:
 @pytest.fixture(scope="session")
 def recorder(gateway: Gateway) -> RecordingUpstream:
     return gateway.recorder
+
+
+@pytest.fixture(scope="session")
+def anthropic_client(gateway: Gateway) -> Iterator[anthropic.Anthropic]:
+    """The `anthropic` SDK pointed at the gateway: it appends /v1/messages
+    to the root and sends the key as `x-api-key`."""
+    with anthropic.Anthropic(base_url=gateway.url, api_key=MASTER_KEY, max_retries=0, timeout=15) as c:
+        yield c

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs the OpenAI SDK suite against the built binaries.
+# Runs the SDK suites (openai, anthropic) against the built binaries.
 #
 #   tests/sdk/run.sh [pytest args...]
 #

@@ -392,6 +392,8 @@ impl ToOpenAiStream for Stream {
                     Some("text_delta") => {
                         self.chunks().delta(out, json!({ "content": d["text"] }), None);
                     }
+                    // Anthropic opens a tool's input with an empty fragment: nothing to send.
+                    Some("input_json_delta") if d["partial_json"] == "" => {}
                     Some("input_json_delta") => {
                         let Some(&(_, n)) = self.tools.iter().find(|(i, _)| *i == index) else {
                             return Err(StreamFail::Broken(

@@ -9,6 +9,7 @@ mod chat;
 mod common;
 mod errors;
 mod examples;
+mod golden;
 mod jwt;
 mod keys;
 mod logs;
