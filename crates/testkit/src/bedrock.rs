@@ -116,7 +116,7 @@ fn invoke(model: &str, v: &Value) -> Response<Body> {
             "Malformed input request: #: extraneous key [{k}] is not permitted, please reformat your input and try again."
         ));
     }
-    if !v.get("inputText").and_then(Value::as_str).is_some_and(|t| !t.is_empty()) {
+    if v.get("inputText").and_then(Value::as_str).is_none_or(|t| t.is_empty()) {
         return validation(
             "Malformed input request: #: required key [inputText] not found, please reformat your input and try again.",
         );
@@ -375,7 +375,7 @@ mod tests {
         );
         assert_eq!(events[2].1["delta"]["toolUse"]["input"], "{\"q\":");
         assert_eq!(events[3].1["delta"]["toolUse"]["input"], "\"x\"}");
-        let mut messages: Vec<Bytes> = events.iter().map(|(t, p)| event_message(*t, p)).collect();
+        let mut messages: Vec<Bytes> = events.iter().map(|(t, p)| event_message(t, p)).collect();
         messages.push(exception_message(429));
         let chunks = split_messages(messages);
         assert_eq!(chunks.len(), 16);

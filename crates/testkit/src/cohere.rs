@@ -40,7 +40,7 @@ pub(crate) fn respond(req: &Recorded, fault: Option<Fault>, state: Arc<State>) -
         return message(404, &format!("{} {path}: not found", req.method));
     }
     let auth = req.headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-    if !auth.and_then(|a| a.strip_prefix("Bearer ")).is_some_and(|t| !t.trim().is_empty()) {
+    if auth.and_then(|a| a.strip_prefix("Bearer ")).is_none_or(|t| t.trim().is_empty()) {
         return message(401, "invalid api token");
     }
     let v: Value = match serde_json::from_slice(&req.body) {
@@ -99,7 +99,7 @@ fn validate_chat(v: &Value) -> Result<(), String> {
     if v.get("temperature").is_some_and(|t| !t.as_f64().is_some_and(|t| (0.0..=1.0).contains(&t))) {
         return Err("temperature must be between 0 and 1".into());
     }
-    if v.get("max_tokens").is_some_and(|m| !m.as_u64().is_some_and(|m| m > 0)) {
+    if v.get("max_tokens").is_some_and(|m| m.as_u64().is_none_or(|m| m == 0)) {
         return Err("max_tokens must be a positive integer".into());
     }
     if v.get("stop_sequences")

@@ -20,7 +20,7 @@ pub(super) fn validate(v: &Value, route: &Route) -> Result<(), String> {
     let obj = v.as_object().ok_or("request body must be a JSON object")?;
     let allowed = if *route == Route::CountTokens { COUNT_FIELDS } else { MESSAGE_FIELDS };
     let vertex = matches!(route, Route::Vertex { .. });
-    let extra = |k: &&String| !allowed.split_whitespace().any(|f| f == *k) && !(vertex && *k == "anthropic_version");
+    let extra = |k: &&String| !(allowed.split_whitespace().any(|f| f == *k) || vertex && *k == "anthropic_version");
     if let Some(k) = obj.keys().find(extra) {
         return Err(format!("{k}: Extra inputs are not permitted"));
     }

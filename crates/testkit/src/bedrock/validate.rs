@@ -275,7 +275,7 @@ fn tools(t: &Value) -> Result<(), String> {
                 "{at}.name: value {name:?} must satisfy regular expression pattern: [a-zA-Z0-9_-]+ (max 64)"
             ));
         }
-        if spec.get("description").is_some_and(|d| !d.as_str().is_some_and(|d| !d.is_empty())) {
+        if spec.get("description").is_some_and(|d| d.as_str().is_none_or(|d| d.is_empty())) {
             return Err(format!("{at}.description must be a non-empty string"));
         }
         match spec.get("inputSchema").map(|s| member(s, &format!("{at}.inputSchema"))).transpose()? {

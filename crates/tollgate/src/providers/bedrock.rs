@@ -21,7 +21,6 @@ use crate::config::file::ProviderSection;
 use crate::config::validate::Diags;
 use crate::error::UpstreamError;
 use crate::translate::{self, Settings, bedrock as tr};
-use crate::wire::eventstream::EventStreamDecoder;
 use crate::wire::openai::Usage;
 
 pub struct Bedrock {
@@ -162,7 +161,7 @@ impl Bedrock {
                 return Err(x.broken("asked for a stream but the provider answered without an event stream"));
             }
             let t: Box<dyn translate::ToOpenAiStream> = Box::new(tr::Stream::new(model, call.hub_wants_usage()));
-            let mode = Mode::Aws(t, Box::new(EventStreamDecoder::default()));
+            let mode = Mode::Aws(t, Box::default());
             let body = x.relay(resp, mode, Dialect::OpenAi).await?;
             return Ok(UpstreamReply::Stream(body, Dialect::OpenAi));
         }

@@ -152,7 +152,7 @@ impl SseRelay {
             }
             Mode::Aws(t, dec) => {
                 dec.push(&data);
-                while let Some(m) = dec.next().map_err(StreamFail::Broken)? {
+                while let Some(m) = dec.next_message().map_err(StreamFail::Broken)? {
                     t.event(
                         UpEvent::Aws { message_type: &m.message_type, kind: &m.kind, payload: &m.payload },
                         &mut out,

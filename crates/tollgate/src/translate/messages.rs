@@ -10,7 +10,7 @@ use super::{Result, refuse};
 /// Problems Anthropic itself would refuse, found before anything is routed.
 pub fn validate(req: &Value) -> Result<()> {
     let Some(obj) = req.as_object() else { return refuse("the request body must be a JSON object") };
-    if !obj.get("max_tokens").is_some_and(|v| v.as_u64().is_some_and(|n| n > 0)) {
+    if obj.get("max_tokens").is_none_or(|v| v.as_u64().is_none_or(|n| n == 0)) {
         return refuse("`max_tokens` is required and must be a positive integer");
     }
     let Some(messages) = obj.get("messages").and_then(Value::as_array) else {

@@ -21,6 +21,9 @@ pub mod hub;
 pub mod messages;
 pub mod tokens;
 
+#[cfg(test)]
+mod props;
+
 use serde_json::{Map, Value};
 
 /// How a provider with a narrower temperature range treats a larger value.

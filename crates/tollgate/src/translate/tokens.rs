@@ -61,13 +61,12 @@ pub fn completion(body: &[u8]) -> u64 {
 
 fn collect(v: &Value, out: &mut String) {
     match v {
-        Value::String(s) => {
+        Value::String(s)
             // Base64 payloads (images, files) are not read as text tokens.
-            if !s.starts_with("data:") {
+            if !s.starts_with("data:") => {
                 out.push_str(s);
                 out.push('\n');
             }
-        }
         Value::Array(a) => a.iter().for_each(|x| collect(x, out)),
         Value::Object(o) => {
             for (k, x) in o {

@@ -30,7 +30,7 @@ impl EventStreamDecoder {
     }
 
     /// The next whole message, `Ok(None)` when more bytes are needed.
-    pub fn next(&mut self) -> Result<Option<EventMessage>, String> {
+    pub fn next_message(&mut self) -> Result<Option<EventMessage>, String> {
         if self.buf.len() > MAX_MESSAGE_BYTES {
             return Err(format!("an event-stream message is larger than {MAX_MESSAGE_BYTES} bytes"));
         }
@@ -81,7 +81,7 @@ mod tests {
             let mut got = Vec::new();
             for part in [&bytes[..cut], &bytes[cut..]] {
                 d.push(part);
-                while let Some(m) = d.next().unwrap() {
+                while let Some(m) = d.next_message().unwrap() {
                     got.push(m.kind);
                 }
             }
@@ -97,6 +97,6 @@ mod tests {
         bytes[n - 1] ^= 0xff;
         let mut d = EventStreamDecoder::default();
         d.push(&bytes);
-        assert!(d.next().is_err());
+        assert!(d.next_message().is_err());
     }
 }

@@ -172,11 +172,19 @@ fn every_translation_matches_its_golden_fixtures() {
         for dir in dirs {
             if dir.join("request.in.json").exists() {
                 cases += 1;
-                check(&dir.join("request.out.json"), pretty(request(&kind, &read_json(&dir.join("request.in.json")))), &mut failures);
+                check(
+                    &dir.join("request.out.json"),
+                    pretty(request(&kind, &read_json(&dir.join("request.in.json")))),
+                    &mut failures,
+                );
             }
             if dir.join("response.in.json").exists() {
                 cases += 1;
-                check(&dir.join("response.out.json"), pretty(response(&kind, &read_json(&dir.join("response.in.json")))), &mut failures);
+                check(
+                    &dir.join("response.out.json"),
+                    pretty(response(&kind, &read_json(&dir.join("response.in.json")))),
+                    &mut failures,
+                );
             }
             if dir.join("stream.in.txt").exists() || dir.join("stream.in.jsonl").exists() {
                 cases += 1;
