@@ -73,13 +73,30 @@ pub fn request(req: &Value, s: &Settings) -> Result<Value> {
     if let Some(k) = req.get("top_k").filter(|v| !v.is_null()) {
         extra.insert("top_k".into(), k.clone());
     }
-    if let Some(t) = req.get("thinking").filter(|t| t.is_object()) {
-        extra.insert("thinking".into(), t.clone());
+    let effort = req.get("reasoning_effort").and_then(Value::as_str).and_then(|e| match e {
+        "minimal" | "low" => Some(1024),
+        "medium" => Some(4096),
+        "high" => Some(16384),
+        _ => None,
+    });
+    match (req.get("thinking").filter(|t| t.is_object()), effort) {
+        (Some(t), _) => {
+            extra.insert("thinking".into(), t.clone());
+        }
+        (None, Some(b)) => {
+            extra.insert("thinking".into(), json!({ "type": "enabled", "budget_tokens": b }));
+        }
+        _ => {}
     }
     if !extra.is_empty() {
         out.insert("additionalModelRequestFields".into(), Value::Object(extra));
     }
-    if let Some(tools) = req.get("tools").and_then(Value::as_array).filter(|t| !t.is_empty()) {
+    // Converse has no "none" tool choice: without tools in the history the
+    // tools are left out, which means the same; with them Bedrock needs the
+    // tool config, and the model may call a tool (a documented caveat).
+    let none = req.get("tool_choice").and_then(Value::as_str) == Some("none");
+    let history = out["messages"].to_string().contains("\"toolUse\"");
+    if let Some(tools) = req.get("tools").and_then(Value::as_array).filter(|t| !t.is_empty() && !(none && !history)) {
         let specs: Vec<Value> = tools
             .iter()
             .filter_map(|t| t.get("function"))
