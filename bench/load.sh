@@ -139,6 +139,14 @@ printf '%s' '{"model":"up/gpt-4o-mini","stream":true,"messages":[{"role":"user",
 printf '%s' '{"model":"prod/bench","messages":[{"role":"user","content":"hello"}]}' >"$TMP/vm.json"
 printf '%s' '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hello"}]}' >"$TMP/direct.json"
 printf '%s' '{"model":"gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"hello"}]}' >"$TMP/direct-stream.json"
+# Translation phases (t-*): the same chat request to an Anthropic and a
+# Bedrock provider (translated both ways), an Anthropic request on
+# /v1/messages to the OpenAI-compatible provider, and Anthropic's own API
+# on the mock directly, for the cost of translation alone.
+printf '%s' '{"model":"ant/claude-sonnet-4-5","messages":[{"role":"user","content":"hello"}]}' >"$TMP/gw-ant.json"
+printf '%s' '{"model":"brk/anthropic.claude-3-5-haiku-20241022-v1:0","messages":[{"role":"user","content":"hello"}]}' >"$TMP/gw-brk.json"
+printf '%s' '{"model":"up/gpt-4o-mini","max_tokens":64,"messages":[{"role":"user","content":"hello"}]}' >"$TMP/gw-msg.json"
+printf '%s' '{"model":"claude-sonnet-4-5","max_tokens":4096,"messages":[{"role":"user","content":"hello"}]}' >"$TMP/direct-ant.json"
 
 cat >"$TMP/tollgate.yaml" <<EOF
 server: { listen: "127.0.0.1:$GW_PORT", admin_listen: "127.0.0.1:$ADMIN_PORT" }
@@ -175,6 +183,18 @@ providers:
     base_url: "http://127.0.0.1:$MOCK_PORT/v1"
     api_key: "sk-bench"
     models: [{ name: gpt-4o-mini }]
+  - name: ant
+    type: anthropic
+    base_url: "http://127.0.0.1:$MOCK_PORT"
+    api_key: "sk-ant-bench"
+    models: [{ name: claude-sonnet-4-5 }]
+  - name: brk
+    type: bedrock
+    base_url: "http://127.0.0.1:$MOCK_PORT"
+    region: us-east-1
+    access_key_id: AKIDMOCKTOLLGATE
+    secret_access_key: mock/secret/key
+    models: [{ name: "anthropic.claude-3-5-haiku-20241022-v1:0" }]
 # Three targets with retries and fallbacks configured; the first answers.
 virtual_models:
   - name: prod/bench
@@ -228,6 +248,16 @@ preflight governed "$GW_URL" "$TMP/gw.json" 0 "$APP_KEY"
 preflight direct "$DIRECT_URL" "$TMP/direct.json" 0
 preflight direct-stream "$DIRECT_URL" "$TMP/direct-stream.json" 1
 preflight proxy "$PROXY_URL" "$TMP/direct.json" 0
+preflight anthropic "$GW_URL" "$TMP/gw-ant.json" 0 "$MASTER_KEY"
+preflight bedrock "$GW_URL" "$TMP/gw-brk.json" 0 "$MASTER_KEY"
+code=$(curl -s -o "$TMP/preflight.out" -w '%{http_code}' -X POST -H 'content-type: application/json' \
+    -H "x-api-key: $MASTER_KEY" -H 'x-tollgate-metadata: {"project_id":"bench"}' --data-binary "@$TMP/gw-msg.json" \
+    "http://127.0.0.1:$GW_PORT/v1/messages" || true)
+[[ "$code" == 200 ]] && jq -e '.content[0].text' "$TMP/preflight.out" >/dev/null || { head -c 600 "$TMP/preflight.out" >&2; die "preflight messages: HTTP $code"; }
+code=$(curl -s -o "$TMP/preflight.out" -w '%{http_code}' -X POST -H 'content-type: application/json' \
+    -H 'x-api-key: k' -H 'anthropic-version: 2023-06-01' --data-binary "@$TMP/direct-ant.json" \
+    "http://127.0.0.1:$MOCK_PORT/v1/messages" || true)
+[[ "$code" == 200 ]] || { head -c 600 "$TMP/preflight.out" >&2; die "preflight direct-anthropic: HTTP $code"; }
 
 # ----------------------------------------------------------------- phases ---
 FAILED=()
@@ -254,6 +284,14 @@ run_oha() {
     if [[ "$target" == gov ]]; then
         url=$GW_URL
         args+=(-H "authorization: Bearer $APP_KEY" -H 'x-tollgate-metadata: {"project_id":"bench"}')
+    fi
+    if [[ "$target" == msg ]]; then
+        url="http://127.0.0.1:$GW_PORT/v1/messages"
+        args+=(-H "x-api-key: $MASTER_KEY" -H 'x-tollgate-metadata: {"project_id":"bench"}')
+    fi
+    if [[ "$target" == dant ]]; then
+        url="http://127.0.0.1:$MOCK_PORT/v1/messages"
+        args+=(-H 'x-api-key: k' -H 'anthropic-version: 2023-06-01')
     fi
     [[ -n "$rate" ]] && args+=(-q "$rate" --latency-correction)
     local cmd="taskset -c $LOAD_CORE oha" a
@@ -309,6 +347,14 @@ run_oha e-proxy-rate proxy "$TMP/direct.json" "$DURATION" "$RATE_CONC" "$RATE"
 if [[ "$DIRECT_MAX" != 0 ]]; then
     run_oha d-direct-max direct "$TMP/direct.json" "$DURATION" "$MAX_CONC"
 fi
+run_oha warmup-ant gw "$TMP/gw-ant.json" "$WARMUP" 8
+run_oha t-ant-max gw "$TMP/gw-ant.json" "$DURATION" "$MAX_CONC"
+run_oha t-ant-rate gw "$TMP/gw-ant.json" "$DURATION" "$RATE_CONC" "$RATE"
+run_oha t-direct-ant-rate dant "$TMP/direct-ant.json" "$DURATION" "$RATE_CONC" "$RATE"
+run_oha t-brk-max gw "$TMP/gw-brk.json" "$DURATION" "$MAX_CONC"
+run_oha t-brk-rate gw "$TMP/gw-brk.json" "$DURATION" "$RATE_CONC" "$RATE"
+run_oha t-msg-max msg "$TMP/gw-msg.json" "$DURATION" "$MAX_CONC"
+run_oha t-msg-rate msg "$TMP/gw-msg.json" "$DURATION" "$RATE_CONC" "$RATE"
 
 # ----------------------------------------------------------------- report ---
 field() { awk -F'\t' -v n="$1" -v c="$2" '$1 == n { print $c }' "$ROWS"; }
@@ -355,6 +401,12 @@ OHA_VERSION=$("$OHA" --version 2>/dev/null || echo unknown)
     echo "through a three-target virtual model (prod/bench) vs the plain provider model:"
     echo "  throughput: $(awk -v v="$(field f-vm-max 4)" -v g="$(field a-gw-max 4)" 'BEGIN { printf "%.0f%%", 100 * v / g }') of the plain model"
     echo "  added at $RATE req/s, p50: $(overhead_us "$(field f-vm-rate 5)" "$(field b-gw-rate 5)") us, p99: $(overhead_us "$(field f-vm-rate 6)" "$(field b-gw-rate 6)") us"
+    echo "translation (t-*): OpenAI chat to an Anthropic provider, gateway - Anthropic mock direct at $RATE req/s:"
+    echo "  p50: $(overhead_us "$(field t-ant-rate 5)" "$(field t-direct-ant-rate 5)") us, p99: $(overhead_us "$(field t-ant-rate 6)" "$(field t-direct-ant-rate 6)") us"
+    echo "  throughput: $(awk -v v="$(field t-ant-max 4)" -v g="$(field a-gw-max 4)" 'BEGIN { printf "%.0f%%", 100 * v / g }') of the OpenAI pass-through path"
+    echo "  to Bedrock (SigV4 signing included): $(awk -v v="$(field t-brk-max 4)" -v g="$(field a-gw-max 4)" 'BEGIN { printf "%.0f%%", 100 * v / g }') of the pass-through path; at $RATE req/s p50 $(overhead_us "$(field t-brk-rate 5)" "$(field b-gw-rate 5)") us, p99 $(overhead_us "$(field t-brk-rate 6)" "$(field b-gw-rate 6)") us over the pass-through path"
+    echo "  /v1/messages to the OpenAI-compatible provider vs /v1/chat/completions there, at $RATE req/s:"
+    echo "  p50: $(overhead_us "$(field t-msg-rate 5)" "$(field b-gw-rate 5)") us, p99: $(overhead_us "$(field t-msg-rate 6)" "$(field b-gw-rate 6)") us; throughput $(awk -v v="$(field t-msg-max 4)" -v g="$(field a-gw-max 4)" 'BEGIN { printf "%.0f%%", 100 * v / g }') of it"
     echo "streaming, gateway - direct (time to full stream, closed loop at -c $STREAM_CONC, includes queueing):"
     echo "  p50: $(overhead_us "$(field c-gw-stream 5)" "$(field c-direct-stream 5)") us"
     echo "  p99: $(overhead_us "$(field c-gw-stream 6)" "$(field c-direct-stream 6)") us"

@@ -132,6 +132,18 @@ def test_stop_sequences_reach_anthropic(anthropic_client: anthropic.Anthropic) -
     assert msg.content[0].text == "upstream says: hello "
 
 
+def test_anthropic_gets_cache_control_metadata_and_betas_as_written(anthropic_client: anthropic.Anthropic) -> None:
+    # The mock refuses any field or block shape the real API would, so a
+    # 200 means the request reached it intact.
+    msg = anthropic_client.messages.create(
+        model=CLAUDE, max_tokens=300, metadata={"user_id": "u-1"},
+        system=[{"type": "text", "text": "cached prefix", "cache_control": {"type": "ephemeral"}}],
+        messages=user("hi"), extra_headers={"anthropic-beta": "prompt-caching-2024-07-31"},
+    )
+    assert msg.content[0].text == "upstream says: hi"
+    assert msg.usage.cache_read_input_tokens == 3
+
+
 def test_raw_response_headers_say_what_ran(anthropic_client: anthropic.Anthropic) -> None:
     raw = anthropic_client.messages.with_raw_response.create(model=GEMINI, max_tokens=50, messages=user("hi"))
     assert raw.http_response.status_code == 200

@@ -169,7 +169,8 @@ impl Bedrock {
         let v: Value = serde_json::from_slice(&bytes).map_err(|e| x.broken(format!("the answer is not JSON: {e}")))?;
         let (out, usage) = match call.op {
             Operation::Embeddings => {
-                let (out, n) = tr::embed_response(&v, model);
+                let (mut out, n) = tr::embed_response(&v, model);
+                translate::hub::encode_embeddings(&mut out, &hub);
                 (out, (n > 0).then(|| Usage { prompt_tokens: n, total_tokens: n, ..Default::default() }))
             }
             Operation::ChatCompletions => {

@@ -123,7 +123,9 @@ impl Gemini {
                         .get("input")
                         .and_then(Value::as_array)
                         .map_or(0, |a| a.iter().filter_map(Value::as_str).map(translate::tokens::count).sum());
-                (tr::embed_response(&v, model, n), None)
+                let mut out = tr::embed_response(&v, model, n);
+                translate::hub::encode_embeddings(&mut out, &hub);
+                (out, None)
             }
             Operation::ChatCompletions => {
                 let usage = v.get("usageMetadata").map(|u| Usage::from(tr::tokens(u)));

@@ -203,7 +203,9 @@ impl MockProvider {
             .map(|(i, t)| {
                 let v = embed(t, dims);
                 let emb = if base64 {
-                    Value::String(b64(&v.iter().flat_map(|f| f.to_le_bytes()).collect::<Vec<u8>>()))
+                    Value::String(crate::translate::hub::b64(
+                        &v.iter().flat_map(|f| f.to_le_bytes()).collect::<Vec<u8>>(),
+                    ))
                 } else {
                     json!(v)
                 };
@@ -462,23 +464,6 @@ fn embed(text: &str, dims: usize) -> Vec<f32> {
     v
 }
 
-fn b64(bytes: &[u8]) -> String {
-    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for c in bytes.chunks(3) {
-        let n =
-            (u32::from(c[0]) << 16) | (u32::from(*c.get(1).unwrap_or(&0)) << 8) | u32::from(*c.get(2).unwrap_or(&0));
-        for i in 0..4 {
-            if i <= c.len() {
-                out.push(T[((n >> (18 - 6 * i)) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -498,9 +483,9 @@ mod tests {
 
     #[test]
     fn base64_matches_the_standard_alphabet() {
-        assert_eq!(b64(b"foobar"), "Zm9vYmFy");
-        assert_eq!(b64(b"fo"), "Zm8=");
-        assert_eq!(b64(b"f"), "Zg==");
+        assert_eq!(crate::translate::hub::b64(b"foobar"), "Zm9vYmFy");
+        assert_eq!(crate::translate::hub::b64(b"fo"), "Zm8=");
+        assert_eq!(crate::translate::hub::b64(b"f"), "Zg==");
     }
 
     #[test]

@@ -135,6 +135,39 @@ fn event(out: &mut Vec<u8>, v: &Value) {
     out.extend_from_slice(b"\n\n");
 }
 
+/// Standard base64, for embeddings asked for as `encoding_format: base64`.
+pub fn b64(bytes: &[u8]) -> String {
+    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for c in bytes.chunks(3) {
+        let n =
+            (u32::from(c[0]) << 16) | (u32::from(*c.get(1).unwrap_or(&0)) << 8) | u32::from(*c.get(2).unwrap_or(&0));
+        for i in 0..4 {
+            if i <= c.len() {
+                out.push(T[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// OpenAI sends embeddings as base64 little-endian float32 when asked
+/// (`encoding_format: base64`); providers that only return floats get
+/// their vectors encoded here.
+pub fn encode_embeddings(resp: &mut Value, req: &Value) {
+    if req.get("encoding_format").and_then(Value::as_str) != Some("base64") {
+        return;
+    }
+    for d in resp.get_mut("data").and_then(Value::as_array_mut).into_iter().flatten() {
+        if let Some(list) = d.get("embedding").and_then(Value::as_array) {
+            let bytes: Vec<u8> = list.iter().flat_map(|x| (x.as_f64().unwrap_or(0.0) as f32).to_le_bytes()).collect();
+            d["embedding"] = Value::String(b64(&bytes));
+        }
+    }
+}
+
 /// Whether a hub request asked for the usage chunk.
 pub fn wants_usage(req: &Value) -> bool {
     req.pointer("/stream_options/include_usage").and_then(Value::as_bool) == Some(true)
