@@ -154,8 +154,11 @@ async fn serve(config: Option<PathBuf>, watch: bool) -> ExitCode {
                 eprintln!("tollgate: no config and no TOLLGATE_MASTER_KEY; this run's master key is:\n\n    {key}\n");
                 props.insert("TOLLGATE_MASTER_KEY".to_string(), key);
             }
-            let with_openai = std::env::var("OPENAI_API_KEY").is_ok_and(|k| !k.is_empty());
-            Source::Text { text: embedded_defaults(with_openai), origin: "embedded defaults".into(), props }
+            let keys: Vec<&str> = tollgate::config::load::DEFAULT_PROVIDER_KEYS
+                .into_iter()
+                .filter(|k| std::env::var(k).is_ok_and(|v| !v.is_empty()))
+                .collect();
+            Source::Text { text: embedded_defaults(&keys), origin: "embedded defaults".into(), props }
         }
     };
     let live = match Live::new(source, Shared::default()) {

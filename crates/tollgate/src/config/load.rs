@@ -168,13 +168,28 @@ pub fn load_path(path: &Path, version: u64, shared: &Shared) -> Result<Snapshot,
 
 /// The configuration `tollgate serve` and `tollgate demo` use without a
 /// file: the built-in mock provider, plus OpenAI when `OPENAI_API_KEY` is set.
-pub fn embedded_defaults(with_openai: bool) -> String {
+/// Provider keys the embedded defaults look for, and the provider each adds.
+pub const DEFAULT_PROVIDER_KEYS: [&str; 3] = ["OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GEMINI_API_KEY"];
+
+/// The built-in config, plus a provider for each key in `keys` (names from
+/// `DEFAULT_PROVIDER_KEYS` that are set in the environment). Anthropic and
+/// Gemini list no models, so any of their model names is passed through.
+pub fn embedded_defaults(keys: &[&str]) -> String {
     let mut s = String::from(include_str!("defaults.yaml"));
-    if with_openai {
-        s.push_str(
-            "  - name: openai\n    type: openai\n    api_key: \"${OPENAI_API_KEY}\"\n    models:\n      \
-             - { name: gpt-4o-mini }\n      - { name: gpt-4o }\n      - { name: text-embedding-3-small }\n",
-        );
+    for k in keys {
+        let (name, kind) = match *k {
+            "OPENAI_API_KEY" => ("openai", "openai"),
+            "ANTHROPIC_API_KEY" => ("anthropic", "anthropic"),
+            "GEMINI_API_KEY" => ("gemini", "gemini"),
+            _ => continue,
+        };
+        s.push_str(&format!("  - name: {name}\n    type: {kind}\n    api_key: \"${{{k}}}\"\n"));
+        if name == "openai" {
+            // Listed, so the bare names resolve (`gpt-4o-mini` → `openai/gpt-4o-mini`).
+            s.push_str(
+                "    models:\n      - { name: gpt-4o-mini }\n      - { name: gpt-4o }\n      - { name: text-embedding-3-small }\n",
+            );
+        }
     }
     s
 }
@@ -263,7 +278,7 @@ mod tests {
     #[test]
     fn embedded_defaults_load() {
         let s =
-            load(&embedded_defaults(true), &[("TOLLGATE_MASTER_KEY", "tg-test-key-123"), ("OPENAI_API_KEY", "sk-x")])
+            load(&embedded_defaults(&["OPENAI_API_KEY"]), &[("TOLLGATE_MASTER_KEY", "tg-test-key-123"), ("OPENAI_API_KEY", "sk-x")])
                 .unwrap();
         assert!(s.models.resolve("mock/echo").is_some());
         assert!(s.models.resolve("openai/gpt-4o-mini").is_some());

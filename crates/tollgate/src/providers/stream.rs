@@ -144,7 +144,7 @@ impl SseRelay {
     fn translate(&mut self, data: Bytes) -> Result<Vec<u8>, StreamFail> {
         let mut out = Vec::new();
         match &mut self.mode {
-            Mode::Pass => out.extend_from_slice(&data),
+            Mode::Pass => out.extend_from_slice(&data), // not reached: pass-through never copies
             Mode::Sse(t) => {
                 for (event, payload) in sse_events(&data) {
                     t.event(UpEvent::Sse { event, data: &payload }, &mut out)?;
@@ -185,6 +185,8 @@ impl SseRelay {
                     let whole = if matches!(self.mode, Mode::Aws(..)) { Ok(data) } else { self.framer.push(data) };
                     match whole {
                         Ok(out) if out.is_empty() => continue,
+                        // Pass-through: the whole events go on as they are, no copy.
+                        Ok(out) if matches!(self.mode, Mode::Pass) => return Poll::Ready(Step::Data(out)),
                         Ok(out) => match self.translate(out) {
                             Ok(o) if o.is_empty() => continue,
                             Ok(o) => return Poll::Ready(Step::Data(Bytes::from(o))),

@@ -83,6 +83,8 @@ pub struct Gateway {
 impl Gateway {
     /// Binds the listeners named in the current snapshot and starts serving.
     pub async fn start(live: Arc<Live>) -> std::io::Result<Gateway> {
+        // The tokenizer's tables load once (tens of ms); not on a request.
+        tokio::task::spawn_blocking(crate::translate::tokens::warm_up);
         let snap = live.snapshot();
         // Durable state first: spend recorded before a restart counts again
         // before the first request is admitted.

@@ -42,8 +42,8 @@ fn every_example_config_loads() {
 
 #[test]
 fn embedded_defaults_load() {
-    for with_openai in [false, true] {
-        let text = embedded_defaults(with_openai);
+    for keys in [&[][..], &tollgate::config::load::DEFAULT_PROVIDER_KEYS[..]] {
+        let text = embedded_defaults(keys);
         load_text(&text, "embedded", 1, &Shared::default(), props_for(&text)).unwrap_or_else(|e| panic!("{e}"));
     }
 }
