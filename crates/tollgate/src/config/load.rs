@@ -277,9 +277,11 @@ mod tests {
 
     #[test]
     fn embedded_defaults_load() {
-        let s =
-            load(&embedded_defaults(&["OPENAI_API_KEY"]), &[("TOLLGATE_MASTER_KEY", "tg-test-key-123"), ("OPENAI_API_KEY", "sk-x")])
-                .unwrap();
+        let s = load(
+            &embedded_defaults(&["OPENAI_API_KEY"]),
+            &[("TOLLGATE_MASTER_KEY", "tg-test-key-123"), ("OPENAI_API_KEY", "sk-x")],
+        )
+        .unwrap();
         assert!(s.models.resolve("mock/echo").is_some());
         assert!(s.models.resolve("openai/gpt-4o-mini").is_some());
         assert!(s.models.resolve("gpt-4o-mini").is_some(), "unique bare names resolve");

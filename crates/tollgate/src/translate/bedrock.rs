@@ -96,7 +96,7 @@ pub fn request(req: &Value, s: &Settings) -> Result<Value> {
     // tool config, and the model may call a tool (a documented caveat).
     let none = req.get("tool_choice").and_then(Value::as_str) == Some("none");
     let history = out["messages"].to_string().contains("\"toolUse\"");
-    if let Some(tools) = req.get("tools").and_then(Value::as_array).filter(|t| !t.is_empty() && !(none && !history)) {
+    if let Some(tools) = req.get("tools").and_then(Value::as_array).filter(|t| !t.is_empty() && (!none || history)) {
         let specs: Vec<Value> = tools
             .iter()
             .filter_map(|t| t.get("function"))
