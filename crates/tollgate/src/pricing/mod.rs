@@ -32,12 +32,17 @@ impl Price {
     }
 
     /// Cost of a request's usage, in nano-dollars. Cached prompt tokens are
-    /// charged at the cached-read price, the rest of the prompt at input.
+    /// charged at the cached-read price, tokens written to a cache
+    /// (Anthropic, Bedrock) at the cache-write price, the rest of the
+    /// prompt at input.
     pub fn cost(&self, usage: &Usage) -> u64 {
-        let cached = usage.prompt_tokens_details.as_ref().map_or(0, |d| d.cached_tokens).min(usage.prompt_tokens);
-        let fresh = usage.prompt_tokens - cached;
+        let details = usage.prompt_tokens_details.as_ref();
+        let cached = details.map_or(0, |d| d.cached_tokens).min(usage.prompt_tokens);
+        let written = details.map_or(0, |d| d.cache_write_tokens).min(usage.prompt_tokens - cached);
+        let fresh = usage.prompt_tokens - cached - written;
         per_mtok(fresh, self.input)
             + per_mtok(cached, self.cached_read)
+            + per_mtok(written, self.cached_write)
             + per_mtok(usage.completion_tokens, self.output)
     }
 
@@ -84,6 +89,23 @@ pub fn nanos_to_usd(n: u64) -> f64 {
 mod tests {
     use super::*;
     use crate::wire::openai::PromptDetails;
+
+    #[test]
+    fn cache_writes_and_reads_have_their_own_prices() {
+        let p = Price {
+            input: 3_000_000_000,
+            output: 15_000_000_000,
+            cached_read: 300_000_000,
+            cached_write: 3_750_000_000,
+        };
+        let u = Usage {
+            prompt_tokens: 1_000_000 + 2_000_000 + 4_000_000,
+            prompt_tokens_details: Some(PromptDetails { cached_tokens: 2_000_000, cache_write_tokens: 4_000_000 }),
+            ..Default::default()
+        };
+        // $3 fresh + 2 × $0.30 read + 4 × $3.75 written.
+        assert_eq!(p.cost(&u), 3_000_000_000 + 600_000_000 + 15_000_000_000);
+    }
 
     #[test]
     fn costs_are_exact_integers() {
