@@ -225,3 +225,46 @@ async fn count_tokens_counts_with_the_tokenizer() {
     assert!((2..10).contains(&n), "{n}");
     assert_eq!(up.request_count(), 0);
 }
+
+/// A virtual model whose first target is Anthropic (sent the client's own
+/// request) and whose fallback is OpenAI-compatible (sent the translation):
+/// an overloaded Anthropic answer falls back and the client still gets
+/// Anthropic's shape, streamed or not.
+#[tokio::test]
+async fn fallback_from_an_anthropic_target_to_an_openai_one_keeps_the_anthropic_shape() {
+    let up = MockUpstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let extra = format!(
+        "{}virtual_models:\n  - name: prod/assistant\n    strategy: priority\n    targets:\n      - {{ model: claude/claude-sonnet-4-5, fallback_on: [529] }}\n      - {{ model: up/gpt-4o-mini }}\n",
+        crate::providers::providers(&up, dir.path())
+    );
+    let h = Harness::start(&config(&up.base_url(), &extra)).await;
+    for stream in [false, true] {
+        up.clear();
+        up.push_fault(if stream {
+            Fault::StreamError { after_events: 0, status: 529 }
+        } else {
+            Fault::Status { status: 529, body: None, retry_after: None }
+        });
+        let r = messages(
+            &h,
+            &json!({ "model": "prod/assistant", "max_tokens": 50, "stream": stream,
+            "messages": [{ "role": "user", "content": "hello" }] }),
+        )
+        .await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert_eq!(r.header("x-tollgate-resolved-model"), Some("up/gpt-4o-mini"));
+        assert_eq!(r.header("x-tollgate-attempts"), Some("2"));
+        let paths: Vec<String> = up.requests().iter().map(|r| r.path.clone()).collect();
+        assert_eq!(paths, ["/v1/messages", "/v1/chat/completions"], "native first, translation second");
+        if stream {
+            let ev = events(&r.text());
+            assert_eq!(ev.first().map(|e| e.0.as_str()), Some("message_start"), "{}", r.text());
+            assert_eq!(ev.last().map(|e| e.0.as_str()), Some("message_stop"), "{}", r.text());
+        } else {
+            let v = r.json();
+            assert_eq!(v["type"], "message");
+            assert_eq!(v["content"][0]["text"], "upstream says: hello");
+        }
+    }
+}
