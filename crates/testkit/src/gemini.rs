@@ -125,6 +125,20 @@ pub(crate) fn respond(req: &Recorded, fault: Option<Fault>, state: Arc<State>) -
             }
             Err(m) => invalid(&m),
         },
+        // Vertex's text-embedding models: `instances: [{content}]` → `predictions`.
+        "predict" if route.vertex => {
+            let Some(instances) = v.get("instances").and_then(Value::as_array).filter(|i| !i.is_empty()) else {
+                return invalid("instances must be a non-empty array");
+            };
+            if instances.iter().any(|i| !i.get("content").is_some_and(Value::is_string)) {
+                return invalid("each instance needs a `content` string");
+            }
+            let predictions: Vec<Value> = instances
+                .iter()
+                .map(|_| json!({ "embeddings": { "values": [0.1, 0.2, 0.3], "statistics": { "token_count": 2, "truncated": false } } }))
+                .collect();
+            full(200, "application/json", json!({ "predictions": predictions }).to_string())
+        }
         other => google_error(404, "NOT_FOUND", &format!("unknown method {other}")),
     }
 }

@@ -246,6 +246,7 @@ impl Wire {
             || path.contains(":streamGenerateContent")
             || path.contains(":embedContent")
             || path.contains(":batchEmbedContents")
+            || (path.contains("/publishers/google/") && path.ends_with(":predict"))
             || path == "/token"
         {
             Wire::Gemini

@@ -74,12 +74,7 @@ impl Gemini {
         let model = call.upstream_model;
         let hub = call.hub(provider)?;
         let (verb, body) = match call.op {
-            Operation::Embeddings if self.vertex.is_some() => {
-                return Err(UpstreamError::Untranslatable {
-                    provider: provider.into(),
-                    message: "embeddings on Vertex are not supported yet; use a `gemini` provider for them".into(),
-                });
-            }
+            Operation::Embeddings if self.vertex.is_some() => ("predict", tr::vertex_embed_request(&hub)),
             Operation::Embeddings => ("batchEmbedContents", tr::embed_request(&hub, model)),
             Operation::ChatCompletions if call.stream => ("streamGenerateContent?alt=sse", tr::request(&hub)),
             Operation::ChatCompletions => ("generateContent", tr::request(&hub)),
@@ -116,6 +111,11 @@ impl Gemini {
         let bytes = x.body(resp, call.max_response_size).await?;
         let v: Value = serde_json::from_slice(&bytes).map_err(|e| x.broken(format!("the answer is not JSON: {e}")))?;
         let (out, usage) = match call.op {
+            Operation::Embeddings if self.vertex.is_some() => {
+                let (mut out, n) = tr::vertex_embed_response(&v, model);
+                translate::hub::encode_embeddings(&mut out, &hub);
+                (out, (n > 0).then(|| Usage { prompt_tokens: n, total_tokens: n, ..Default::default() }))
+            }
             Operation::Embeddings => {
                 // Gemini reports no tokens for embeddings: count them.
                 let n = translate::tokens::count(&translate::content_text(hub.get("input")))

@@ -436,6 +436,40 @@ pub fn embed_request(req: &Value, model: &str) -> Result<Value> {
     Ok(json!({ "requests": requests }))
 }
 
+/// Hub embeddings input → Vertex `predict` for a text-embedding model.
+pub fn vertex_embed_request(req: &Value) -> Result<Value> {
+    let inputs: Vec<&str> = match req.get("input") {
+        Some(Value::String(s)) => vec![s.as_str()],
+        Some(Value::Array(a)) if a.iter().all(Value::is_string) => a.iter().filter_map(Value::as_str).collect(),
+        _ => return refuse("`input` must be a string or an array of strings for Vertex embeddings"),
+    };
+    let mut body = json!({ "instances": inputs.iter().map(|t| json!({ "content": t })).collect::<Vec<_>>() });
+    if let Some(d) = req.get("dimensions") {
+        body["parameters"] = json!({ "outputDimensionality": d });
+    }
+    Ok(body)
+}
+
+/// Vertex `predictions` as hub embeddings, with the token counts Vertex reports.
+pub fn vertex_embed_response(resp: &Value, model: &str) -> (Value, u64) {
+    let preds = resp.get("predictions").and_then(Value::as_array).cloned().unwrap_or_default();
+    let tokens: u64 = preds
+        .iter()
+        .filter_map(|p| p.pointer("/embeddings/statistics/token_count"))
+        .filter_map(Value::as_f64)
+        .map(|n| n as u64)
+        .sum();
+    let data: Vec<Value> = preds
+        .iter()
+        .enumerate()
+        .map(|(i, p)| json!({ "object": "embedding", "index": i, "embedding": p.pointer("/embeddings/values").cloned().unwrap_or(json!([])) }))
+        .collect();
+    (
+        json!({ "object": "list", "data": data, "model": model, "usage": { "prompt_tokens": tokens, "total_tokens": tokens } }),
+        tokens,
+    )
+}
+
 pub fn embed_response(resp: &Value, model: &str, prompt_tokens: u64) -> Value {
     let data: Vec<Value> = resp
         .get("embeddings")

@@ -32,7 +32,7 @@ pub fn providers(up: &MockUpstream, dir: &std::path::Path) -> String {
     base_url: "http://{a}"
     region: us-central1
     credentials_file: "{creds}"
-    models: [{{ name: gemini-2.5-pro }}, {{ name: claude-sonnet-4-5 }}]
+    models: [{{ name: gemini-2.5-pro }}, {{ name: claude-sonnet-4-5 }}, {{ name: text-embedding-005 }}]
   - name: br
     type: bedrock
     base_url: "http://{a}"
@@ -360,6 +360,7 @@ async fn embeddings_from_gemini_bedrock_and_cohere() {
         ("gem/text-embedding-004", json!(["a", "b"])),
         ("br/amazon.titan-embed-text-v2:0", json!("a")),
         ("co/embed-english-v3.0", json!(["a", "b"])),
+        ("vx/text-embedding-005", json!(["a", "b"])),
     ] {
         let r = h
             .send(
