@@ -109,9 +109,7 @@ impl http_body::Body for Translated {
                     let Ok(data) = frame.into_data() else { continue };
                     this.pending.extend_from_slice(&data);
                     // Only whole events (up to the last blank line) are read.
-                    let Some(end) = this.pending.windows(2).rposition(|w| w == b"\n\n").map(|i| i + 2) else {
-                        continue;
-                    };
+                    let Some(end) = crate::wire::sse::last_boundary(&this.pending) else { continue };
                     let whole: Vec<u8> = this.pending.drain(..end).collect();
                     for (_, data) in sse_events(&whole) {
                         this.tr.event(&data, &mut out);

@@ -252,7 +252,13 @@ fn split_events(data: &[u8]) -> impl Iterator<Item = &[u8]> {
         if rest.is_empty() {
             return None;
         }
-        let end = rest.windows(2).position(|w| w == b"\n\n").map_or(rest.len(), |i| i + 2);
+        // Events end with a blank line: LF LF, or CR LF CR LF.
+        let lf = rest.windows(2).position(|w| w == b"\n\n").map(|i| i + 2);
+        let crlf = rest.windows(4).position(|w| w == b"\r\n\r\n").map(|i| i + 4);
+        let end = match (lf, crlf) {
+            (Some(a), Some(b)) => a.min(b),
+            (a, b) => a.or(b).unwrap_or(rest.len()),
+        };
         let (event, tail) = rest.split_at(end);
         rest = tail;
         Some(event)
@@ -329,5 +335,6 @@ mod tests {
         assert_eq!(text(br#"{"delta":{"type":"text_delta","text":"hi"}}"#, true), "hi");
         let data = b"data: a\n\ndata: b\n\n";
         assert_eq!(split_events(data).count(), 2);
+        assert_eq!(split_events(b"data: a\r\n\r\ndata: b\r\n\r\n").count(), 2);
     }
 }

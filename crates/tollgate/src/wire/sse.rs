@@ -148,7 +148,7 @@ pub fn sse_events(bytes: &[u8]) -> Vec<(Option<&str>, std::borrow::Cow<'_, [u8]>
 }
 
 /// End index (exclusive) of the last event boundary (a blank line) in `buf`.
-fn last_boundary(buf: &[u8]) -> Option<usize> {
+pub fn last_boundary(buf: &[u8]) -> Option<usize> {
     let mut i = buf.len();
     while i >= 2 {
         if buf[i - 1] == b'\n' {
