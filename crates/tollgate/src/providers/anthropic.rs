@@ -70,21 +70,14 @@ impl Anthropic {
     pub fn build(sec: &ProviderSection, ups: &Upstreams, t: &Timeouts, diags: &mut Diags) -> Option<Anthropic> {
         let base = check_base(sec, "https://api.anthropic.com", diags)?;
         let mut headers = HeaderMap::new();
-        match sec.api_key.as_ref().filter(|k| !k.value.is_empty()) {
-            Some(k) => match secret_header(&k.value) {
-                Some(v) => {
-                    headers.insert("x-api-key", v);
-                }
-                None => {
-                    diags.at(k, "api_key contains characters not allowed in an HTTP header", "check the key's value")
-                }
-            },
-            None => diags.at(
-                &sec.name,
-                format!("provider `{}` of type `anthropic` needs an api_key", sec.name.value),
-                "add api_key: \"${ANTHROPIC_API_KEY}\"",
-            ),
-        }
+        super::exchange::required_key_header(
+            sec,
+            &mut headers,
+            HeaderName::from_static("x-api-key"),
+            "",
+            "ANTHROPIC_API_KEY",
+            diags,
+        );
         let version = sec.anthropic_version.clone().unwrap_or_else(|| "2023-06-01".into());
         match HeaderValue::from_str(&version) {
             Ok(v) => {

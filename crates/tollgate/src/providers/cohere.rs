@@ -5,7 +5,7 @@ use http::{HeaderMap, HeaderValue, Method, Request, Uri, header};
 use http_body_util::Full;
 use serde_json::Value;
 
-use super::exchange::{Exchange, is_event_stream, secret_header};
+use super::exchange::{Exchange, is_event_stream};
 use super::http::{HttpClient, Upstreams};
 use super::stream::Mode;
 use super::{Call, Dialect, Operation, Timeouts, UpstreamReply, untranslatable};
@@ -27,21 +27,14 @@ impl Cohere {
     pub fn build(sec: &ProviderSection, ups: &Upstreams, t: &Timeouts, diags: &mut Diags) -> Option<Cohere> {
         let base = super::anthropic::check_base(sec, "https://api.cohere.com", diags)?;
         let mut headers = HeaderMap::new();
-        match sec.api_key.as_ref().filter(|k| !k.value.is_empty()) {
-            Some(k) => match secret_header(&format!("Bearer {}", k.value)) {
-                Some(v) => {
-                    headers.insert(header::AUTHORIZATION, v);
-                }
-                None => {
-                    diags.at(k, "api_key contains characters not allowed in an HTTP header", "check the key's value")
-                }
-            },
-            None => diags.at(
-                &sec.name,
-                format!("provider `{}` of type `cohere` needs an api_key", sec.name.value),
-                "add api_key: \"${COHERE_API_KEY}\"",
-            ),
-        }
+        super::exchange::required_key_header(
+            sec,
+            &mut headers,
+            header::AUTHORIZATION,
+            "Bearer ",
+            "COHERE_API_KEY",
+            diags,
+        );
         super::anthropic::extra_headers(sec, &mut headers, diags);
         let base = base.strip_suffix("/v2").map_or(base.clone(), str::to_string);
         Some(Cohere { base, headers, settings: super::settings(sec), client: ups.client(t.connect) })

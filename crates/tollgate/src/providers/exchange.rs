@@ -133,3 +133,28 @@ pub fn secret_header(value: &str) -> Option<http::HeaderValue> {
     v.set_sensitive(true);
     Some(v)
 }
+
+/// The provider's required `api_key` as header `name` (value `prefix` + key,
+/// marked sensitive); a missing or unusable key is a config error.
+pub fn required_key_header(
+    sec: &crate::config::file::ProviderSection,
+    headers: &mut http::HeaderMap,
+    name: http::HeaderName,
+    prefix: &str,
+    env: &str,
+    diags: &mut crate::config::validate::Diags,
+) {
+    match sec.api_key.as_ref().filter(|k| !k.value.is_empty()) {
+        Some(k) => match secret_header(&format!("{prefix}{}", k.value)) {
+            Some(v) => {
+                headers.insert(name, v);
+            }
+            None => diags.at(k, "api_key contains characters not allowed in an HTTP header", "check the key's value"),
+        },
+        None => diags.at(
+            &sec.name,
+            format!("provider `{}` of type `{}` needs an api_key", sec.name.value, super::type_name(sec.kind.value)),
+            format!("add api_key: \"${{{env}}}\""),
+        ),
+    }
+}

@@ -5,11 +5,11 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http::{HeaderMap, HeaderValue, Method, Request, Uri, header};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Uri, header};
 use http_body_util::Full;
 use serde_json::Value;
 
-use super::exchange::{Exchange, is_event_stream, secret_header};
+use super::exchange::{Exchange, is_event_stream};
 use super::http::{HttpClient, Upstreams};
 use super::stream::Mode;
 use super::{Call, Dialect, Operation, Timeouts, UpstreamReply, untranslatable};
@@ -32,21 +32,14 @@ impl Gemini {
     pub fn build(sec: &ProviderSection, ups: &Upstreams, t: &Timeouts, diags: &mut Diags) -> Option<Gemini> {
         let base = super::anthropic::check_base(sec, "https://generativelanguage.googleapis.com", diags)?;
         let mut headers = HeaderMap::new();
-        match sec.api_key.as_ref().filter(|k| !k.value.is_empty()) {
-            Some(k) => match secret_header(&k.value) {
-                Some(v) => {
-                    headers.insert("x-goog-api-key", v);
-                }
-                None => {
-                    diags.at(k, "api_key contains characters not allowed in an HTTP header", "check the key's value")
-                }
-            },
-            None => diags.at(
-                &sec.name,
-                format!("provider `{}` of type `gemini` needs an api_key", sec.name.value),
-                "add api_key: \"${GEMINI_API_KEY}\"",
-            ),
-        }
+        super::exchange::required_key_header(
+            sec,
+            &mut headers,
+            HeaderName::from_static("x-goog-api-key"),
+            "",
+            "GEMINI_API_KEY",
+            diags,
+        );
         super::anthropic::extra_headers(sec, &mut headers, diags);
         let prefix = if base.ends_with("/v1beta") || base.ends_with("/v1") { base } else { format!("{base}/v1beta") };
         Some(Gemini { prefix: format!("{prefix}/models"), headers, vertex: None, client: ups.client(t.connect) })

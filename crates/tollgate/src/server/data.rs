@@ -32,46 +32,22 @@ pub fn router(app: Arc<App>) -> Router {
 }
 
 async fn chat(State(app): State<Arc<App>>, req: Request) -> Response {
-    let (parts, body) = req.into_parts();
-    pipeline::handle(
-        app.ids.next(),
-        Operation::ChatCompletions,
-        Dialect::OpenAi,
-        app.live.snapshot(),
-        app.live.shared(),
-        parts.headers,
-        body,
-    )
-    .await
+    model_call(&app, req, Operation::ChatCompletions, Dialect::OpenAi).await
 }
 
 async fn embeddings(State(app): State<Arc<App>>, req: Request) -> Response {
-    let (parts, body) = req.into_parts();
-    pipeline::handle(
-        app.ids.next(),
-        Operation::Embeddings,
-        Dialect::OpenAi,
-        app.live.snapshot(),
-        app.live.shared(),
-        parts.headers,
-        body,
-    )
-    .await
+    model_call(&app, req, Operation::Embeddings, Dialect::OpenAi).await
 }
 
 /// The Anthropic Messages API, answered by whatever model the name resolves to.
 async fn messages(State(app): State<Arc<App>>, req: Request) -> Response {
+    model_call(&app, req, Operation::ChatCompletions, Dialect::Anthropic).await
+}
+
+/// One model request through the pipeline, on the current snapshot.
+async fn model_call(app: &App, req: Request, op: Operation, front: Dialect) -> Response {
     let (parts, body) = req.into_parts();
-    pipeline::handle(
-        app.ids.next(),
-        Operation::ChatCompletions,
-        Dialect::Anthropic,
-        app.live.snapshot(),
-        app.live.shared(),
-        parts.headers,
-        body,
-    )
-    .await
+    pipeline::handle(app.ids.next(), op, front, app.live.snapshot(), app.live.shared(), parts.headers, body).await
 }
 
 /// `/v1/messages/count_tokens`, counted here with the gateway's tokenizer
