@@ -32,6 +32,9 @@ pub enum RequestError {
     Metadata { message: String, param: Option<String> },
     #[error("{0}")]
     UnsupportedOperation(String),
+    /// A request body that breaks its API's rules; the message names the field.
+    #[error("{0}")]
+    InvalidBody(String),
 }
 
 /// Who is calling, and may they.
@@ -135,6 +138,7 @@ impl GatewayError {
                     (StatusCode::BAD_REQUEST, INVALID, Some("invalid_metadata"), param.as_deref())
                 }
                 R::UnsupportedOperation(_) => (StatusCode::BAD_REQUEST, INVALID, Some("unsupported_operation"), None),
+                R::InvalidBody(_) => (StatusCode::BAD_REQUEST, INVALID, Some("invalid_request"), None),
             },
             G::Auth(a) => match a {
                 AuthError::Missing | AuthError::Invalid | AuthError::InvalidToken(_) => {

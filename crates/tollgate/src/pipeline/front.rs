@@ -30,7 +30,7 @@ pub fn prepare(bytes: &[u8]) -> Result<(Bytes, Option<String>), RequestError> {
     if !v.get("model").is_some_and(Value::is_string) {
         return Err(RequestError::MissingField("model"));
     }
-    messages::validate(&v).map_err(|e| RequestError::InvalidField { field: "body", problem: e.0 })?;
+    messages::validate(&v).map_err(|e| RequestError::InvalidBody(e.0))?;
     let (hub, problem) = match messages::to_hub(&v) {
         Ok(h) => (h, None),
         Err(e) => {
