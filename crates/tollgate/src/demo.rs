@@ -16,8 +16,8 @@ use hyper_util::rt::TokioExecutor;
 use serde_json::{Value, json};
 
 use crate::config::reload::{Live, Source};
-use crate::config::runtime::Shared;
 use crate::server::Gateway;
+use crate::state::Shared;
 
 const DEMO_CONFIG: &str = r#"
 server: { listen: "127.0.0.1:0", admin_listen: "127.0.0.1:0" }
@@ -68,7 +68,7 @@ virtual_models:
 
 /// A fresh random secret (`tg-` + 48 hex digits) from the OS.
 pub fn random_key() -> String {
-    crate::keys::generate_secret()
+    crate::identity::keys::generate_secret()
 }
 
 struct Tour {

@@ -48,6 +48,10 @@ pub enum AuthError {
     InvalidToken(String),
     #[error("this key may not use the model `{0}`")]
     ModelNotAllowed(String),
+    #[error("this key may not call the tool `{0}`")]
+    ToolNotAllowed(String),
+    #[error("this key may not call the agent `{0}`")]
+    AgentNotAllowed(String),
     #[error("admin routes need the master key or a key with an admin role; data-plane keys cannot call them")]
     NotAdmin,
     #[error("this key's role does not allow {0}")]
@@ -147,6 +151,12 @@ impl GatewayError {
                 AuthError::ModelNotAllowed(_) => {
                     (StatusCode::FORBIDDEN, "permission_error", Some("model_not_allowed"), Some("model"))
                 }
+                AuthError::ToolNotAllowed(_) => {
+                    (StatusCode::FORBIDDEN, "permission_error", Some("tool_not_allowed"), Some("name"))
+                }
+                AuthError::AgentNotAllowed(_) => {
+                    (StatusCode::FORBIDDEN, "permission_error", Some("agent_not_allowed"), None)
+                }
                 AuthError::NotAdmin => (StatusCode::FORBIDDEN, "permission_error", Some("admin_only"), None),
                 AuthError::Forbidden(_) => (StatusCode::FORBIDDEN, "permission_error", Some("role_forbidden"), None),
             },
@@ -208,13 +218,13 @@ fn upstream_status(status: u16) -> (StatusCode, &'static str) {
 
 impl IntoResponse for GatewayError {
     fn into_response(self) -> Response {
-        render(self, crate::providers::Dialect::OpenAi)
+        render(self, crate::wire::Dialect::OpenAi)
     }
 }
 
 /// The error response in the client's dialect: OpenAI's error object, or
 /// Anthropic's `{"type":"error","error":{…}}` on `/v1/messages`.
-pub fn render(e: GatewayError, dialect: crate::providers::Dialect) -> Response {
+pub fn render(e: GatewayError, dialect: crate::wire::Dialect) -> Response {
     let this = e;
     let (status, kind, code, param) = this.parts();
     let mut message = this.to_string();
@@ -222,8 +232,8 @@ pub fn render(e: GatewayError, dialect: crate::providers::Dialect) -> Response {
         message.push_str(" (the provider rejected the gateway's own credential; check the provider's api_key)");
     }
     let body = match dialect {
-        crate::providers::Dialect::OpenAi => error_body(&message, kind, code, param),
-        crate::providers::Dialect::Anthropic => {
+        crate::wire::Dialect::OpenAi => error_body(&message, kind, code, param),
+        crate::wire::Dialect::Anthropic => {
             crate::translate::messages::error_body(status.as_u16(), &message).to_string().into_bytes()
         }
     };

@@ -18,9 +18,8 @@ use serde::Serialize;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
+use crate::config::diag::Diags;
 use crate::config::file::WebhookSection;
-use crate::config::reload::Live;
-use crate::config::validate::Diags;
 use crate::providers::http::HttpClient;
 
 const QUEUE: usize = 1024;
@@ -102,10 +101,14 @@ pub fn build(sections: &[WebhookSection], d: &mut Diags) -> Vec<Webhook> {
         .collect()
 }
 
+/// Where the dispatcher finds the webhooks in force at delivery time (the
+/// live snapshot's), so a reload applies to the next event.
+pub type WebhookSource = Arc<dyn Fn() -> Vec<Webhook> + Send + Sync>;
+
 /// Starts the dispatcher; it runs until `stop`, then delivers what is queued.
 pub fn start(
     bus: &EventBus,
-    live: Arc<Live>,
+    webhooks: WebhookSource,
     client: HttpClient,
     mut stop: watch::Receiver<bool>,
 ) -> tokio::task::JoinHandle<()> {
@@ -114,7 +117,7 @@ pub fn start(
     tokio::spawn(async move {
         let mut deliveries = JoinSet::new();
         let dispatch = |event: Event, deliveries: &mut JoinSet<()>| {
-            let hooks: Vec<Webhook> = live.snapshot().webhooks.clone();
+            let hooks: Vec<Webhook> = webhooks();
             let body = Bytes::from(serde_json::to_vec(&event).unwrap_or_default());
             for hook in hooks.into_iter().filter(|h| h.kinds.is_empty() || h.kinds.iter().any(|k| k == event.kind)) {
                 deliveries.spawn(deliver(client.clone(), hook, event.kind, body.clone()));
@@ -137,8 +140,10 @@ pub fn start(
 }
 
 async fn deliver(client: HttpClient, hook: Webhook, kind: &'static str, body: Bytes) {
-    let signature =
-        hook.secret.as_ref().map(|s| format!("sha256={}", hex::encode(crate::keys::hmac_sha256(s.as_bytes(), &body))));
+    let signature = hook
+        .secret
+        .as_ref()
+        .map(|s| format!("sha256={}", hex::encode(crate::digest::hmac_sha256(s.as_bytes(), &body))));
     let mut wait = Duration::from_millis(250);
     for attempt in 1..=hook.attempts {
         let mut req = Request::builder()
@@ -170,5 +175,5 @@ async fn deliver(client: HttpClient, hook: Webhook, kind: &'static str, body: By
 
 /// A short unique event id.
 pub fn new_id() -> String {
-    format!("evt_{}", hex::encode(crate::keys::os_random::<8>()))
+    format!("evt_{}", hex::encode(crate::digest::os_random::<8>()))
 }

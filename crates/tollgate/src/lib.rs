@@ -17,17 +17,18 @@
 //! - [`error`]: request-path errors and their single mapping to HTTP.
 //! - [`demo`]: `tollgate demo`, a guided tour against the mock provider.
 
+pub mod admission;
 pub mod audit;
 pub mod budgets;
 pub mod cli_keys;
 pub mod cli_logs;
 pub mod config;
 pub mod demo;
+pub mod digest;
 pub mod error;
 pub mod events;
 pub mod glob;
-pub mod jwt;
-pub mod keys;
+pub mod identity;
 pub mod limits;
 pub mod matching;
 pub mod metrics;
@@ -36,8 +37,10 @@ pub mod pricing;
 pub mod providers;
 pub mod redact;
 pub mod reqlog;
+pub mod resource;
 pub mod routing;
 pub mod server;
+pub mod state;
 pub mod store;
 pub mod traces;
 pub mod translate;

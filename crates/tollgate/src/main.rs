@@ -6,9 +6,9 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use tollgate::config::load::{self, embedded_defaults};
 use tollgate::config::reload::{Live, Source};
-use tollgate::config::runtime::Shared;
 use tollgate::providers::http::install_crypto;
 use tollgate::server::Gateway;
+use tollgate::state::Shared;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;

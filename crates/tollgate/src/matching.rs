@@ -3,26 +3,31 @@
 
 use std::collections::BTreeMap;
 
+use crate::config::diag::Diags;
 use crate::config::file::WhenSection;
 use crate::config::loc::Loc;
-use crate::config::runtime::Principal;
-use crate::config::validate::Diags;
 use crate::glob::Glob;
+use crate::identity::Principal;
+use crate::resource::Called;
 
-/// What is known about a request when rules are checked.
+/// What is known about a call when rules are checked, whatever protocol
+/// carried it.
 pub struct Facts<'a> {
-    /// The model name as the client sent it.
-    pub requested: &'a str,
-    /// The resolved name: a virtual model's name or `<provider>/<model>`.
-    pub model: &'a str,
+    /// What it calls: a model, a tool or an agent, by name.
+    pub called: Called<'a>,
     pub principal: Option<&'a Principal>,
     pub metadata: &'a BTreeMap<String, String>,
 }
 
-/// The condition of a rule; every listed part must match.
+/// The condition of a rule; every listed part must match. The name lists
+/// (`models`, `tools`, `agents`) together say what is called: with none of
+/// them the rule matches every call; otherwise the list for the call's kind
+/// must be there and match.
 #[derive(Debug, Default)]
 pub struct When {
     pub models: Vec<Glob>,
+    pub tools: Vec<Glob>,
+    pub agents: Vec<Glob>,
     pub metadata: BTreeMap<String, String>,
     pub subjects: Vec<Glob>,
     pub teams: Vec<String>,
@@ -33,6 +38,8 @@ impl When {
     pub fn from_section(w: &WhenSection) -> When {
         When {
             models: w.models.iter().map(|m| Glob::new(m)).collect(),
+            tools: w.tools.iter().map(|m| Glob::new(m)).collect(),
+            agents: w.agents.iter().map(|m| Glob::new(m)).collect(),
             metadata: w.metadata.clone(),
             subjects: w.subjects.iter().map(|m| Glob::new(m)).collect(),
             teams: w.teams.clone(),
@@ -40,16 +47,28 @@ impl When {
         }
     }
 
-    /// Models are matched against the requested name.
+    /// For a route of a virtual model: models are matched against the requested name.
     pub fn matches(&self, requested: &str, principal: Option<&Principal>, metadata: &BTreeMap<String, String>) -> bool {
-        (self.models.is_empty() || self.models.iter().any(|g| g.matches(requested)))
-            && self.rest_matches(principal, metadata)
+        self.matches_facts(&Facts { called: Called::model(requested), principal, metadata })
     }
 
-    /// Models are matched against the requested and the resolved name.
+    /// Models are matched against the requested and the resolved name,
+    /// tools as `<server>/<tool>`, agents by name.
     pub fn matches_facts(&self, f: &Facts<'_>) -> bool {
-        (self.models.is_empty() || self.models.iter().any(|g| g.matches(f.requested) || g.matches(f.model)))
-            && self.rest_matches(f.principal, f.metadata)
+        self.called_matches(f.called) && self.rest_matches(f.principal, f.metadata)
+    }
+
+    fn called_matches(&self, c: Called<'_>) -> bool {
+        if self.models.is_empty() && self.tools.is_empty() && self.agents.is_empty() {
+            return true;
+        }
+        match c {
+            Called::Model { requested, resolved } => {
+                self.models.iter().any(|g| g.matches(requested) || g.matches(resolved))
+            }
+            Called::Tool(name) => self.tools.iter().any(|g| g.matches(name)),
+            Called::Agent(name) => self.agents.iter().any(|g| g.matches(name)),
+        }
     }
 
     fn rest_matches(&self, principal: Option<&Principal>, metadata: &BTreeMap<String, String>) -> bool {
@@ -80,6 +99,8 @@ pub enum KeyPart {
     Subject,
     Model,
     Provider,
+    Tool,
+    Agent,
     Team,
     Metadata(String),
 }
@@ -92,6 +113,8 @@ impl KeyPart {
                 "subject" => Some(KeyPart::Subject),
                 "model" => Some(KeyPart::Model),
                 "provider" => Some(KeyPart::Provider),
+                "tool" => Some(KeyPart::Tool),
+                "agent" => Some(KeyPart::Agent),
                 "team" => Some(KeyPart::Team),
                 other => match other.strip_prefix("metadata.") {
                     Some(k) if !k.is_empty() => Some(KeyPart::Metadata(k.to_string())),
@@ -99,7 +122,7 @@ impl KeyPart {
                         d.at(
                             p,
                             format!("`{other}` is not a limit_by value"),
-                            "use subject, model, provider, team or metadata.<key>",
+                            "use subject, model, provider, tool, agent, team or metadata.<key>",
                         );
                         None
                     }
@@ -111,8 +134,22 @@ impl KeyPart {
     fn value<'a>(&self, f: &'a Facts<'_>) -> &'a str {
         match self {
             KeyPart::Subject => f.principal.map_or("-", |p| p.id.as_str()),
-            KeyPart::Model => f.model,
-            KeyPart::Provider => f.model.split_once('/').map_or("-", |(p, _)| p),
+            KeyPart::Model => match f.called {
+                Called::Model { resolved, .. } => resolved,
+                _ => "-",
+            },
+            KeyPart::Provider => match f.called {
+                Called::Model { resolved, .. } => resolved.split_once('/').map_or("-", |(p, _)| p),
+                _ => "-",
+            },
+            KeyPart::Tool => match f.called {
+                Called::Tool(name) => name,
+                _ => "-",
+            },
+            KeyPart::Agent => match f.called {
+                Called::Agent(name) => name,
+                _ => "-",
+            },
             KeyPart::Team => f.metadata.get("team").map_or("-", String::as_str),
             KeyPart::Metadata(k) => f.metadata.get(k).map_or("-", String::as_str),
         }

@@ -20,7 +20,7 @@ use serde_json::{Value, json};
 use tokio::sync::{mpsc, watch};
 
 use crate::providers::http::HttpClient;
-use crate::reqlog::LogEntry;
+use crate::reqlog::entry::LogEntry;
 
 /// (trace id, span id, parent span id) for a request: from `traceparent`
 /// when it is valid, else a new trace.

@@ -20,8 +20,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use dashmap::DashMap;
 
+use crate::config::diag::Diags;
 use crate::config::file::{BudgetMode, BudgetSection, BudgetUnit};
-use crate::config::validate::Diags;
 use crate::limits::Estimate;
 use crate::matching::{Facts, KeyPart, When, counter_key, describe_key};
 use crate::pricing::{Price, nanos_to_usd, usd_to_nanos};
@@ -364,7 +364,9 @@ fn crossed(rule: &BudgetRule, s: &mut AccountState) -> Vec<f64> {
 }
 
 /// Reserves the worst case of a request against every matching budget, or
-/// refuses it with the first enforced budget it would exceed.
+/// refuses it with the first enforced budget it would exceed. Budgets count
+/// model spend (cost and tokens): tool and agent calls carry neither and
+/// are never held by one.
 pub fn admit(
     rules: &[Arc<BudgetRule>],
     ledger: &Ledger,
@@ -373,6 +375,9 @@ pub fn admit(
     price: Option<Price>,
 ) -> Result<Vec<BudgetHold>, Refusal> {
     let mut holds = Vec::new();
+    if facts.called.kind() != crate::resource::Kind::Model {
+        return Ok(holds);
+    }
     let now = now_secs();
     for rule in rules.iter().filter(|r| r.when.matches_facts(facts)) {
         let key = counter_key(&rule.key_prefix, &rule.key, facts);
@@ -457,7 +462,11 @@ mod tests {
     }
 
     fn facts(md: &BTreeMap<String, String>) -> Facts<'_> {
-        Facts { requested: "m", model: "p/m", principal: None, metadata: md }
+        Facts {
+            called: crate::resource::Called::Model { requested: "m", resolved: "p/m" },
+            principal: None,
+            metadata: md,
+        }
     }
 
     #[test]

@@ -152,7 +152,7 @@ pub struct AuthSection {
 pub struct UserSection {
     pub team: Option<String>,
     /// `admin`, `team_admin`, `viewer` or `member`.
-    pub role: Option<crate::keys::Role>,
+    pub role: Option<Role>,
     /// Pinned under the credential's own metadata.
     pub metadata: BTreeMap<String, String>,
 }
@@ -160,8 +160,15 @@ pub struct UserSection {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AccessSection {
-    /// Model globs members may use (in addition to their own key's limits).
-    pub models: Vec<Loc<String>>,
+    /// Model globs members may use (in addition to their own key's limits); omitted = no team limit on models.
+    #[serde(default)]
+    pub models: Option<Vec<Loc<String>>>,
+    /// MCP tool globs (`<server>/<tool>`, e.g. `github/*`) members may call; omitted = no team limit on tools.
+    #[serde(default)]
+    pub tools: Option<Vec<Loc<String>>>,
+    /// A2A agent globs members may call; omitted = no team limit on agents.
+    #[serde(default)]
+    pub agents: Option<Vec<Loc<String>>>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -178,6 +185,12 @@ pub struct StaticKeySection {
     /// Model globs this key may use (`prod/*`, `openai-main/gpt-4o*`); omitted = every model.
     #[serde(default)]
     pub models: Option<Vec<Loc<String>>>,
+    /// MCP tool globs (`<server>/<tool>`, e.g. `github/*`) this key may call; omitted = every tool.
+    #[serde(default)]
+    pub tools: Option<Vec<Loc<String>>>,
+    /// A2A agent globs this key may call; omitted = every agent.
+    #[serde(default)]
+    pub agents: Option<Vec<Loc<String>>>,
     /// Metadata merged under request metadata; these values cannot be overridden by the request.
     #[serde(default)]
     pub metadata: BTreeMap<String, String>,
@@ -202,6 +215,12 @@ pub struct JwtIssuerSection {
     /// Model globs tokens from this issuer may use; omitted = every model.
     #[serde(default)]
     pub models: Option<Vec<Loc<String>>>,
+    /// MCP tool globs (`<server>/<tool>`) tokens from this issuer may call; omitted = every tool.
+    #[serde(default)]
+    pub tools: Option<Vec<Loc<String>>>,
+    /// A2A agent globs tokens from this issuer may call; omitted = every agent.
+    #[serde(default)]
+    pub agents: Option<Vec<Loc<String>>>,
     /// Seconds of clock skew tolerated on `exp` and `nbf`. Default 30.
     #[serde(default)]
     pub leeway_secs: Option<u64>,
@@ -573,8 +592,14 @@ pub struct RetryBudgetSection {
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct WhenSection {
-    /// Requested-model globs.
+    /// Model globs, matched against the requested and the resolved name;
+    /// a rule that names only `models` applies to model calls only.
     pub models: Vec<String>,
+    /// MCP tool globs (`<server>/<tool>`); a rule that names only `tools`
+    /// applies to tool calls only.
+    pub tools: Vec<String>,
+    /// A2A agent globs; a rule that names only `agents` applies to agent calls only.
+    pub agents: Vec<String>,
     /// Metadata values that must all match.
     pub metadata: BTreeMap<String, String>,
     pub subjects: Vec<String>,
@@ -613,6 +638,14 @@ pub enum RateUnit {
     OutputTokensPerMinute,
     OutputTokensPerHour,
     OutputTokensPerDay,
+    /// MCP tool calls (each `tools/call`); counts tool calls only.
+    ToolCallsPerMinute,
+    ToolCallsPerHour,
+    ToolCallsPerDay,
+    /// A2A agent calls; counts agent calls only.
+    AgentCallsPerMinute,
+    AgentCallsPerHour,
+    AgentCallsPerDay,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -715,4 +748,18 @@ pub struct VirtualMcpServerSection {
     pub name: Loc<String>,
     /// `<server>/<tool>` entries.
     pub tools: Vec<String>,
+}
+
+/// Admin roles a key can carry. A key without a role is data-plane only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Everything on the admin API.
+    Admin,
+    /// Manages the keys of its own team; reads usage.
+    TeamAdmin,
+    /// Reads config, usage and keys.
+    Viewer,
+    /// Lists its own keys.
+    Member,
 }

@@ -6,9 +6,12 @@ use std::collections::HashMap;
 use std::fmt;
 use std::path::Path;
 
+use super::diag::Diagnostic;
 use super::file::ConfigFile;
-use super::runtime::{Shared, Snapshot};
-use super::validate::{Diagnostic, build_snapshot, sha256};
+use super::validate::build_snapshot;
+use crate::config::snapshot::Snapshot;
+use crate::digest::sha256;
+use crate::state::Shared;
 
 /// Every problem found in one config source.
 #[derive(Debug)]

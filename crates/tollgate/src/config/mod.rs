@@ -2,12 +2,13 @@
 //! checked (`validate`) and served (`runtime`), and how it is swapped while
 //! running (`reload`).
 
+pub mod diag;
 pub mod file;
 pub mod load;
 pub mod loc;
 pub mod overlay;
 pub mod reload;
-pub mod runtime;
+pub mod snapshot;
 pub mod validate;
 
 /// The JSON Schema of the config file, generated from the types.

@@ -9,8 +9,8 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use serde::{Deserialize, Serialize};
 
+use super::diag::Diagnostic;
 use super::file::{AccessSection, BudgetSection, ConfigFile, RateLimitSection, UserSection};
-use super::validate::Diagnostic;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -16,7 +16,8 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 
 use super::load::{ConfigErrors, env_properties, load_path, load_text};
-use super::runtime::{Shared, Snapshot};
+use crate::config::snapshot::Snapshot;
+use crate::state::Shared;
 
 #[derive(Debug, Clone)]
 pub enum Source {

@@ -2,46 +2,13 @@
 //! Every problem is collected (not just the first) with its position and a
 //! hint, so `tollgate check` can print them all at once.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddr;
-use std::sync::Arc;
 
-use sha2::{Digest, Sha256};
-
-use super::file::{ConfigFile, StaticKeySection};
+use super::diag::{Diagnostic, Diags};
+use super::file::ConfigFile;
 use super::loc::Loc;
-use super::runtime::{
-    AuthSettings, MetadataContract, ModelCatalog, Principal, PrincipalKind, ServerSettings, Shared, Snapshot, Target,
-};
-use crate::glob::Glob;
-use crate::providers::Provider;
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Diagnostic {
-    pub line: u64,
-    pub column: u64,
-    pub message: String,
-    pub hint: Option<String>,
-}
-
-#[derive(Debug, Default)]
-pub struct Diags(pub Vec<Diagnostic>);
-
-impl Diags {
-    pub fn at<T>(&mut self, loc: &Loc<T>, message: impl Into<String>, hint: impl Into<String>) {
-        let hint = hint.into();
-        self.0.push(Diagnostic {
-            line: loc.line,
-            column: loc.column,
-            message: message.into(),
-            hint: (!hint.is_empty()).then_some(hint),
-        });
-    }
-}
-
-pub fn sha256(bytes: &[u8]) -> [u8; 32] {
-    Sha256::digest(bytes).into()
-}
+use super::snapshot::{MetadataContract, ServerSettings, Snapshot};
+use crate::state::Shared;
 
 pub fn build_snapshot(
     mut file: ConfigFile,
@@ -55,9 +22,9 @@ pub fn build_snapshot(
     d.0.extend(super::overlay::apply(&mut file, &shared.overlays.get()));
 
     let server = server(&file, &mut d);
-    let mut auth = auth(&file, &mut d, &mut warnings);
-    auth.jwt = crate::jwt::build(&file.auth.jwt, &shared.upstreams, &shared.jwks, &mut d);
-    let mut models = catalog(&file, shared, &mut d);
+    let mut auth = crate::identity::principal::build(&file.auth, &mut d, &mut warnings);
+    auth.jwt = crate::identity::jwt::build(&file.auth.jwt, &shared.upstreams, &shared.jwks, &mut d);
+    let mut models = crate::routing::catalog::build(&file, &shared.upstreams, &mut d);
     models.virtual_models = crate::routing::build::build(&file, &models, &shared.health, &mut d);
     let mut virtual_names: Vec<&String> = models.virtual_models.keys().collect();
     virtual_names.sort();
@@ -156,169 +123,5 @@ fn server(file: &ConfigFile, d: &mut Diags) -> Option<ServerSettings> {
         admin_listen: admin?,
         max_body_size: usize::try_from(s.max_body_size.0).unwrap_or(usize::MAX),
         max_response_size: usize::try_from(s.max_response_size.0).unwrap_or(usize::MAX),
-    })
-}
-
-fn auth(file: &ConfigFile, d: &mut Diags, warnings: &mut Vec<String>) -> AuthSettings {
-    let a = &file.auth;
-    let mut out = AuthSettings::default();
-    if let Some(mk) = &a.master_key {
-        if mk.value.trim().is_empty() {
-            d.at(mk, "auth.master_key is empty", "set it to a long random secret, e.g. \"${TOLLGATE_MASTER_KEY}\"");
-        } else {
-            out.master = Some(sha256(mk.value.as_bytes()));
-        }
-    }
-    let mut names = HashSet::new();
-    for k in &a.keys {
-        if !names.insert(k.name.value.as_str()) {
-            d.at(&k.name, format!("duplicate key name `{}`", k.name.value), "give every key its own name");
-        }
-        let Some(hash) = key_hash(k, d) else { continue };
-        if Some(hash) == out.master {
-            d.at(
-                &k.name,
-                format!("key `{}` is the same secret as the master key", k.name.value),
-                "use a separate secret",
-            );
-            continue;
-        }
-        let models = k.models.as_ref().map(|globs| {
-            for g in globs.iter().filter(|g| g.value.trim().is_empty()) {
-                d.at(g, "empty model glob", "write a model name or a glob like `prod/*`");
-            }
-            globs.iter().map(|g| Glob::new(&g.value)).collect()
-        });
-        let principal = Principal {
-            id: format!("key:{}", k.name.value),
-            kind: PrincipalKind::StaticKey,
-            models,
-            groups: Vec::new(),
-            role: None,
-            team: k.metadata.get("team").cloned(),
-            owner: None,
-            metadata: k.metadata.clone(),
-        };
-        if out.keys.insert(hash, Arc::new(principal)).is_some() {
-            d.at(
-                &k.name,
-                format!("key `{}` repeats the secret of another key", k.name.value),
-                "use a distinct secret per key",
-            );
-        }
-    }
-    let globs = |m: &[Loc<String>]| m.iter().map(|g| Glob::new(&g.value)).collect::<Vec<_>>();
-    out.team_models = a.teams.iter().map(|(t, s)| (t.clone(), globs(&s.models))).collect();
-    out.group_models = a.groups.iter().map(|(g, s)| (g.clone(), globs(&s.models))).collect();
-    out.users = a
-        .users
-        .iter()
-        .map(|(id, u)| {
-            (id.clone(), super::file::UserSection { team: u.team.clone(), role: u.role, metadata: u.metadata.clone() })
-        })
-        .collect();
-    if out.master.is_none() && out.keys.is_empty() && a.jwt.is_empty() {
-        warnings.push("no auth.master_key and no auth.keys: every request will be refused with 401".into());
-    }
-    out
-}
-
-fn key_hash(k: &StaticKeySection, d: &mut Diags) -> Option<[u8; 32]> {
-    match (&k.key, &k.key_sha256) {
-        (Some(plain), None) => {
-            if plain.value.len() < 8 {
-                d.at(plain, format!("key `{}` is shorter than 8 characters", k.name.value), "use a long random secret");
-                return None;
-            }
-            Some(sha256(plain.value.as_bytes()))
-        }
-        (None, Some(hex_digest)) => {
-            let mut out = [0u8; 32];
-            match hex::decode_to_slice(hex_digest.value.trim(), &mut out) {
-                Ok(()) => Some(out),
-                Err(_) => {
-                    d.at(
-                        hex_digest,
-                        "key_sha256 must be 64 hex characters",
-                        "compute it with: printf %s \"$KEY\" | sha256sum",
-                    );
-                    None
-                }
-            }
-        }
-        _ => {
-            d.at(&k.name, format!("key `{}` needs exactly one of `key` or `key_sha256`", k.name.value), "");
-            None
-        }
-    }
-}
-
-fn catalog(file: &ConfigFile, shared: &Shared, d: &mut Diags) -> ModelCatalog {
-    let mut cat = ModelCatalog::default();
-    let mut bare: HashMap<String, Option<Target>> = HashMap::new();
-    let mut seen: BTreeMap<&str, ()> = BTreeMap::new();
-    for sec in &file.providers {
-        let name = &sec.name.value;
-        if name.is_empty() || name.contains('/') || name.contains(char::is_whitespace) {
-            d.at(
-                &sec.name,
-                format!("provider name `{name}` must be non-empty, without `/` or spaces"),
-                "e.g. openai-main",
-            );
-            continue;
-        }
-        if seen.insert(name, ()).is_some() {
-            d.at(&sec.name, format!("duplicate provider name `{name}`"), "give every provider its own name");
-            continue;
-        }
-        let Some(provider) = Provider::build(sec, &shared.upstreams, d) else { continue };
-        let provider = Arc::new(provider);
-        let mut model_names = HashSet::new();
-        for m in &sec.models {
-            if m.name.value.is_empty() || !model_names.insert(m.name.value.as_str()) {
-                d.at(&m.name, format!("model `{}` is empty or listed twice in provider `{name}`", m.name.value), "");
-                continue;
-            }
-            for (field, v) in
-                [("input_cost_per_mtok", m.input_cost_per_mtok), ("output_cost_per_mtok", m.output_cost_per_mtok)]
-            {
-                if v.is_some_and(|v| !v.is_finite() || v < 0.0) {
-                    d.at(&m.name, format!("{field} of `{}` must be a non-negative number", m.name.value), "");
-                }
-            }
-            let canonical = format!("{name}/{}", m.name.value);
-            let target = Target {
-                canonical: canonical.as_str().into(),
-                upstream_model: m.name.value.as_str().into(),
-                provider: provider.clone(),
-                price: price(m.input_cost_per_mtok, m.output_cost_per_mtok, &m.name.value),
-            };
-            bare.entry(m.name.value.clone()).and_modify(|t| *t = None).or_insert_with(|| Some(target.clone()));
-            cat.listed.push(canonical.clone());
-            cat.by_name.insert(canonical, target);
-        }
-        cat.providers.push(provider);
-    }
-    // A bare name resolves only when one provider offers it and it does not
-    // collide with a provider-qualified name.
-    cat.by_bare_name =
-        bare.into_iter().filter_map(|(k, t)| Some((k, t?))).filter(|(k, _)| !cat.by_name.contains_key(k)).collect();
-    cat
-}
-
-/// A model's price: the config's numbers where given, the built-in
-/// catalog's for the rest.
-fn price(input: Option<f64>, output: Option<f64>, model: &str) -> Option<crate::pricing::Price> {
-    let builtin = crate::pricing::builtin(model);
-    if input.is_none() && output.is_none() {
-        return builtin;
-    }
-    let configured = crate::pricing::Price::from_usd_per_mtok(input.unwrap_or(0.0), output.unwrap_or(0.0));
-    let b = builtin.unwrap_or_default();
-    Some(crate::pricing::Price {
-        input: if input.is_some() { configured.input } else { b.input },
-        output: if output.is_some() { configured.output } else { b.output },
-        cached_read: if input.is_some() { configured.input } else { b.cached_read },
-        cached_write: if input.is_some() { configured.input } else { b.cached_write },
     })
 }

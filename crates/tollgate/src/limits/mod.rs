@@ -14,18 +14,22 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use dashmap::DashMap;
 
+use crate::config::diag::Diags;
 use crate::config::file::{RateLimitSection, RateUnit};
-use crate::config::validate::Diags;
 use crate::matching::{Facts, KeyPart, When, counter_key, describe_key};
+use crate::resource::Kind;
 use crate::wire::openai::Usage;
 use window::Window;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Measure {
+    /// Model requests.
     Requests,
     Tokens,
     InputTokens,
     OutputTokens,
+    ToolCalls,
+    AgentCalls,
 }
 
 #[derive(Debug)]
@@ -109,6 +113,12 @@ fn unit(u: RateUnit) -> (Measure, Duration) {
         OutputTokensPerMinute => (Measure::OutputTokens, M),
         OutputTokensPerHour => (Measure::OutputTokens, H),
         OutputTokensPerDay => (Measure::OutputTokens, D),
+        ToolCallsPerMinute => (Measure::ToolCalls, M),
+        ToolCallsPerHour => (Measure::ToolCalls, H),
+        ToolCallsPerDay => (Measure::ToolCalls, D),
+        AgentCallsPerMinute => (Measure::AgentCalls, M),
+        AgentCallsPerHour => (Measure::AgentCalls, H),
+        AgentCallsPerDay => (Measure::AgentCalls, D),
     }
 }
 
@@ -119,12 +129,30 @@ impl Measure {
             Measure::Tokens => "tokens",
             Measure::InputTokens => "input tokens",
             Measure::OutputTokens => "output tokens",
+            Measure::ToolCalls => "tool calls",
+            Measure::AgentCalls => "agent calls",
         }
+    }
+
+    /// Which kind of call a unit counts: requests and tokens are model
+    /// units, tool and agent calls their own; a rule never counts another
+    /// kind, whatever its `when` says.
+    fn counts(self, kind: Kind) -> bool {
+        match self {
+            Measure::Requests | Measure::Tokens | Measure::InputTokens | Measure::OutputTokens => kind == Kind::Model,
+            Measure::ToolCalls => kind == Kind::Mcp,
+            Measure::AgentCalls => kind == Kind::A2a,
+        }
+    }
+
+    /// Units that count calls, settled at admission (nothing to true up).
+    fn per_call(self) -> bool {
+        matches!(self, Measure::Requests | Measure::ToolCalls | Measure::AgentCalls)
     }
 
     fn reserve(self, e: &Estimate) -> u64 {
         match self {
-            Measure::Requests => 1,
+            Measure::Requests | Measure::ToolCalls | Measure::AgentCalls => 1,
             Measure::Tokens => e.prompt + e.max_output,
             Measure::InputTokens => e.prompt,
             Measure::OutputTokens => e.max_output,
@@ -133,7 +161,7 @@ impl Measure {
 
     fn actual(self, u: &Usage) -> u64 {
         match self {
-            Measure::Requests => 1,
+            Measure::Requests | Measure::ToolCalls | Measure::AgentCalls => 1,
             Measure::Tokens => u.prompt_tokens + u.completion_tokens,
             Measure::InputTokens => u.prompt_tokens,
             Measure::OutputTokens => u.completion_tokens,
@@ -181,7 +209,7 @@ pub struct RateHold {
 
 impl RateHold {
     pub fn settle(&mut self, usage: Option<&Usage>) {
-        if std::mem::replace(&mut self.settled, true) || self.measure == Measure::Requests {
+        if std::mem::replace(&mut self.settled, true) || self.measure.per_call() {
             return;
         }
         let actual = usage.map_or(0, |u| self.measure.actual(u));
@@ -208,7 +236,8 @@ pub fn admit(
 ) -> Result<Vec<RateHold>, Refusal> {
     let mut holds = Vec::new();
     let now = now_ms();
-    for rule in rules.iter().filter(|r| r.when.matches_facts(facts)) {
+    let kind = facts.called.kind();
+    for rule in rules.iter().filter(|r| r.measure.counts(kind) && r.when.matches_facts(facts)) {
         let key = counter_key(&rule.key_prefix, &rule.key, facts);
         let window = counters.window(key.clone(), rule.span);
         let amount = rule.measure.reserve(est);

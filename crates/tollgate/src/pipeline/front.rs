@@ -14,8 +14,9 @@ use http_body::Frame;
 use serde_json::Value;
 
 use crate::error::RequestError;
-use crate::providers::{Dialect, UpstreamReply};
+use crate::providers::UpstreamReply;
 use crate::translate::messages::{self, stream::FromHub};
+use crate::wire::Dialect;
 use crate::wire::sse::sse_events;
 
 /// The hub request for a `/v1/messages` body, and why it is incomplete if

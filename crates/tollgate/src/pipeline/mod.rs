@@ -1,104 +1,81 @@
-//! The request pipeline of SPEC §1 as one ordered sequence over a
+//! The model-call pipeline of SPEC §1 as one ordered sequence over a
 //! per-request context. The order is the design; each step says why it sits
-//! where it does. Stages later capabilities fill (limits, budgets,
-//! guardrails, cache, settlement) already have their place and pass through.
+//! where it does. Identity, policy and the guardrail hooks are the shared
+//! admission path (`crate::admission`); this module adds what only a model
+//! call has: the body's wire format, the cache, routing, the upstream call,
+//! usage settlement and the `/v1/messages` front.
 //!
 //! Every decision here is made from the snapshot taken at the start of the
 //! request and from in-memory state; the only network call is the upstream
 //! call in stage 10.
 
-pub mod authenticate;
-pub mod authorize;
-pub mod budget;
 pub mod cache;
 pub mod front;
-pub mod guardrails;
-pub mod limits;
-pub mod metadata;
 pub mod receive;
 pub mod record;
 pub mod route;
 pub mod settle;
 pub mod upstream;
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::response::Response;
 use http::HeaderMap;
 
-use crate::config::runtime::{ModelRef, Principal, Shared, Snapshot, Target};
-use crate::error::GatewayError;
-use crate::providers::{Dialect, Native, Operation};
-use crate::routing::execute::Attempt;
-use crate::wire::openai::Usage;
+use crate::routing::catalog::Target;
 
-/// Everything the stages learn about one request, in the order they learn it.
+use crate::state::Shared;
+
+use crate::admission::guardrails::{self, Hook};
+use crate::admission::{Admission, Requested};
+use crate::config::snapshot::Snapshot;
+use crate::error::GatewayError;
+use crate::providers::Native;
+use crate::resource::Kind;
+use crate::routing::execute::Trail;
+use crate::wire::openai::Usage;
+use crate::wire::{Dialect, Operation};
+
+/// Everything the stages learn about one model request, in the order they
+/// learn it: the shared admission state, then what only a model call has.
 pub struct RequestCtx {
-    pub id: String,
+    /// Identity, metadata, what is called, holds, trace: shared by every protocol.
+    pub adm: Admission,
     pub op: Operation,
     /// The API shape the client speaks: errors and answers go back in it.
     pub front: Dialect,
-    pub started: Instant,
-    /// The config this request runs under from start to finish.
-    pub snapshot: Arc<Snapshot>,
-    /// Counters, accounts and pools that outlive snapshots.
-    pub shared: Arc<Shared>,
-    /// Rate-limit and budget reservations, settled in stage 12.
-    pub holds: settle::Holds,
     /// With `logging.bodies`: the bodies for the request log (cut to the limit).
     pub bodies: (Option<String>, Option<String>),
-    /// W3C trace context: (trace id, this request's span id, parent span id).
-    pub trace: (String, String, Option<String>),
     /// For a stream: where stage 13 leaves the log entry for the stream to
     /// complete (usage, cost, duration) when it ends.
     pub log_slot: Option<settle::LogSlot>,
-    pub principal: Option<Arc<Principal>>,
-    pub metadata: BTreeMap<String, String>,
-    pub requested_model: String,
     pub stream: bool,
-    /// What the requested name stands for (stage 4).
-    pub model: Option<ModelRef>,
     /// For a virtual model, the index of the route whose rule matched (stage 9).
     pub route: Option<usize>,
-    /// Every upstream attempt, retry, fallback and skip (stage 10).
-    pub attempts: Vec<Attempt>,
+    /// Every upstream attempt, retry, fallback and skip, and the time spent
+    /// in attempts (to the response, or a stream's first event) and in
+    /// backoff (stage 10).
+    pub trail: Trail,
     /// The physical model that answered (stage 10).
     pub target: Option<Target>,
-    /// Time spent in upstream attempts (to the response, or a stream's first event).
-    pub upstream_time: Option<Duration>,
-    /// Time spent waiting between retries.
-    pub backoff_time: Duration,
     pub usage: Option<Usage>,
     /// True when `usage` is the gateway's estimate (the provider reported none).
     pub usage_estimated: bool,
 }
 
 impl RequestCtx {
-    pub fn new(id: String, op: Operation, snapshot: Arc<Snapshot>, shared: Arc<Shared>) -> RequestCtx {
+    pub fn new(adm: Admission, op: Operation) -> RequestCtx {
         RequestCtx {
-            id,
+            adm,
             op,
             front: Dialect::OpenAi,
-            started: Instant::now(),
-            snapshot,
-            shared,
-            holds: settle::Holds::default(),
             log_slot: None,
-            trace: (String::new(), String::new(), None),
             bodies: (None, None),
-            principal: None,
-            metadata: BTreeMap::new(),
-            requested_model: String::new(),
             stream: false,
-            model: None,
             route: None,
-            attempts: Vec::new(),
+            trail: Trail::default(),
             target: None,
-            upstream_time: None,
-            backoff_time: Duration::ZERO,
             usage: None,
             usage_estimated: false,
         }
@@ -110,12 +87,12 @@ pub async fn run(ctx: &mut RequestCtx, headers: &HeaderMap, body: Body) -> Resul
     // 2. authenticate — first, before the body is read: it needs only headers,
     //    and refusing anonymous callers before buffering up to max_body_size
     //    keeps unauthenticated traffic cheap.
-    ctx.principal = Some(authenticate::run(&ctx.snapshot.auth, &ctx.shared.keys, headers).await?);
+    ctx.adm.authenticate(headers).await?;
 
     // 1. receive — read the bounded body and parse only the top level; every
     //    field stays as raw bytes so unknown fields pass through untouched.
-    let bytes = receive::read_body(body, headers, ctx.snapshot.server.max_body_size).await?;
-    if let Some(max) = ctx.snapshot.log_bodies {
+    let bytes = receive::read_body(body, headers, ctx.adm.snapshot.server.max_body_size).await?;
+    if let Some(max) = ctx.adm.snapshot.log_bodies {
         ctx.bodies.0 = Some(cut(&bytes, max));
     }
     // On `/v1/messages` the stages read a hub translation; the original
@@ -133,30 +110,22 @@ pub async fn run(ctx: &mut RequestCtx, headers: &HeaderMap, body: Body) -> Resul
             receive::parse(ctx.op, &hub_bytes)?
         }
     };
-    ctx.requested_model = req.model.to_string();
     ctx.stream = req.stream;
 
-    // 3. metadata — merged before authorization and limits, which match on it.
-    ctx.metadata = metadata::run(&ctx.snapshot.metadata, ctx.principal.as_deref(), headers)?;
-
-    // 4. authorize — the model must exist and the subject may use it; before
-    //    any counter moves, so a refused request costs no quota.
-    ctx.model = Some(authorize::run(ctx)?);
-
-    // 5. rate limits, then 6. budget reservation — after authorization (only
-    //    permitted work is counted) and before any model sees the prompt.
-    let estimate = limits::estimate(ctx.op, &req);
-    limits::admit(ctx, &estimate)?;
-    budget::reserve(ctx, &estimate)?;
+    // 3–6. metadata, authorize, rate limits, budget reservation: the shared
+    //    admission path (see `crate::admission` for why each sits where it does).
+    let estimate = receive::estimate(ctx.op, &req);
+    ctx.adm.admit(headers, Requested::Model(&req.model), &estimate)?;
 
     // 7. input guardrails — after admission so blocked traffic still counts
     //    against limits, before cache and upstream so no model sees unsafe input.
-    guardrails::input(ctx, &req).await?;
+    // The body as the client sent it, in the client's dialect.
+    guardrails::run(&mut ctx.adm, Hook::LlmInput, std::borrow::Cow::Borrowed(&bytes[..])).await?;
 
-    // 8. cache lookup — after guardrails: a cached answer must not bypass them.
-    if let Some(hit) = cache::lookup(ctx, &req) {
-        return Ok(hit);
-    }
+    // 8. cache lookup — after guardrails: a cached answer must not bypass
+    //    them. A hit is a reply like an upstream's, so output guardrails,
+    //    settlement and the front's translation run on it too.
+    let cached = cache::lookup(ctx, &req);
 
     // 9. route — pick the virtual model's rule last, when everything that
     //    could refuse the request has had its say; the strategy orders the
@@ -177,19 +146,22 @@ pub async fn run(ctx: &mut RequestCtx, headers: &HeaderMap, body: Body) -> Resul
     // Asked for every stream, not only budgeted ones: the request log and
     // the metrics need real usage too.
     let want_usage = req.stream && !client_wants_usage;
-    let reply = upstream::call(ctx, &req, native.as_ref(), want_usage).await?;
+    let reply = match cached {
+        Some(hit) => hit,
+        None => upstream::call(ctx, &req, native.as_ref(), want_usage).await?,
+    };
 
     // 11. output guardrails, 12. settle — on the reply before it leaves.
-    let reply = guardrails::output(ctx, reply).await?;
+    let reply = output_guardrails(ctx, reply).await?;
     let reply = settle::run(ctx, reply, want_usage, &bytes);
-    if let (Some(max), crate::providers::UpstreamReply::Complete { body, .. }) = (ctx.snapshot.log_bodies, &reply) {
-        ctx.bodies.1 = Some(cut(body, max));
+    if let (Some(max), crate::providers::UpstreamReply::Complete { body, .. }) = (ctx.adm.snapshot.log_bodies, &reply) {
+        ctx.bodies.1 = Some(cut(&body[..], max));
     }
 
     // 13. record — headers are added by `record::finish` for every outcome.
     Ok(match ctx.front {
         Dialect::OpenAi => upstream::into_response(reply),
-        Dialect::Anthropic => front::respond(reply, &ctx.requested_model, estimate.prompt),
+        Dialect::Anthropic => front::respond(reply, &ctx.adm.requested, estimate.prompt),
     })
 }
 
@@ -204,11 +176,29 @@ pub async fn handle(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let mut ctx = RequestCtx::new(id, op, snapshot, shared);
+    let mut ctx = RequestCtx::new(Admission::new(id, Kind::Model, snapshot, shared, &headers), op);
     ctx.front = front;
-    ctx.trace = crate::traces::context(&headers);
     let result = run(&mut ctx, &headers, body).await;
     record::finish(&ctx, result)
+}
+
+/// Stage 11 on a complete answer; a stream's output hook runs on its
+/// events as they pass (with the guardrails that scan streams).
+async fn output_guardrails(
+    ctx: &mut RequestCtx,
+    reply: crate::providers::UpstreamReply,
+) -> Result<crate::providers::UpstreamReply, GatewayError> {
+    match reply {
+        crate::providers::UpstreamReply::Complete { body, usage, dialect } => {
+            let out = guardrails::run(&mut ctx.adm, Hook::LlmOutput, std::borrow::Cow::Borrowed(&body[..])).await?;
+            let body = match out {
+                std::borrow::Cow::Borrowed(_) => body,
+                std::borrow::Cow::Owned(rewritten) => bytes::Bytes::from(rewritten),
+            };
+            Ok(crate::providers::UpstreamReply::Complete { body, usage, dialect })
+        }
+        stream => Ok(stream),
+    }
 }
 
 /// The first `max` bytes as text (cut on a character boundary).

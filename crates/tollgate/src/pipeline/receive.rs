@@ -11,7 +11,8 @@ use http_body_util::{BodyExt, Limited};
 use serde_json::value::RawValue;
 
 use crate::error::RequestError;
-use crate::providers::Operation;
+use crate::limits::Estimate;
+use crate::wire::Operation;
 use crate::wire::json::RawObject;
 
 pub struct Parsed<'a> {
@@ -104,6 +105,26 @@ fn as_str(raw: &RawValue) -> Option<Cow<'_, str>> {
         return serde_json::from_str::<String>(s).ok().map(Cow::Owned);
     }
     Some(Cow::Borrowed(inner))
+}
+
+/// Output allowance assumed when a chat request sets no `max_tokens`.
+pub const DEFAULT_MAX_OUTPUT: u64 = 4096;
+
+/// Token counts known before the call: the prompt estimated from its bytes
+/// (about four per token), the output allowance from `max_completion_tokens`
+/// or `max_tokens`.
+pub fn estimate(op: Operation, req: &Parsed<'_>) -> Estimate {
+    let field = |k: &str| req.obj.get(k).map_or(0, |v| v.get().len() as u64);
+    match op {
+        Operation::ChatCompletions => {
+            let max = req.obj.field::<u64>("max_completion_tokens").ok().flatten();
+            let max = max.or_else(|| req.obj.field::<u64>("max_tokens").ok().flatten());
+            let n = req.obj.field::<u64>("n").ok().flatten().unwrap_or(1).max(1);
+            let prompt = (field("messages") + field("tools")).div_ceil(4);
+            Estimate { prompt, max_output: max.unwrap_or(DEFAULT_MAX_OUTPUT).saturating_mul(n) }
+        }
+        Operation::Embeddings => Estimate { prompt: field("input").div_ceil(4), max_output: 0 },
+    }
 }
 
 #[cfg(test)]

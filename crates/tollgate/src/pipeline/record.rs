@@ -35,9 +35,9 @@ pub fn finish(ctx: &RequestCtx, result: Result<Response, GatewayError>) -> Respo
         Err(e) => {
             let label = e.label();
             if let GatewayError::Auth(a) = &e {
-                let actor = ctx.principal.as_ref().map_or("-", |p| p.id.as_str());
-                let action = if ctx.principal.is_some() { "access.refused" } else { "auth.refused" };
-                ctx.shared.audit.record(actor, action, &ctx.requested_model, &a.to_string());
+                let actor = ctx.adm.principal.as_ref().map_or("-", |p| p.id.as_str());
+                let action = if ctx.adm.principal.is_some() { "access.refused" } else { "auth.refused" };
+                ctx.adm.shared.audit.record(actor, action, &ctx.adm.requested, &a.to_string());
             }
             error_detail = match &e {
                 GatewayError::RateLimited(r) => Some(("rate_limit", r.rule.to_string())),
@@ -56,27 +56,27 @@ pub fn finish(ctx: &RequestCtx, result: Result<Response, GatewayError>) -> Respo
                     time: crate::budgets::period::format_utc(
                         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()),
                     ),
-                    data: serde_json::json!({ "rule": rule, "key": key, "subject": ctx.principal.as_ref().map(|p| p.id.clone()) }),
+                    data: serde_json::json!({ "rule": rule, "key": key, "subject": ctx.adm.principal.as_ref().map(|p| p.id.clone()) }),
                 };
-                ctx.shared.events.publish_throttled(
+                ctx.adm.shared.events.publish_throttled(
                     &format!("{kind}|{key}"),
                     std::time::Duration::from_secs(60),
                     event,
                 );
             }
             if e.upstream().is_some() {
-                tracing::warn!(request_id = %ctx.id, error = %e, "upstream call failed");
+                tracing::warn!(request_id = %ctx.adm.id, error = %e, "upstream call failed");
             }
             (crate::error::render(e, ctx.front), Some(label))
         }
     };
-    let total = ctx.started.elapsed();
+    let total = ctx.adm.started.elapsed();
     observe(ctx, &resp, error_refusal(error_detail.as_ref()), total);
-    if ctx.snapshot.log_enabled || ctx.snapshot.otlp.is_some() {
+    if ctx.adm.snapshot.log_enabled || ctx.adm.snapshot.otlp.is_some() {
         log_entry(ctx, resp.status().as_u16(), error, total);
     }
     let h = resp.headers_mut();
-    if let Ok(v) = HeaderValue::from_str(&ctx.id) {
+    if let Ok(v) = HeaderValue::from_str(&ctx.adm.id) {
         h.insert("x-tollgate-request-id", v);
     }
     if let Some(t) = &ctx.target
@@ -84,35 +84,35 @@ pub fn finish(ctx: &RequestCtx, result: Result<Response, GatewayError>) -> Respo
     {
         h.insert("x-tollgate-resolved-model", v);
     }
-    if !ctx.attempts.is_empty() {
-        let tried = ctx.attempts.iter().filter(|a| a.outcome != Outcome::SkippedOpen).count();
+    if !ctx.trail.attempts.is_empty() {
+        let tried = ctx.trail.attempts.iter().filter(|a| a.outcome != Outcome::SkippedOpen).count();
         h.insert("x-tollgate-attempts", HeaderValue::from(tried));
     }
     let mut timing = String::with_capacity(64);
-    let upstream = ctx.upstream_time.unwrap_or_default();
-    let gateway = total.saturating_sub(upstream).saturating_sub(ctx.backoff_time);
+    let upstream = ctx.trail.upstream_time.unwrap_or_default();
+    let gateway = total.saturating_sub(upstream).saturating_sub(ctx.trail.backoff_time);
     let _ = write!(timing, "gateway;dur={:.3}", gateway.as_secs_f64() * 1000.0);
-    if ctx.upstream_time.is_some() {
+    if ctx.trail.upstream_time.is_some() {
         let _ = write!(timing, ", upstream;dur={:.3}", upstream.as_secs_f64() * 1000.0);
     }
-    if !ctx.backoff_time.is_zero() {
-        let _ = write!(timing, ", backoff;dur={:.3}", ctx.backoff_time.as_secs_f64() * 1000.0);
+    if !ctx.trail.backoff_time.is_zero() {
+        let _ = write!(timing, ", backoff;dur={:.3}", ctx.trail.backoff_time.as_secs_f64() * 1000.0);
     }
     if let Ok(v) = HeaderValue::from_str(&timing) {
         h.insert("server-timing", v);
     }
     tracing::debug!(
-        request_id = %ctx.id,
-        principal = ctx.principal.as_ref().map_or("-", |p| p.id.as_str()),
-        model = %ctx.requested_model,
+        request_id = %ctx.adm.id,
+        principal = ctx.adm.principal.as_ref().map_or("-", |p| p.id.as_str()),
+        model = %ctx.adm.requested,
         resolved = ctx.target.as_ref().map_or("-", |t| &*t.canonical),
         status = resp.status().as_u16(),
         error = error.unwrap_or("-"),
         stream = ctx.stream,
-        config_version = ctx.snapshot.version,
+        config_version = ctx.adm.snapshot.version,
         total_us = total.as_micros() as u64,
         upstream_us = upstream.as_micros() as u64,
-        attempts = %AttemptsLog(&ctx.attempts),
+        attempts = %AttemptsLog(&ctx.trail.attempts),
         "request"
     );
     resp
@@ -124,7 +124,7 @@ fn error_refusal(d: Option<&(&'static str, String)>) -> Option<(&'static str, St
 
 /// The bounded `model` and `provider` labels of a request.
 pub fn labels(ctx: &RequestCtx) -> (String, String) {
-    match (&ctx.target, &ctx.model) {
+    match (&ctx.target, ctx.adm.model()) {
         // A provider that lists no models passes any name through: label it
         // `<provider>/*` so a client cannot mint label values.
         (Some(t), _) if t.provider.any_model => (format!("{}/*", t.provider.name), t.provider.name.clone()),
@@ -136,24 +136,24 @@ pub fn labels(ctx: &RequestCtx) -> (String, String) {
 
 fn observe(ctx: &RequestCtx, resp: &Response, refusal: Option<(&'static str, String)>, total: std::time::Duration) {
     use crate::metrics::{ProviderLabels, RefusalLabels, RequestLabels, RouteLabels};
-    let m = &ctx.shared.metrics;
+    let m = &ctx.adm.shared.metrics;
     let route = match ctx.op {
-        crate::providers::Operation::ChatCompletions => "chat",
-        crate::providers::Operation::Embeddings => "embeddings",
+        crate::wire::Operation::ChatCompletions => "chat",
+        crate::wire::Operation::Embeddings => "embeddings",
     };
     let (model, provider) = labels(ctx);
     m.requests
         .get_or_create(&RequestLabels { route, model, provider: provider.clone(), status: resp.status().as_u16() })
         .inc();
     m.duration.get_or_create(&RouteLabels { route }).observe(total.as_secs_f64());
-    if let Some(up) = ctx.upstream_time {
+    if let Some(up) = ctx.trail.upstream_time {
         if ctx.stream && resp.status().is_success() {
             // A stream's response starts when its first event is in hand.
             m.ttft.get_or_create(&ProviderLabels { provider: provider.clone() }).observe(total.as_secs_f64());
         }
         m.upstream.get_or_create(&ProviderLabels { provider }).observe(up.as_secs_f64());
     }
-    let own = total.saturating_sub(ctx.upstream_time.unwrap_or_default()).saturating_sub(ctx.backoff_time);
+    let own = total.saturating_sub(ctx.trail.upstream_time.unwrap_or_default()).saturating_sub(ctx.trail.backoff_time);
     m.overhead.observe(own.as_secs_f64());
     if let Some((kind, rule)) = refusal {
         m.refusals.get_or_create(&RefusalLabels { kind, rule }).inc();
@@ -170,16 +170,16 @@ fn log_entry(ctx: &RequestCtx, status: u16, error: Option<&'static str>, total: 
         .map_or(0, |d| d.as_millis() as u64)
         .saturating_sub(total.as_millis() as u64);
     let entry = LogEntry {
-        id: ctx.id.clone(),
+        id: ctx.adm.id.clone(),
         time: started_ms,
-        subject: ctx.principal.as_ref().map_or("-".into(), |p| p.id.clone()),
-        metadata: ctx.metadata.clone(),
-        requested_model: ctx.requested_model.clone(),
+        subject: ctx.adm.principal.as_ref().map_or("-".into(), |p| p.id.clone()),
+        metadata: ctx.adm.metadata.clone(),
+        requested_model: ctx.adm.requested.clone(),
         resolved_model: ctx.target.as_ref().map(|t| t.canonical.to_string()),
         provider: ctx.target.as_ref().map(|t| t.provider.name.clone()),
         route: match ctx.op {
-            crate::providers::Operation::ChatCompletions => "chat".into(),
-            crate::providers::Operation::Embeddings => "embeddings".into(),
+            crate::wire::Operation::ChatCompletions => "chat".into(),
+            crate::wire::Operation::Embeddings => "embeddings".into(),
         },
         stream: ctx.stream,
         status,
@@ -189,13 +189,14 @@ fn log_entry(ctx: &RequestCtx, status: u16, error: Option<&'static str>, total: 
         usage_estimated: ctx.usage_estimated,
         cost_nanos: price.map_or(0, |p| p.cost(&usage)),
         total_ms: total.as_secs_f64() * 1000.0,
-        upstream_ms: ctx.upstream_time.unwrap_or_default().as_secs_f64() * 1000.0,
-        backoff_ms: ctx.backoff_time.as_secs_f64() * 1000.0,
+        upstream_ms: ctx.trail.upstream_time.unwrap_or_default().as_secs_f64() * 1000.0,
+        backoff_ms: ctx.trail.backoff_time.as_secs_f64() * 1000.0,
         attempts: ctx
+            .trail
             .attempts
             .iter()
             .map(|a| AttemptLog {
-                start_ms: a.ended.saturating_duration_since(ctx.started).saturating_sub(a.latency).as_secs_f64()
+                start_ms: a.ended.saturating_duration_since(ctx.adm.started).saturating_sub(a.latency).as_secs_f64()
                     * 1000.0,
                 target: a.target.to_string(),
                 outcome: a.outcome.as_str().to_string(),
@@ -204,16 +205,16 @@ fn log_entry(ctx: &RequestCtx, status: u16, error: Option<&'static str>, total: 
                 reason: a.reason.clone(),
             })
             .collect(),
-        config_version: ctx.snapshot.version,
-        trace_id: ctx.trace.0.clone(),
-        span_id: ctx.trace.1.clone(),
-        parent_span_id: ctx.trace.2.clone(),
-        log: ctx.snapshot.log_enabled,
+        config_version: ctx.adm.snapshot.version,
+        trace_id: ctx.adm.trace.0.clone(),
+        span_id: ctx.adm.trace.1.clone(),
+        parent_span_id: ctx.adm.trace.2.clone(),
+        log: ctx.adm.snapshot.log_enabled,
         request_body: ctx.bodies.0.clone(),
         response_body: ctx.bodies.1.clone(),
     };
     match (&ctx.log_slot, status) {
         (Some(slot), 200) => *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(entry),
-        _ => ctx.shared.reqlog.submit(entry),
+        _ => ctx.adm.shared.reqlog.submit(entry),
     }
 }

@@ -3,16 +3,16 @@
 //! targets). A physical model is its own only target.
 
 use super::RequestCtx;
-use crate::config::runtime::ModelRef;
 use crate::error::{GatewayError, RequestError};
+use crate::routing::catalog::ModelRef;
 
 pub fn pick(ctx: &mut RequestCtx) -> Result<(), GatewayError> {
-    match &ctx.model {
-        None => Err(RequestError::UnknownModel(ctx.requested_model.clone()).into()),
+    match ctx.adm.model() {
+        None => Err(RequestError::UnknownModel(ctx.adm.requested.clone()).into()),
         Some(ModelRef::Physical(_)) => Ok(()),
         Some(ModelRef::Virtual(vm)) => {
-            let principal = ctx.principal.as_deref();
-            ctx.route = vm.routes.iter().position(|r| r.when.matches(&ctx.requested_model, principal, &ctx.metadata));
+            let principal = ctx.adm.principal.as_deref();
+            ctx.route = vm.routes.iter().position(|r| r.when.matches(&ctx.adm.requested, principal, &ctx.adm.metadata));
             Ok(())
         }
     }

@@ -13,37 +13,15 @@ use bytes::Bytes;
 use http_body::Frame;
 
 use super::RequestCtx;
-use crate::budgets::BudgetHold;
-use crate::limits::RateHold;
+use crate::admission::Holds;
 use crate::pricing::Price;
-use crate::providers::{Dialect, UpstreamReply};
+use crate::providers::UpstreamReply;
 use crate::translate::hub::Tokens;
+use crate::wire::Dialect;
 use crate::wire::openai::Usage;
 
 /// The log entry of a stream, handed from stage 13 to the stream's end.
 pub type LogSlot = std::sync::Arc<std::sync::Mutex<Option<crate::reqlog::LogEntry>>>;
-
-/// What a request reserved at admission.
-#[derive(Default)]
-pub struct Holds {
-    pub rate: Vec<RateHold>,
-    pub budget: Vec<BudgetHold>,
-}
-
-impl Holds {
-    pub fn is_empty(&self) -> bool {
-        self.rate.is_empty() && self.budget.is_empty()
-    }
-
-    pub fn settle(&mut self, usage: Option<&Usage>, price: Option<Price>) {
-        for h in &mut self.rate {
-            h.settle(usage);
-        }
-        for h in &mut self.budget {
-            h.settle_at(usage, price);
-        }
-    }
-}
 
 /// Counts tokens and cost for the metrics.
 pub fn count(metrics: &crate::metrics::Metrics, model: &str, provider: &str, usage: &Usage, price: Option<Price>) {
@@ -84,11 +62,11 @@ pub fn run(ctx: &mut RequestCtx, reply: UpstreamReply, strip_usage: bool, reques
                 ctx.usage_estimated = true;
             }
             if let Some(u) = &ctx.usage {
-                count(&ctx.shared.metrics, &model, &provider, u, price);
+                count(&ctx.adm.shared.metrics, &model, &provider, u, price);
             }
-            if !ctx.holds.is_empty() {
+            if !ctx.adm.holds.is_empty() {
                 let used = ctx.usage.clone();
-                ctx.holds.settle(used.as_ref(), price);
+                ctx.adm.holds.settle(used.as_ref(), price);
             }
             UpstreamReply::Complete { body, usage, dialect }
         }
@@ -97,11 +75,11 @@ pub fn run(ctx: &mut RequestCtx, reply: UpstreamReply, strip_usage: bool, reques
             ctx.log_slot = Some(slot.clone());
             let metered = Metered {
                 log: slot,
-                reqlog: ctx.shared.reqlog.clone(),
-                started: ctx.started,
+                reqlog: ctx.adm.shared.reqlog.clone(),
+                started: ctx.adm.started,
                 inner: body,
-                holds: std::mem::take(&mut ctx.holds),
-                metrics: ctx.shared.metrics.clone(),
+                holds: std::mem::take(&mut ctx.adm.holds),
+                metrics: ctx.adm.shared.metrics.clone(),
                 labels: (model, provider),
                 price,
                 usage: None,

@@ -2,18 +2,16 @@
 //! routing loop (retries, fallbacks, breakers) for a virtual one — and the
 //! reply turned into a response.
 
-use std::time::Duration;
-
 use axum::body::Body;
 use axum::response::Response;
 use http::{HeaderValue, header};
 
 use super::RequestCtx;
 use super::receive::Parsed;
-use crate::config::runtime::ModelRef;
 use crate::error::{GatewayError, RequestError};
 use crate::providers::UpstreamReply;
-use crate::routing::execute::{Attempt, Exec, Outcome, call_physical, run_virtual};
+use crate::routing::catalog::ModelRef;
+use crate::routing::execute::{self, Exec};
 
 pub async fn call(
     ctx: &mut RequestCtx,
@@ -21,49 +19,24 @@ pub async fn call(
     native: Option<&crate::providers::Native<'_>>,
     want_usage: bool,
 ) -> Result<UpstreamReply, GatewayError> {
-    let model = ctx.model.clone().ok_or_else(|| RequestError::UnknownModel(ctx.requested_model.clone()))?;
+    let model = ctx.adm.model().cloned().ok_or_else(|| RequestError::UnknownModel(ctx.adm.requested.clone()))?;
+    let plan = match &model {
+        ModelRef::Virtual(vm) => Some(ctx.route.and_then(|i| vm.routes.get(i)).map_or(&vm.default, |r| &r.plan)),
+        ModelRef::Physical(_) => None,
+    };
     let mut x = Exec {
         op: ctx.op,
-        requested: &ctx.requested_model,
-        principal: ctx.principal.as_deref(),
-        metadata: &ctx.metadata,
+        requested: &ctx.adm.requested,
+        principal: ctx.adm.principal.as_deref(),
+        metadata: &ctx.adm.metadata,
         request: &req.obj,
         native,
         stream: req.stream,
         want_usage,
-        max_response_size: ctx.snapshot.server.max_response_size,
-        attempts: Vec::new(),
-        upstream_time: Duration::ZERO,
-        backoff_time: Duration::ZERO,
+        max_response_size: ctx.adm.snapshot.server.max_response_size,
+        trail: &mut ctx.trail,
     };
-    let result = match &model {
-        ModelRef::Physical(target) => {
-            let started = std::time::Instant::now();
-            let r = call_physical(&mut x, target, None).await;
-            let (outcome, status, reason) = match &r {
-                Ok(_) => (Outcome::Ok, Some(200), String::new()),
-                Err(e) => (Outcome::Failed, e.status(), e.to_string()),
-            };
-            x.attempts.push(Attempt {
-                ended: std::time::Instant::now(),
-                target: target.canonical.clone(),
-                outcome,
-                status,
-                latency: started.elapsed(),
-                reason,
-            });
-            r.map(|reply| (reply, target.clone())).map_err(GatewayError::from)
-        }
-        ModelRef::Virtual(vm) => {
-            let plan = ctx.route.and_then(|i| vm.routes.get(i)).map_or(&vm.default, |r| &r.plan);
-            run_virtual(vm, Some(plan), &mut x).await
-        }
-    };
-    let (attempts, upstream_time, backoff_time) = (x.attempts, x.upstream_time, x.backoff_time);
-    ctx.attempts = attempts;
-    ctx.upstream_time = Some(upstream_time);
-    ctx.backoff_time = backoff_time;
-    let (reply, target) = result?;
+    let (reply, target) = execute::run(&model, plan, &mut x).await?;
     ctx.target = Some(target);
     if let UpstreamReply::Complete { usage, .. } = &reply {
         ctx.usage = usage.clone();

@@ -142,7 +142,7 @@ pub fn required_key_header(
     name: http::HeaderName,
     prefix: &str,
     env: &str,
-    diags: &mut crate::config::validate::Diags,
+    diags: &mut crate::config::diag::Diags,
 ) {
     match sec.api_key.as_ref().filter(|k| !k.value.is_empty()) {
         Some(k) => match secret_header(&format!("{prefix}{}", k.value)) {

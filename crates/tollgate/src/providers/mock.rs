@@ -21,8 +21,8 @@ use http::HeaderValue;
 use serde_json::{Value, json};
 
 use super::{Call, Dialect, Operation, UpstreamReply};
+use crate::config::diag::Diags;
 use crate::config::file::{MockFailureSection, ProviderSection};
-use crate::config::validate::Diags;
 use crate::error::UpstreamError;
 use crate::wire::openai::{Usage, error_event};
 

@@ -20,27 +20,12 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
+use crate::config::diag::Diags;
 use crate::config::file::{ProviderSection, ProviderType, TimeoutSection};
-use crate::config::validate::Diags;
 use crate::error::UpstreamError;
 use crate::wire::json::RawObject;
 use crate::wire::openai::Usage;
-
-/// Which OpenAI-shaped operation a request asks for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Operation {
-    ChatCompletions,
-    Embeddings,
-}
-
-impl Operation {
-    pub fn path(self) -> &'static str {
-        match self {
-            Operation::ChatCompletions => "/chat/completions",
-            Operation::Embeddings => "/embeddings",
-        }
-    }
-}
+pub use crate::wire::{Dialect, Operation};
 
 #[derive(Debug)]
 pub struct Provider {
@@ -63,15 +48,6 @@ pub enum ProviderKind {
     Bedrock(bedrock::Bedrock),
     Cohere(cohere::Cohere),
     Mock(mock::MockProvider),
-}
-
-/// The API shape a request came in and an answer goes out in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Dialect {
-    /// OpenAI chat completions: the hub every provider translates to and from.
-    OpenAi,
-    /// Anthropic Messages, for `/v1/messages` answered by an Anthropic model.
-    Anthropic,
 }
 
 /// A `/v1/messages` request as the client sent it. Anthropic providers take

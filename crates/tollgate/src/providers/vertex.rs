@@ -17,8 +17,8 @@ use serde::Deserialize;
 
 use super::http::{HttpClient, Upstreams};
 use super::{Call, Timeouts, UpstreamReply};
+use crate::config::diag::Diags;
 use crate::config::file::ProviderSection;
-use crate::config::validate::Diags;
 use crate::error::UpstreamError;
 
 #[derive(Debug)]

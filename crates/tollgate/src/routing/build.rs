@@ -9,10 +9,10 @@ use super::health::{BreakerSettings, HealthRegistry};
 use super::{
     DEFAULT_RETRY_STATUSES, FallbackPolicy, Plan, PlanTarget, RetryPolicy, Route, TargetKind, VirtualModel, When,
 };
+use crate::config::diag::Diags;
 use crate::config::file::{ConfigFile, FallbackCondition, Strategy, TargetSection, VirtualModelSection};
-use crate::config::runtime::ModelCatalog;
-use crate::config::validate::Diags;
 use crate::providers::Timeouts;
+use crate::routing::catalog::ModelCatalog;
 
 pub fn build(
     file: &ConfigFile,

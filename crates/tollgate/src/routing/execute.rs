@@ -14,11 +14,13 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::catalog::{ModelRef, Target};
 use super::strategy::order;
 use super::{FallbackPolicy, Plan, PlanTarget, TargetKind, VirtualModel};
-use crate::config::runtime::{Principal, Target};
 use crate::error::{GatewayError, UpstreamError};
-use crate::providers::{Call, Operation, UpstreamReply};
+use crate::identity::Principal;
+use crate::providers::{Call, UpstreamReply};
+use crate::wire::Operation;
 use crate::wire::json::RawObject;
 
 /// The longest `retry-after` a retry will wait; longer means fall back instead.
@@ -64,6 +66,18 @@ pub struct Attempt {
     pub ended: Instant,
 }
 
+/// What the attempt loop leaves for the response headers and the log:
+/// every attempt, and where the time went.
+#[derive(Debug, Default)]
+pub struct Trail {
+    pub attempts: Vec<Attempt>,
+    /// Time spent waiting on upstreams (attempts, not backoff sleeps);
+    /// `None` when nothing was sent.
+    pub upstream_time: Option<Duration>,
+    /// Time spent sleeping between retries.
+    pub backoff_time: Duration,
+}
+
 /// What the loop needs from the request.
 pub struct Exec<'a> {
     pub op: Operation,
@@ -77,14 +91,36 @@ pub struct Exec<'a> {
     /// Ask a stream to report usage (for settlement) even if the client did not.
     pub want_usage: bool,
     pub max_response_size: usize,
-    pub attempts: Vec<Attempt>,
-    /// Time spent waiting on upstreams (attempts, not backoff sleeps).
-    pub upstream_time: Duration,
-    /// Time spent sleeping between retries.
-    pub backoff_time: Duration,
+    /// Where attempts and timings are recorded, owned by the caller's context.
+    pub trail: &'a mut Trail,
 }
 
 pub type Answer = (UpstreamReply, Target);
+
+/// Calls a model: one recorded attempt for a physical model, the strategy
+/// loop over `plan` (the route stage's choice) for a virtual one.
+pub async fn run(model: &ModelRef, plan: Option<&Plan>, x: &mut Exec<'_>) -> Result<Answer, GatewayError> {
+    match model {
+        ModelRef::Physical(target) => {
+            let started = Instant::now();
+            let r = call_physical(x, target, None).await;
+            let (outcome, status, reason) = match &r {
+                Ok(_) => (Outcome::Ok, Some(200), String::new()),
+                Err(e) => (Outcome::Failed, e.status(), e.to_string()),
+            };
+            x.trail.attempts.push(Attempt {
+                ended: Instant::now(),
+                target: target.canonical.clone(),
+                outcome,
+                status,
+                latency: started.elapsed(),
+                reason,
+            });
+            r.map(|reply| (reply, target.clone())).map_err(GatewayError::from)
+        }
+        ModelRef::Virtual(vm) => run_virtual(vm, plan, x).await,
+    }
+}
 
 /// One call to one physical target.
 pub async fn call_physical(
@@ -107,7 +143,7 @@ pub async fn call_physical(
             native: x.native,
         })
         .await;
-    x.upstream_time += started.elapsed();
+    *x.trail.upstream_time.get_or_insert_default() += started.elapsed();
     result
 }
 
@@ -124,7 +160,7 @@ pub fn run_virtual<'a, 'x: 'a>(
         let mut last: Option<UpstreamError> = None;
         for t in order(plan) {
             if !t.health.admit() {
-                x.attempts.push(attempt(t, Outcome::SkippedOpen, None, Duration::ZERO, "circuit open".into()));
+                x.trail.attempts.push(attempt(t, Outcome::SkippedOpen, None, Duration::ZERO, "circuit open".into()));
                 continue;
             }
             let mut tries = 0u32;
@@ -141,7 +177,7 @@ pub fn run_virtual<'a, 'x: 'a>(
                         // Every target of the nested model is out of rotation:
                         // nothing was tried, so move on like a skipped circuit.
                         Err(GatewayError::NoHealthyTarget(_)) => {
-                            x.attempts.push(attempt(
+                            x.trail.attempts.push(attempt(
                                 t,
                                 Outcome::SkippedOpen,
                                 None,
@@ -159,7 +195,7 @@ pub fn run_virtual<'a, 'x: 'a>(
                         if matches!(t.kind, TargetKind::Physical(_)) {
                             t.health.success(took);
                         }
-                        x.attempts.push(attempt(t, Outcome::Ok, Some(200), took, String::new()));
+                        x.trail.attempts.push(attempt(t, Outcome::Ok, Some(200), took, String::new()));
                         return Ok(answer);
                     }
                     Err(e) => e,
@@ -180,17 +216,17 @@ pub fn run_virtual<'a, 'x: 'a>(
                     && vm.budget.try_withdraw();
                 if retryable {
                     let wait = retry_after.unwrap_or_else(|| jitter(t.retry.backoff, tries));
-                    x.attempts.push(attempt(t, Outcome::Retried, status, took, err.to_string()));
+                    x.trail.attempts.push(attempt(t, Outcome::Retried, status, took, err.to_string()));
                     tokio::time::sleep(wait).await;
-                    x.backoff_time += wait;
+                    x.trail.backoff_time += wait;
                     continue;
                 }
                 if falls_back(&t.fallback, &err) {
-                    x.attempts.push(attempt(t, Outcome::FellBack, status, took, err.to_string()));
+                    x.trail.attempts.push(attempt(t, Outcome::FellBack, status, took, err.to_string()));
                     last = Some(err);
                     break;
                 }
-                x.attempts.push(attempt(t, Outcome::Failed, status, took, err.to_string()));
+                x.trail.attempts.push(attempt(t, Outcome::Failed, status, took, err.to_string()));
                 return Err(err.into());
             }
         }

@@ -9,6 +9,7 @@
 
 pub mod budget;
 pub mod build;
+pub mod catalog;
 pub mod execute;
 pub mod health;
 pub mod strategy;
@@ -18,8 +19,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::config::file::Strategy;
-use crate::config::runtime::{Principal, Target};
+use crate::identity::Principal;
 use crate::providers::Timeouts;
+use crate::routing::catalog::Target;
 use budget::RetryBudget;
 use health::{BreakerSettings, TargetHealth};
 

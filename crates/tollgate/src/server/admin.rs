@@ -13,10 +13,10 @@ use serde_json::json;
 
 use super::{App, json_error, json_response};
 use crate::config::reload::Outcome;
-use crate::config::runtime::Principal;
 use crate::error::{AuthError, GatewayError};
-use crate::keys::Role;
-use crate::pipeline::authenticate;
+use crate::identity::Principal;
+use crate::identity::Role;
+use crate::identity::authenticate;
 
 pub fn router(app: Arc<App>) -> Router {
     Router::new()

@@ -15,8 +15,9 @@ use serde_json::json;
 use super::admin::{Permission, require};
 use super::{App, json_error, json_response};
 use crate::config::loc::Dur;
-use crate::config::runtime::Principal;
-use crate::keys::{KeyRecord, Role, generate_secret, now_secs};
+use crate::identity::Principal;
+use crate::identity::Role;
+use crate::identity::keys::{KeyRecord, generate_secret, now_secs};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -29,6 +30,10 @@ pub struct CreateKey {
     team: Option<String>,
     #[serde(default)]
     models: Option<Vec<String>>,
+    #[serde(default)]
+    tools: Option<Vec<String>>,
+    #[serde(default)]
+    agents: Option<Vec<String>>,
     #[serde(default)]
     metadata: BTreeMap<String, String>,
     #[serde(default)]
@@ -165,12 +170,14 @@ pub async fn create(State(app): State<Arc<App>>, req: Request) -> Response {
     let secret = generate_secret();
     let now = now_secs();
     let rec = KeyRecord {
-        id: format!("vk_{}", hex::encode(crate::keys::os_random::<8>())),
+        id: format!("vk_{}", hex::encode(crate::digest::os_random::<8>())),
         name: c.name,
         prefix: secret[..9].to_string(),
         owner: c.owner,
         team: c.team,
         models: c.models,
+        tools: c.tools,
+        agents: c.agents,
         metadata: c.metadata,
         role: c.role,
         created_at: now,
@@ -270,7 +277,7 @@ pub async fn rotate(State(app): State<Arc<App>>, Path(id): Path<String>, req: Re
     let now = now_secs();
     let secret = generate_secret();
     let new = KeyRecord {
-        id: format!("vk_{}", hex::encode(crate::keys::os_random::<8>())),
+        id: format!("vk_{}", hex::encode(crate::digest::os_random::<8>())),
         prefix: secret[..9].to_string(),
         created_at: now,
         rotated_from: Some(old.id.clone()),

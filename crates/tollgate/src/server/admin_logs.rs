@@ -75,8 +75,8 @@ fn query(p: &Params) -> Result<crate::reqlog::Query, Response> {
 }
 
 /// A team admin sees its own team's requests only.
-fn team_scope(caller: &crate::config::runtime::Principal, q: &mut crate::reqlog::Query) {
-    if caller.role == Some(crate::keys::Role::TeamAdmin) {
+fn team_scope(caller: &crate::identity::Principal, q: &mut crate::reqlog::Query) {
+    if caller.role == Some(crate::identity::Role::TeamAdmin) {
         q.metadata.push(("team".into(), caller.team.clone().unwrap_or_default()));
     }
 }

@@ -49,7 +49,7 @@ pub async fn list(State(app): State<Arc<App>>, Path(kind): Path<String>, req: Re
     let active: Vec<String> = match kind {
         Kind::RateLimits => snap.rate_limits.iter().map(|r| r.id.to_string()).collect(),
         Kind::Budgets => snap.budgets.iter().map(|b| b.id.to_string()).collect(),
-        Kind::Teams => snap.auth.team_models.keys().cloned().collect(),
+        Kind::Teams => snap.auth.teams.keys().cloned().collect(),
         Kind::Users => snap.auth.users.keys().cloned().collect(),
     };
     json_response(StatusCode::OK, json!({ "active": active, "overlays": mine }).to_string())

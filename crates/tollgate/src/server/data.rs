@@ -12,10 +12,12 @@ use http::{HeaderValue, StatusCode};
 use serde_json::json;
 
 use super::{App, json_error, json_response};
-use crate::config::runtime::ModelRef;
 use crate::error::{GatewayError, RequestError};
-use crate::pipeline::{self, authenticate};
-use crate::providers::{Dialect, Operation};
+use crate::identity::authenticate;
+use crate::pipeline;
+use crate::resource::Called;
+use crate::routing::catalog::ModelRef;
+use crate::wire::{Dialect, Operation};
 
 pub fn router(app: Arc<App>) -> Router {
     Router::new()
@@ -74,8 +76,8 @@ async fn count_tokens(State(app): State<Arc<App>>, req: Request) -> Response {
     };
     let model = v.get("model").and_then(serde_json::Value::as_str).unwrap_or("");
     let allowed = match snap.models.resolve_ref(model) {
-        Some(ModelRef::Physical(t)) => snap.auth.allows(&principal, &t.canonical),
-        Some(ModelRef::Virtual(vm)) => snap.auth.allows(&principal, &vm.name),
+        Some(ModelRef::Physical(t)) => snap.auth.allows(&principal, Called::model(&t.canonical)),
+        Some(ModelRef::Virtual(vm)) => snap.auth.allows(&principal, Called::model(&vm.name)),
         None => return stamp(&app, started, fail(RequestError::UnknownModel(model.to_string()).into())),
     };
     if !allowed {
@@ -102,7 +104,7 @@ async fn models(State(app): State<Arc<App>>, req: Request) -> Response {
         .models
         .listed
         .iter()
-        .filter(|m| snap.auth.allows(&principal, m))
+        .filter(|m| snap.auth.allows(&principal, Called::model(m)))
         .map(|m| {
             let owner = if snap.models.virtual_models.contains_key(m) {
                 "tollgate"
@@ -123,10 +125,10 @@ async fn model(State(app): State<Arc<App>>, Path(id): Path<String>, req: Request
         Err(e) => return stamp(&app, started, GatewayError::from(e).into_response()),
     };
     let resp = match snap.models.resolve_ref(&id) {
-        Some(ModelRef::Physical(t)) if snap.auth.allows(&principal, &t.canonical) => {
+        Some(ModelRef::Physical(t)) if snap.auth.allows(&principal, Called::model(&t.canonical)) => {
             json_response(StatusCode::OK, model_entry(&t.canonical, &t.provider.name).to_string())
         }
-        Some(ModelRef::Virtual(v)) if snap.auth.allows(&principal, &v.name) => {
+        Some(ModelRef::Virtual(v)) if snap.auth.allows(&principal, Called::model(&v.name)) => {
             json_response(StatusCode::OK, model_entry(&v.name, "tollgate").to_string())
         }
         _ => GatewayError::from(RequestError::UnknownModel(id)).into_response(),

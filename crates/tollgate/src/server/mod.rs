@@ -111,7 +111,7 @@ impl Gateway {
             }
         }
         let store = Arc::new(store);
-        crate::jwt::prefetch(&snap.auth.jwt);
+        crate::identity::jwt::prefetch(&snap.auth.jwt);
         let data = TcpListener::bind(snap.server.listen).await?;
         let admin = TcpListener::bind(snap.server.admin_listen).await?;
         let app = Arc::new(App {
@@ -129,7 +129,9 @@ impl Gateway {
         tasks.spawn(serve(admin, admin::router(app.clone()), rx.clone()));
         let (writer_stop, writer_rx) = watch::channel(false);
         let auditor = shared.audit.start(store.clone(), writer_rx.clone());
-        let logger = shared.reqlog.start(store.clone(), app.live.clone(), writer_rx.clone());
+        let live = app.live.clone();
+        let logger =
+            shared.reqlog.start(store.clone(), Arc::new(move || live.snapshot().log_retention), writer_rx.clone());
         // Traces are set up from the config at start-up (a changed endpoint needs a restart).
         let tracer = snap.otlp.clone().map(|(endpoint, service)| {
             let (exporter, handle) = crate::traces::start(
@@ -160,7 +162,10 @@ impl Gateway {
         });
         let dispatcher = crate::events::start(
             &shared.events,
-            app.live.clone(),
+            {
+                let live = app.live.clone();
+                Arc::new(move || live.snapshot().webhooks.clone())
+            },
             shared.upstreams.client(Duration::from_secs(5)),
             writer_rx.clone(),
         );

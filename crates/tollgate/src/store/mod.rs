@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use crate::budgets::AccountRow;
 use crate::config::overlay::{Entry, Kind};
-use crate::keys::KeyRecord;
+use crate::identity::keys::KeyRecord;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StoreUrl {
@@ -55,9 +55,12 @@ pub struct MemoryStore {
     secret: std::sync::OnceLock<[u8; 32]>,
     keys: std::sync::Mutex<Vec<(Vec<u8>, KeyRecord)>>,
     overlays: std::sync::Mutex<Vec<Entry>>,
-    audit: std::sync::Mutex<Vec<crate::audit::Entry>>,
+    audit: std::sync::Mutex<Vec<crate::audit::chain::Entry>>,
     /// The newest `MEMORY_LOG_CAP` entries, oldest first, and their ids.
-    logs: std::sync::Mutex<(std::collections::VecDeque<crate::reqlog::LogEntry>, std::collections::HashSet<String>)>,
+    logs: std::sync::Mutex<(
+        std::collections::VecDeque<crate::reqlog::entry::LogEntry>,
+        std::collections::HashSet<String>,
+    )>,
 }
 
 /// `memory://` keeps this many request log entries, dropping the oldest.
@@ -113,7 +116,7 @@ impl Store {
         match self {
             Store::Sqlite(s) => blocking(s, |s| s.key_secret()).await,
             Store::Postgres(p) => p.key_secret().await,
-            Store::Memory(m) => Ok(*m.secret.get_or_init(crate::keys::os_random::<32>)),
+            Store::Memory(m) => Ok(*m.secret.get_or_init(crate::digest::os_random::<32>)),
         }
     }
 
@@ -125,24 +128,25 @@ impl Store {
         }
     }
 
-    pub async fn append_audit(&self, records: Vec<crate::audit::Record>) -> Result<(), String> {
+    pub async fn append_audit(&self, records: Vec<crate::audit::chain::Record>) -> Result<(), String> {
         match self {
             Store::Sqlite(s) => blocking(s, move |s| s.append_audit(&records)).await,
             Store::Postgres(p) => p.append_audit(&records).await,
             Store::Memory(m) => {
                 let mut log = m.audit.lock().unwrap_or_else(|p| p.into_inner());
                 for r in records {
-                    let (seq, prev) =
-                        log.last().map_or((1, crate::audit::GENESIS.to_string()), |e| (e.seq + 1, e.hash.clone()));
-                    let hash = crate::audit::entry_hash(seq, &prev, &r);
-                    log.push(crate::audit::Entry { seq, record: r, prev_hash: prev, hash });
+                    let (seq, prev) = log
+                        .last()
+                        .map_or((1, crate::audit::chain::GENESIS.to_string()), |e| (e.seq + 1, e.hash.clone()));
+                    let hash = crate::audit::chain::entry_hash(seq, &prev, &r);
+                    log.push(crate::audit::chain::Entry { seq, record: r, prev_hash: prev, hash });
                 }
                 Ok(())
             }
         }
     }
 
-    pub async fn load_audit(&self) -> Result<Vec<crate::audit::Entry>, String> {
+    pub async fn load_audit(&self) -> Result<Vec<crate::audit::chain::Entry>, String> {
         match self {
             Store::Sqlite(s) => blocking(s, |s| s.load_audit()).await,
             Store::Postgres(p) => p.load_audit().await,
@@ -150,7 +154,7 @@ impl Store {
         }
     }
 
-    pub async fn append_logs(&self, entries: Vec<crate::reqlog::LogEntry>) -> Result<(), String> {
+    pub async fn append_logs(&self, entries: Vec<crate::reqlog::entry::LogEntry>) -> Result<(), String> {
         match self {
             Store::Sqlite(s) => blocking(s, move |s| s.append_logs(&entries)).await,
             Store::Postgres(p) => p.append_logs(&entries).await,
@@ -189,7 +193,7 @@ impl Store {
     }
 
     /// Entries between two times (unix ms), oldest first.
-    pub async fn load_logs(&self, from: u64, to: u64) -> Result<Vec<crate::reqlog::LogEntry>, String> {
+    pub async fn load_logs(&self, from: u64, to: u64) -> Result<Vec<crate::reqlog::entry::LogEntry>, String> {
         match self {
             Store::Sqlite(s) => blocking(s, move |s| s.load_logs(from, to)).await,
             Store::Postgres(p) => p.load_logs(from, to).await,
@@ -277,6 +281,8 @@ mod tests {
             owner: None,
             team: Some("t".into()),
             models: None,
+            tools: None,
+            agents: None,
             metadata: Default::default(),
             role: None,
             created_at: 1,
@@ -316,7 +322,7 @@ mod tests {
         assert_eq!(keys[0].1.revoked_at, Some(5));
 
         // Request log: idempotent inserts, time range, retention.
-        let entry = |id: &str, time: u64| crate::reqlog::LogEntry {
+        let entry = |id: &str, time: u64| crate::reqlog::entry::LogEntry {
             id: id.into(),
             time,
             subject: "key:a".into(),
@@ -368,7 +374,7 @@ mod tests {
             .await
             .unwrap_or_else(|e| panic!("PostgreSQL is needed for this test at {admin_url}: {e}"));
         tokio::spawn(conn);
-        let db = format!("tollgate_test_{}", hex::encode(crate::keys::os_random::<6>()));
+        let db = format!("tollgate_test_{}", hex::encode(crate::digest::os_random::<6>()));
         admin.batch_execute(&format!("CREATE DATABASE {db}")).await.unwrap();
         let mut cfg: tokio_postgres::Config = admin_url.parse().unwrap();
         cfg.dbname(&db);

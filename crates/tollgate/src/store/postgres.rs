@@ -9,7 +9,7 @@ use tokio_postgres::{Client, NoTls};
 
 use crate::budgets::AccountRow;
 use crate::config::overlay::{Entry, Kind};
-use crate::keys::KeyRecord;
+use crate::identity::keys::KeyRecord;
 
 const MIGRATIONS: &[&str] = &[
     "CREATE TABLE budget_spend (
@@ -127,7 +127,7 @@ impl PgStore {
     pub async fn key_secret(&self) -> Result<[u8; 32], String> {
         let guard = self.client().await?;
         let Some(client) = guard.as_ref() else { return Err("postgres: no connection".into()) };
-        let fresh = crate::keys::os_random::<32>().to_vec();
+        let fresh = crate::digest::os_random::<32>().to_vec();
         // Insert-if-absent, then read: concurrent starters agree on one secret.
         client
             .execute(
@@ -143,17 +143,17 @@ impl PgStore {
     }
 
     /// Appends to the chain; the table lock keeps instances from forking it.
-    pub async fn append_audit(&self, records: &[crate::audit::Record]) -> Result<(), String> {
+    pub async fn append_audit(&self, records: &[crate::audit::chain::Record]) -> Result<(), String> {
         let mut guard = self.client().await?;
         let Some(client) = guard.as_mut() else { return Err("postgres: no connection".into()) };
         let tx = client.transaction().await.map_err(err)?;
         tx.batch_execute("LOCK TABLE audit_log IN EXCLUSIVE MODE").await.map_err(err)?;
         let last = tx.query_opt("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1", &[]).await.map_err(err)?;
         let (mut seq, mut prev): (u64, String) =
-            last.map_or((0, crate::audit::GENESIS.to_string()), |r| (r.get::<_, i64>(0) as u64, r.get(1)));
+            last.map_or((0, crate::audit::chain::GENESIS.to_string()), |r| (r.get::<_, i64>(0) as u64, r.get(1)));
         for r in records {
             seq += 1;
-            let hash = crate::audit::entry_hash(seq, &prev, r);
+            let hash = crate::audit::chain::entry_hash(seq, &prev, r);
             tx.execute(
                 "INSERT INTO audit_log (seq, time, actor, action, target, outcome, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
                 &[&(seq as i64), &(r.time as i64), &r.actor, &r.action, &r.target, &r.outcome, &prev, &hash],
@@ -165,7 +165,7 @@ impl PgStore {
         tx.commit().await.map_err(err)
     }
 
-    pub async fn load_audit(&self) -> Result<Vec<crate::audit::Entry>, String> {
+    pub async fn load_audit(&self) -> Result<Vec<crate::audit::chain::Entry>, String> {
         let guard = self.client().await?;
         let Some(client) = guard.as_ref() else { return Err("postgres: no connection".into()) };
         let rows = client
@@ -174,9 +174,9 @@ impl PgStore {
             .map_err(err)?;
         Ok(rows
             .iter()
-            .map(|r| crate::audit::Entry {
+            .map(|r| crate::audit::chain::Entry {
                 seq: r.get::<_, i64>(0) as u64,
-                record: crate::audit::Record {
+                record: crate::audit::chain::Record {
                     time: r.get::<_, i64>(1) as u64,
                     actor: r.get(2),
                     action: r.get(3),
@@ -189,7 +189,7 @@ impl PgStore {
             .collect())
     }
 
-    pub async fn append_logs(&self, entries: &[crate::reqlog::LogEntry]) -> Result<(), String> {
+    pub async fn append_logs(&self, entries: &[crate::reqlog::entry::LogEntry]) -> Result<(), String> {
         let mut guard = self.client().await?;
         let Some(client) = guard.as_mut() else { return Err("postgres: no connection".into()) };
         let tx = client.transaction().await.map_err(err)?;
@@ -214,7 +214,7 @@ impl PgStore {
         Ok(n as usize)
     }
 
-    pub async fn load_logs(&self, from: u64, to: u64) -> Result<Vec<crate::reqlog::LogEntry>, String> {
+    pub async fn load_logs(&self, from: u64, to: u64) -> Result<Vec<crate::reqlog::entry::LogEntry>, String> {
         let guard = self.client().await?;
         let Some(client) = guard.as_ref() else { return Err("postgres: no connection".into()) };
         let (from, to) = (from.min(i64::MAX as u64) as i64, to.min(i64::MAX as u64) as i64);

@@ -8,7 +8,7 @@ use rusqlite::{Connection, params};
 
 use crate::budgets::AccountRow;
 use crate::config::overlay::{Entry, Kind};
-use crate::keys::KeyRecord;
+use crate::identity::keys::KeyRecord;
 
 /// Each entry migrates the schema from version i to i + 1.
 const MIGRATIONS: &[&str] = &[
@@ -96,7 +96,7 @@ impl SqliteStore {
         if let Some(v) = existing {
             return v.try_into().map_err(|_| "stored key secret has the wrong length".to_string());
         }
-        let secret = crate::keys::os_random::<32>();
+        let secret = crate::digest::os_random::<32>();
         conn.execute("INSERT INTO meta (name, value) VALUES ('key_secret', ?1)", params![secret.to_vec()])
             .map_err(err)?;
         Ok(secret)
@@ -128,7 +128,7 @@ impl SqliteStore {
     }
 
     /// Appends records to the chain in one transaction.
-    pub fn append_audit(&self, records: &[crate::audit::Record]) -> Result<(), String> {
+    pub fn append_audit(&self, records: &[crate::audit::chain::Record]) -> Result<(), String> {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(err)?;
         let (mut seq, mut prev): (u64, String) = tx
@@ -137,7 +137,7 @@ impl SqliteStore {
             })
             .or_else(|e| {
                 if e == rusqlite::Error::QueryReturnedNoRows {
-                    Ok((0, crate::audit::GENESIS.to_string()))
+                    Ok((0, crate::audit::chain::GENESIS.to_string()))
                 } else {
                     Err(e)
                 }
@@ -145,7 +145,7 @@ impl SqliteStore {
             .map_err(err)?;
         for r in records {
             seq += 1;
-            let hash = crate::audit::entry_hash(seq, &prev, r);
+            let hash = crate::audit::chain::entry_hash(seq, &prev, r);
             tx.execute(
                 "INSERT INTO audit_log (seq, time, actor, action, target, outcome, prev_hash, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
                 params![seq as i64, r.time as i64, r.actor, r.action, r.target, r.outcome, prev, hash],
@@ -156,16 +156,16 @@ impl SqliteStore {
         tx.commit().map_err(err)
     }
 
-    pub fn load_audit(&self) -> Result<Vec<crate::audit::Entry>, String> {
+    pub fn load_audit(&self) -> Result<Vec<crate::audit::chain::Entry>, String> {
         let conn = self.conn();
         let mut stmt = conn
             .prepare("SELECT seq, time, actor, action, target, outcome, prev_hash, hash FROM audit_log ORDER BY seq")
             .map_err(err)?;
         let rows = stmt
             .query_map([], |r| {
-                Ok(crate::audit::Entry {
+                Ok(crate::audit::chain::Entry {
                     seq: r.get::<_, i64>(0)? as u64,
-                    record: crate::audit::Record {
+                    record: crate::audit::chain::Record {
                         time: r.get::<_, i64>(1)? as u64,
                         actor: r.get(2)?,
                         action: r.get(3)?,
@@ -181,7 +181,7 @@ impl SqliteStore {
     }
 
     /// Inserts entries; an id already stored is left as it is.
-    pub fn append_logs(&self, entries: &[crate::reqlog::LogEntry]) -> Result<(), String> {
+    pub fn append_logs(&self, entries: &[crate::reqlog::entry::LogEntry]) -> Result<(), String> {
         let mut conn = self.conn();
         let tx = conn.transaction().map_err(err)?;
         {
@@ -205,7 +205,7 @@ impl SqliteStore {
     }
 
     /// Entries between two times (unix ms), oldest first.
-    pub fn load_logs(&self, from: u64, to: u64) -> Result<Vec<crate::reqlog::LogEntry>, String> {
+    pub fn load_logs(&self, from: u64, to: u64) -> Result<Vec<crate::reqlog::entry::LogEntry>, String> {
         let conn = self.conn();
         let mut stmt =
             conn.prepare("SELECT entry FROM request_log WHERE time >= ?1 AND time <= ?2 ORDER BY time").map_err(err)?;

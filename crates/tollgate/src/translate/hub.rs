@@ -173,6 +173,23 @@ pub fn wants_usage(req: &Value) -> bool {
     req.pointer("/stream_options/include_usage").and_then(Value::as_bool) == Some(true)
 }
 
+// Normalised tokens become the usage the stages settle and log.
+impl From<Tokens> for crate::wire::openai::Usage {
+    fn from(t: Tokens) -> crate::wire::openai::Usage {
+        let prompt = t.input + t.cache_read + t.cache_write;
+        crate::wire::openai::Usage {
+            prompt_tokens: prompt,
+            completion_tokens: t.output,
+            total_tokens: prompt + t.output,
+            prompt_tokens_details: (t.cache_read > 0 || t.cache_write > 0).then_some(
+                crate::wire::openai::PromptDetails { cached_tokens: t.cache_read, cache_write_tokens: t.cache_write },
+            ),
+            completion_tokens_details: (t.reasoning > 0)
+                .then_some(crate::wire::openai::CompletionDetails { reasoning_tokens: t.reasoning }),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,3 +5,28 @@ pub mod eventstream;
 pub mod json;
 pub mod openai;
 pub mod sse;
+
+/// Which OpenAI-shaped operation a request asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Operation {
+    ChatCompletions,
+    Embeddings,
+}
+
+impl Operation {
+    pub fn path(self) -> &'static str {
+        match self {
+            Operation::ChatCompletions => "/chat/completions",
+            Operation::Embeddings => "/embeddings",
+        }
+    }
+}
+
+/// The API shape a request came in and an answer goes out in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    /// OpenAI chat completions: the hub every provider translates to and from.
+    OpenAi,
+    /// Anthropic Messages, for `/v1/messages` answered by an Anthropic model.
+    Anthropic,
+}

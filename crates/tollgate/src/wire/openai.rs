@@ -33,20 +33,6 @@ fn is_zero(n: &u64) -> bool {
     *n == 0
 }
 
-impl From<crate::translate::hub::Tokens> for Usage {
-    fn from(t: crate::translate::hub::Tokens) -> Usage {
-        let prompt = t.input + t.cache_read + t.cache_write;
-        Usage {
-            prompt_tokens: prompt,
-            completion_tokens: t.output,
-            total_tokens: prompt + t.output,
-            prompt_tokens_details: (t.cache_read > 0 || t.cache_write > 0)
-                .then_some(PromptDetails { cached_tokens: t.cache_read, cache_write_tokens: t.cache_write }),
-            completion_tokens_details: (t.reasoning > 0).then_some(CompletionDetails { reasoning_tokens: t.reasoning }),
-        }
-    }
-}
-
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
 pub struct CompletionDetails {
     #[serde(default)]

@@ -5,8 +5,8 @@ use http::Method;
 use serde_json::json;
 use testkit::MockUpstream;
 use tollgate::config::reload::{Live, Source};
-use tollgate::config::runtime::Shared;
 use tollgate::server::Gateway;
+use tollgate::state::Shared;
 
 use crate::common::*;
 

@@ -12,8 +12,8 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use serde_json::Value;
 use tollgate::config::reload::{Live, Source};
-use tollgate::config::runtime::Shared;
 use tollgate::server::Gateway;
+use tollgate::state::Shared;
 
 pub const MASTER: &str = "test-master-key";
 pub const LIMITED: &str = "limited-key-123";

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 
 use tollgate::config::load::{embedded_defaults, load_text};
-use tollgate::config::runtime::Shared;
+use tollgate::state::Shared;
 
 fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")

@@ -9,8 +9,8 @@ use http::Method;
 use serde_json::json;
 use testkit::{Fault, MockUpstream};
 use tollgate::config::reload::{Live, Source};
-use tollgate::config::runtime::Shared;
 use tollgate::server::Gateway;
+use tollgate::state::Shared;
 
 use crate::common::*;
 

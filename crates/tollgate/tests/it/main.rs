@@ -12,6 +12,7 @@ mod examples;
 mod golden;
 mod jwt;
 mod keys;
+mod layers;
 mod logs;
 mod messages;
 mod providers;

@@ -222,8 +222,8 @@ async fn warn_mode_lets_requests_through_and_reports() {
 #[tokio::test]
 async fn spend_survives_a_restart() {
     use tollgate::config::reload::{Live, Source};
-    use tollgate::config::runtime::Shared;
     use tollgate::server::Gateway;
+    use tollgate::state::Shared;
 
     let up = MockUpstream::start().await;
     let dir = tempfile::tempdir().unwrap();
@@ -263,8 +263,8 @@ async fn spend_survives_a_restart() {
 #[tokio::test]
 async fn spend_and_keys_survive_a_restart_on_postgres() {
     use tollgate::config::reload::{Live, Source};
-    use tollgate::config::runtime::Shared;
     use tollgate::server::Gateway;
+    use tollgate::state::Shared;
 
     let (pg, store_url, db) = postgres_database("tollgate_it").await;
 
@@ -361,7 +361,7 @@ async fn budget_alerts_reach_webhooks_signed_and_retried() {
     assert_eq!(event["data"]["rule"], "team-daily");
     assert_eq!(event["data"]["key"], "team-daily@cost_per_day|ops");
     assert_eq!(event["data"]["threshold"], 0.5);
-    let expected = format!("sha256={}", hex::encode(tollgate::keys::hmac_sha256(b"hook-secret", &bytes)));
+    let expected = format!("sha256={}", hex::encode(tollgate::digest::hmac_sha256(b"hook-secret", &bytes)));
     assert_eq!(headers.get("x-tollgate-signature").unwrap().to_str().unwrap(), expected);
     assert_eq!(headers.get("x-tollgate-event").unwrap(), "budget_threshold");
     assert_eq!(hook.hits(), 2, "one failed attempt, one retry");

@@ -19,11 +19,10 @@ use http_body_util::{BodyExt, Full, Limited};
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 
+use crate::config::diag::Diags;
 use crate::config::file::JwtIssuerSection;
-use crate::config::runtime::{Principal, PrincipalKind};
-use crate::config::validate::Diags;
-use crate::glob::Glob;
-use crate::keys::Role;
+use crate::identity::Role;
+use crate::identity::{Principal, PrincipalKind};
 use crate::providers::http::{HttpClient, Upstreams};
 
 const REFETCH_EVERY: Duration = Duration::from_secs(10);
@@ -156,7 +155,7 @@ pub struct Issuer {
     jwks: Arc<Jwks>,
     claims: crate::config::file::JwtClaimsSection,
     roles: BTreeMap<String, Role>,
-    models: Option<Vec<Glob>>,
+    allow: super::Allowlist,
     leeway: u64,
 }
 
@@ -199,7 +198,7 @@ pub fn build(sections: &[JwtIssuerSection], ups: &Upstreams, reg: &JwksRegistry,
                     metadata: s.claims.metadata.clone(),
                 },
                 roles,
-                models: s.models.as_ref().map(|m| m.iter().map(|g| Glob::new(g)).collect()),
+                allow: super::Allowlist::build(&s.models, &s.tools, &s.agents, d),
                 leeway: s.leeway_secs.unwrap_or(30),
             }))
         })
@@ -300,7 +299,7 @@ impl Issuer {
         Principal {
             id: format!("jwt:{subject}"),
             kind: PrincipalKind::Jwt,
-            models: self.models.clone(),
+            allow: self.allow.clone(),
             groups,
             metadata,
             role,

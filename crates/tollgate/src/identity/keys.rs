@@ -12,24 +12,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwap;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
-use crate::config::runtime::{Principal, PrincipalKind};
+use super::{Allowlist, Principal, PrincipalKind, Role};
+use crate::digest::{hmac_sha256, os_random};
 use crate::glob::Glob;
-
-/// Admin roles a key can carry. A key without a role is data-plane only.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Role {
-    /// Everything on the admin API.
-    Admin,
-    /// Manages the keys of its own team; reads usage.
-    TeamAdmin,
-    /// Reads config, usage and keys.
-    Viewer,
-    /// Lists its own keys.
-    Member,
-}
 
 /// A key's record, as stored and as listed (never with the secret).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -45,6 +31,12 @@ pub struct KeyRecord {
     /// Model globs; `None` = every model.
     #[serde(default)]
     pub models: Option<Vec<String>>,
+    /// MCP tool globs (`<server>/<tool>`); `None` = every tool.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tools: Option<Vec<String>>,
+    /// A2A agent globs; `None` = every agent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agents: Option<Vec<String>>,
     #[serde(default)]
     pub metadata: BTreeMap<String, String>,
     #[serde(default)]
@@ -57,6 +49,10 @@ pub struct KeyRecord {
     /// The key this one replaced, when created by rotation.
     #[serde(default)]
     pub rotated_from: Option<String>,
+}
+
+fn globs(list: &Option<Vec<String>>) -> Option<Vec<Glob>> {
+    list.as_ref().map(|l| l.iter().map(|g| Glob::new(g)).collect())
 }
 
 impl KeyRecord {
@@ -74,7 +70,7 @@ impl KeyRecord {
         Principal {
             id: format!("key:{}", self.name),
             kind: PrincipalKind::VirtualKey,
-            models: self.models.as_ref().map(|m| m.iter().map(|g| Glob::new(g)).collect()),
+            allow: Allowlist { models: globs(&self.models), tools: globs(&self.tools), agents: globs(&self.agents) },
             groups: Vec::new(),
             metadata,
             role: self.role,
@@ -148,48 +144,14 @@ impl KeyRegistry {
     }
 }
 
-/// HMAC-SHA256 (RFC 2104).
-pub fn hmac_sha256(key: &[u8], msg: &[u8]) -> [u8; 32] {
-    let mut k = [0u8; 64];
-    if key.len() > 64 {
-        k[..32].copy_from_slice(&Sha256::digest(key));
-    } else {
-        k[..key.len()].copy_from_slice(key);
-    }
-    let mut inner = Sha256::new();
-    inner.update(k.map(|b| b ^ 0x36));
-    inner.update(msg);
-    let mut outer = Sha256::new();
-    outer.update(k.map(|b| b ^ 0x5c));
-    outer.update(inner.finalize());
-    outer.finalize().into()
-}
-
 /// A new secret key (`tg-` + 48 hex digits) from the operating system.
 pub fn generate_secret() -> String {
     format!("tg-{}", hex::encode(os_random::<24>()))
 }
 
-/// Random bytes from the operating system's generator.
-pub fn os_random<const N: usize>() -> [u8; N] {
-    use std::io::Read;
-    let mut buf = [0u8; N];
-    if std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut buf)).is_err() {
-        // No OS generator (not a Unix system): refuse to make weak secrets.
-        panic!("cannot read /dev/urandom to generate a secret");
-    }
-    buf
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn hmac_matches_rfc_4231_case_2() {
-        let mac = hmac_sha256(b"Jefe", b"what do ya want for nothing?");
-        assert_eq!(hex::encode(mac), "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
-    }
 
     #[test]
     fn revoked_and_expired_keys_do_not_authenticate() {
@@ -202,6 +164,8 @@ mod tests {
             owner: None,
             team: Some("t".into()),
             models: None,
+            tools: None,
+            agents: None,
             metadata: BTreeMap::new(),
             role: None,
             created_at: 0,

@@ -7,10 +7,10 @@ use std::sync::Arc;
 
 use http::{HeaderMap, header};
 
-use crate::config::runtime::{AuthSettings, Principal};
-use crate::config::validate::sha256;
+use crate::digest::{ct_eq, sha256};
 use crate::error::AuthError;
-use crate::keys::KeyRegistry;
+use crate::identity::keys::KeyRegistry;
+use crate::identity::{AuthSettings, Principal};
 
 /// Longest credential looked at; anything longer is refused unhashed.
 const MAX_KEY_LEN: usize = 4096;
@@ -38,9 +38,9 @@ pub async fn run(auth: &AuthSettings, keys: &KeyRegistry, headers: &HeaderMap) -
         // directory never adds to a key: it applies to verified JWT subjects only.
         return Ok(p);
     }
-    if !auth.jwt.is_empty() && crate::jwt::looks_like_jwt(presented) {
+    if !auth.jwt.is_empty() && crate::identity::jwt::looks_like_jwt(presented) {
         let token = std::str::from_utf8(presented).map_err(|_| AuthError::Invalid)?;
-        let p = crate::jwt::verify(&auth.jwt, token).await.map(Arc::new).map_err(AuthError::InvalidToken)?;
+        let p = crate::identity::jwt::verify(&auth.jwt, token).await.map(Arc::new).map_err(AuthError::InvalidToken)?;
         return Ok(if auth.users.is_empty() { p } else { auth.enrich(p) });
     }
     Err(AuthError::Invalid)
@@ -73,18 +73,10 @@ fn trim(b: &[u8]) -> &[u8] {
     &b[start..end]
 }
 
-fn ct_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
-    let mut diff = 0u8;
-    for i in 0..32 {
-        diff |= a[i] ^ b[i];
-    }
-    std::hint::black_box(diff) == 0
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::runtime::PrincipalKind;
+    use crate::identity::PrincipalKind;
     use http::HeaderValue;
 
     fn settings() -> AuthSettings {
@@ -92,7 +84,7 @@ mod tests {
         let p = Principal {
             id: "key:ci".into(),
             kind: PrincipalKind::StaticKey,
-            models: None,
+            allow: Default::default(),
             groups: vec![],
             role: None,
             team: None,

@@ -1,29 +1,28 @@
-//! Stage 6: budget reservation. Every matching budget reserves the request's
+//! Stage 6: budget reservation. Every matching budget reserves a model call's
 //! worst-case cost (or tokens); an enforced budget that would be exceeded
 //! refuses it. Stage 12 settles the reservation to the real cost; a
 //! reservation dropped unsettled (an error, a timeout, a cancelled stream)
 //! is released.
 
-use super::RequestCtx;
+use super::{Admission, Resource};
 use crate::budgets;
-use crate::config::runtime::ModelRef;
 use crate::error::GatewayError;
 use crate::limits::Estimate;
-use crate::matching::Facts;
 use crate::pricing::Price;
+use crate::routing::catalog::ModelRef;
 use crate::routing::{TargetKind, VirtualModel};
 
-pub fn reserve(ctx: &mut RequestCtx, est: &Estimate) -> Result<(), GatewayError> {
-    if ctx.snapshot.budgets.is_empty() {
+pub fn reserve(adm: &mut Admission, est: &Estimate) -> Result<(), GatewayError> {
+    if adm.snapshot.budgets.is_empty() {
         return Ok(());
     }
-    let model = ctx.model.as_ref().map_or(ctx.requested_model.as_str(), |m| m.name());
-    let price = ctx.model.as_ref().and_then(worst_price);
-    let facts =
-        Facts { requested: &ctx.requested_model, model, principal: ctx.principal.as_deref(), metadata: &ctx.metadata };
-    let holds = budgets::admit(&ctx.snapshot.budgets, &ctx.shared.ledger, &facts, est, price)
+    let price = match &adm.resource {
+        Some(Resource::Model(m)) => worst_price(m),
+        _ => None,
+    };
+    let holds = budgets::admit(&adm.snapshot.budgets, &adm.shared.ledger, &adm.facts(), est, price)
         .map_err(GatewayError::BudgetExceeded)?;
-    ctx.holds.budget = holds;
+    adm.holds.budget = holds;
     Ok(())
 }
 

@@ -6,8 +6,10 @@ use std::collections::BTreeMap;
 
 use http::HeaderMap;
 
-use crate::config::runtime::{MetadataContract, Principal};
+use crate::config::snapshot::MetadataContract;
+
 use crate::error::RequestError;
+use crate::identity::Principal;
 
 const MAX_HEADER_BYTES: usize = 8 << 10;
 
@@ -73,7 +75,7 @@ fn parse(raw: &[u8]) -> Result<BTreeMap<String, String>, RequestError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::runtime::PrincipalKind;
+    use crate::identity::PrincipalKind;
     use http::HeaderValue;
 
     fn headers(v: &str) -> HeaderMap {
@@ -88,7 +90,7 @@ mod tests {
         let p = Principal {
             id: "k".into(),
             kind: PrincipalKind::StaticKey,
-            models: None,
+            allow: Default::default(),
             groups: vec![],
             role: None,
             team: None,

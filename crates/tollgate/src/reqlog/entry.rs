@@ -1,0 +1,64 @@
+//! One request log entry, as written, stored and read back. No I/O: the
+//! store, the trace exporter and the writer all share this shape.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AttemptLog {
+    /// Milliseconds from the request's arrival to the attempt's start.
+    #[serde(default)]
+    pub start_ms: f64,
+    pub target: String,
+    pub outcome: String,
+    pub status: Option<u16>,
+    pub latency_ms: f64,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LogEntry {
+    pub id: String,
+    /// Unix milliseconds at arrival.
+    pub time: u64,
+    pub subject: String,
+    pub metadata: BTreeMap<String, String>,
+    pub requested_model: String,
+    pub resolved_model: Option<String>,
+    pub provider: Option<String>,
+    pub route: String,
+    pub stream: bool,
+    pub status: u16,
+    /// A bounded error label (`upstream_timeout`, `budget_exceeded`, …).
+    pub error: Option<String>,
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+    /// True when the provider reported no usage and tokens were estimated.
+    pub usage_estimated: bool,
+    pub cost_nanos: u64,
+    pub total_ms: f64,
+    pub upstream_ms: f64,
+    pub backoff_ms: f64,
+    pub attempts: Vec<AttemptLog>,
+    pub config_version: u64,
+    /// W3C trace context: the trace this request belongs to (from an
+    /// incoming `traceparent`, else new), its own span and its parent.
+    #[serde(default)]
+    pub trace_id: String,
+    #[serde(default)]
+    pub span_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent_span_id: Option<String>,
+    /// The request body as sent (with `logging.bodies`), masked before it is stored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_body: Option<String>,
+    /// A non-streamed response body (with `logging.bodies`), masked before it is stored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_body: Option<String>,
+    /// Whether the entry goes to the request log (`logging.enabled`); an
+    /// entry built only for tracing does not.
+    #[serde(skip)]
+    pub log: bool,
+}
