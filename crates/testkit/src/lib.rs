@@ -11,6 +11,7 @@
 //! or stalled streams, in-stream errors, connection resets — and a record of
 //! every request it received, so a test can assert on exactly what the
 //! gateway sent.
+#![expect(clippy::disallowed_methods, reason = "mock servers spawn a task per connection, as any test server does")]
 
 mod anthropic;
 mod bedrock;

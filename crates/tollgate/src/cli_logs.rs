@@ -21,6 +21,9 @@ pub struct LogsArgs {
     model: Option<String>,
     #[arg(long)]
     status: Option<u16>,
+    /// What was called: model, mcp or a2a.
+    #[arg(long)]
+    kind: Option<String>,
     /// `key:value`; repeatable.
     #[arg(long = "metadata", value_name = "KEY:VALUE")]
     metadata: Vec<String>,
@@ -103,6 +106,7 @@ pub async fn logs(a: LogsArgs, admin_url: Option<String>) -> ExitCode {
     push(&mut q, "subject", a.subject.as_deref());
     push(&mut q, "model", a.model.as_deref());
     push(&mut q, "status", a.status.map(|s| s.to_string()).as_deref());
+    push(&mut q, "kind", a.kind.as_deref());
     push(&mut q, "metadata", (!a.metadata.is_empty()).then(|| a.metadata.join(",")).as_deref());
     q.push(format!("limit={}", a.limit));
     let (v, _) = match get(admin_url, "logs", format!("/admin/logs?{}", q.join("&"))).await {

@@ -74,8 +74,33 @@ pub enum UpstreamError {
     Untranslatable { provider: String, message: String },
 }
 
+/// What the admin API refuses or cannot do.
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    /// A malformed body or query; `code` names the route's kind of input.
+    #[error("{message}")]
+    Invalid { code: &'static str, message: String },
+    /// The caller's role does not allow this action on this object.
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    UnknownRoute(String),
+    /// The object's state does not allow the change (a name taken, a key revoked).
+    #[error("{message}")]
+    Conflict { code: &'static str, message: String },
+    /// The store could not be read or written; nothing was changed.
+    #[error("{0}")]
+    StoreUnavailable(String),
+    #[error("{0}")]
+    ReloadFailed(String),
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum GatewayError {
+    #[error(transparent)]
+    Admin(#[from] AdminError),
     #[error(transparent)]
     Request(#[from] RequestError),
     #[error(transparent)]
@@ -169,6 +194,19 @@ impl GatewayError {
             G::Upstream(u) => upstream_parts(u),
             G::NotFound(_) => (StatusCode::NOT_FOUND, INVALID, Some("not_found"), None),
             G::NotReady => (StatusCode::SERVICE_UNAVAILABLE, "api_error", Some("not_ready"), None),
+            G::Admin(a) => match a {
+                AdminError::Invalid { code, .. } => (StatusCode::BAD_REQUEST, INVALID, Some(*code), None),
+                AdminError::Forbidden(_) => (StatusCode::FORBIDDEN, "permission_error", Some("role_forbidden"), None),
+                AdminError::NotFound(_) => (StatusCode::NOT_FOUND, INVALID, Some("not_found"), None),
+                AdminError::UnknownRoute(_) => (StatusCode::NOT_FOUND, INVALID, Some("unknown_route"), None),
+                AdminError::Conflict { code, .. } => (StatusCode::CONFLICT, INVALID, Some(*code), None),
+                AdminError::StoreUnavailable(_) => {
+                    (StatusCode::SERVICE_UNAVAILABLE, "api_error", Some("store_unavailable"), None)
+                }
+                AdminError::ReloadFailed(_) => {
+                    (StatusCode::INTERNAL_SERVER_ERROR, "api_error", Some("reload_failed"), None)
+                }
+            },
         }
     }
 
@@ -213,6 +251,12 @@ fn upstream_status(status: u16) -> (StatusCode, &'static str) {
         503 | 529 => (StatusCode::SERVICE_UNAVAILABLE, "api_error"),
         504 => (StatusCode::GATEWAY_TIMEOUT, "api_error"),
         _ => (StatusCode::BAD_GATEWAY, "api_error"),
+    }
+}
+
+impl IntoResponse for AdminError {
+    fn into_response(self) -> Response {
+        GatewayError::from(self).into_response()
     }
 }
 

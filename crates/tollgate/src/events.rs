@@ -114,7 +114,7 @@ pub fn start(
 ) -> tokio::task::JoinHandle<()> {
     let (tx, mut rx) = mpsc::channel::<Event>(QUEUE);
     let _ = bus.tx.set(tx);
-    tokio::spawn(async move {
+    crate::task::spawn("event-dispatcher", async move {
         let mut deliveries = JoinSet::new();
         let dispatch = |event: Event, deliveries: &mut JoinSet<()>| {
             let hooks: Vec<Webhook> = webhooks();

@@ -42,6 +42,7 @@ pub mod routing;
 pub mod server;
 pub mod state;
 pub mod store;
+pub mod task;
 pub mod traces;
 pub mod translate;
 pub mod wire;

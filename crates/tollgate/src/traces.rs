@@ -73,7 +73,7 @@ pub fn start(
     let dropped = Arc::new(AtomicU64::new(0));
     let exporter = Exporter { tx, dropped: dropped.clone() };
     let url: Uri = format!("{}/v1/traces", endpoint.to_string().trim_end_matches('/')).parse().unwrap_or(endpoint);
-    let handle = tokio::spawn(async move {
+    let handle = crate::task::spawn("trace-exporter", async move {
         let mut batch: Vec<LogEntry> = Vec::new();
         loop {
             let stopping = tokio::select! {

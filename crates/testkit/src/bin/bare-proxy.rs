@@ -5,6 +5,7 @@
 //! costs, with the network hops of a proxy counted on both sides.
 //!
 //! Run: `bare-proxy 127.0.0.1:4300 127.0.0.1:9100`
+#![expect(clippy::disallowed_methods, reason = "a baseline proxy: a task per connection, nothing to track")]
 
 use std::convert::Infallible;
 use std::net::SocketAddr;

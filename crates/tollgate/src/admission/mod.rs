@@ -25,6 +25,7 @@ pub mod guardrails;
 pub mod holds;
 pub mod limits;
 pub mod metadata;
+pub mod record;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -77,7 +77,7 @@ impl AuditLog {
     pub fn start(&self, store: Arc<Store>, mut stop: watch::Receiver<bool>) -> tokio::task::JoinHandle<()> {
         let (tx, mut rx) = mpsc::channel::<Record>(4096);
         let _ = self.tx.set(tx);
-        tokio::spawn(async move {
+        crate::task::spawn("audit-writer", async move {
             let mut batch = Vec::new();
             loop {
                 let stopping = tokio::select! {

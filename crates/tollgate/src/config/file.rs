@@ -701,17 +701,52 @@ pub struct GuardrailsSection {
 #[serde(deny_unknown_fields)]
 pub struct GuardrailDefinitionSection {
     pub name: Loc<String>,
+    /// What it checks.
     #[serde(rename = "type")]
-    pub kind: String,
-    /// `validate` | `mutate`.
+    pub kind: Loc<GuardrailType>,
+    /// `validate` (pass/fail) or `mutate` (rewrites content). Default `validate`.
     #[serde(default)]
-    pub action: Option<String>,
-    /// `audit` | `enforce` | `strict`.
+    pub action: GuardrailAction,
+    /// `audit` (log only), `enforce` (block on fail) or `strict` (block on
+    /// fail and on the guardrail's own error). Default `enforce`.
     #[serde(default)]
-    pub mode: Option<String>,
+    pub mode: GuardrailMode,
     /// Guardrail-specific settings.
     #[serde(default)]
     pub config: BTreeMap<String, serde_json::Value>,
+}
+
+/// The built-in and external guardrail types.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum GuardrailType {
+    Pii,
+    Secrets,
+    PromptInjection,
+    DenyList,
+    Regex,
+    MaxSize,
+    JsonSchema,
+    Webhook,
+    LlmJudge,
+    Cedar,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum GuardrailAction {
+    #[default]
+    Validate,
+    Mutate,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum GuardrailMode {
+    Audit,
+    #[default]
+    Enforce,
+    Strict,
 }
 
 #[derive(Debug, Default, Deserialize, JsonSchema)]
@@ -723,23 +758,76 @@ pub struct GuardrailHooksSection {
     pub mcp_tool_post: Vec<String>,
 }
 
+/// An upstream MCP server: exactly one of `url`, `sse_url` or `command`.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct McpServerSection {
     pub name: Loc<String>,
     /// Streamable HTTP endpoint.
     #[serde(default)]
-    pub url: Option<String>,
+    pub url: Option<Loc<String>>,
     /// Legacy HTTP+SSE endpoint.
     #[serde(default)]
-    pub sse_url: Option<String>,
-    /// stdio server: program to spawn.
+    pub sse_url: Option<Loc<String>>,
+    /// stdio server: program to spawn (with `args` and `env`).
     #[serde(default)]
-    pub command: Option<String>,
+    pub command: Option<Loc<String>>,
     #[serde(default)]
     pub args: Vec<String>,
     #[serde(default)]
-    pub auth: Option<BTreeMap<String, serde_json::Value>>,
+    pub env: BTreeMap<String, String>,
+    /// How the gateway authenticates to the server. Default `none`.
+    #[serde(default)]
+    pub auth: McpAuthSection,
+    /// Pin each tool's definition at approval; a changed one is held until re-approved.
+    #[serde(default)]
+    pub pin_tools: bool,
+}
+
+/// How an MCP server is reached, from the one transport field a server sets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum McpTransport {
+    StreamableHttp(String),
+    Sse(String),
+    Stdio { command: String, args: Vec<String>, env: BTreeMap<String, String> },
+}
+
+impl McpServerSection {
+    /// The transport, or why there is not exactly one.
+    pub fn transport(&self) -> Result<McpTransport, String> {
+        match (&self.url, &self.sse_url, &self.command) {
+            (Some(u), None, None) => Ok(McpTransport::StreamableHttp(u.value.clone())),
+            (None, Some(u), None) => Ok(McpTransport::Sse(u.value.clone())),
+            (None, None, Some(c)) => {
+                Ok(McpTransport::Stdio { command: c.value.clone(), args: self.args.clone(), env: self.env.clone() })
+            }
+            (None, None, None) => Err(format!("MCP server `{}` needs `url`, `sse_url` or `command`", self.name.value)),
+            _ => Err(format!("MCP server `{}` sets more than one of `url`, `sse_url` and `command`", self.name.value)),
+        }
+    }
+}
+
+/// Credentials the gateway sends to an MCP server (never the client's own).
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct McpAuthSection {
+    #[serde(rename = "type", default)]
+    pub kind: McpAuthType,
+    /// For `static_header`: the header name, e.g. `authorization`.
+    #[serde(default)]
+    pub header: Option<String>,
+    /// For `static_header`: its value, e.g. `"Bearer ${GITHUB_TOKEN}"`.
+    #[serde(default)]
+    pub value: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum McpAuthType {
+    #[default]
+    None,
+    StaticHeader,
+    OauthUser,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]

@@ -124,7 +124,7 @@ impl Live {
         #[cfg(unix)]
         {
             let live = self.clone();
-            tokio::spawn(async move {
+            crate::task::spawn("config-sighup", async move {
                 use tokio::signal::unix::{SignalKind, signal};
                 let Ok(mut hup) = signal(SignalKind::hangup()) else {
                     tracing::warn!("cannot listen for SIGHUP; reload through the admin API instead");
@@ -174,7 +174,7 @@ fn watch_file(live: Arc<Live>, path: &Path) -> notify::Result<()> {
         }
     })?;
     watcher.watch(&dir, RecursiveMode::NonRecursive)?;
-    tokio::spawn(async move {
+    crate::task::spawn("config-watch", async move {
         let _keep_alive = watcher;
         while rx.recv().await.is_some() {
             // Let a burst of writes settle before reading the file.

@@ -47,6 +47,15 @@ pub fn build_snapshot(
         allowed_values: file.metadata.allowed_values.clone(),
     };
 
+    for s in &file.mcp_servers {
+        if let Err(e) = s.transport() {
+            d.at(&s.name, e, "set exactly one: url (Streamable HTTP), sse_url (legacy SSE) or command (stdio)");
+        }
+        let a = &s.auth;
+        if a.kind == super::file::McpAuthType::StaticHeader && (a.header.is_none() || a.value.is_none()) {
+            d.at(&s.name, format!("MCP server `{}`: static_header auth needs `header` and `value`", s.name.value), "");
+        }
+    }
     for (section, present) in [
         ("guardrails", !file.guardrails.definitions.is_empty()),
         ("mcp_servers", !file.mcp_servers.is_empty()),

@@ -56,7 +56,7 @@ impl Jwks {
         let last = self.last_fetch.load(Ordering::Relaxed);
         if last != 0 && now - last > MAX_AGE.as_millis() as u64 && self.fetching.try_lock().is_ok() {
             let me = self.clone();
-            tokio::spawn(async move { me.refresh().await });
+            crate::task::spawn("jwks-refresh", async move { me.refresh().await });
         }
     }
 
@@ -217,7 +217,7 @@ pub type Refusal = String;
 pub fn prefetch(issuers: &[Arc<Issuer>]) {
     for i in issuers {
         let jwks = i.jwks.clone();
-        tokio::spawn(async move { jwks.refresh().await });
+        crate::task::spawn("jwks-refresh", async move { jwks.refresh().await });
     }
 }
 

@@ -34,36 +34,7 @@ pub fn finish(ctx: &RequestCtx, result: Result<Response, GatewayError>) -> Respo
         Ok(r) => (r, None),
         Err(e) => {
             let label = e.label();
-            if let GatewayError::Auth(a) = &e {
-                let actor = ctx.adm.principal.as_ref().map_or("-", |p| p.id.as_str());
-                let action = if ctx.adm.principal.is_some() { "access.refused" } else { "auth.refused" };
-                ctx.adm.shared.audit.record(actor, action, &ctx.adm.requested, &a.to_string());
-            }
-            error_detail = match &e {
-                GatewayError::RateLimited(r) => Some(("rate_limit", r.rule.to_string())),
-                GatewayError::BudgetExceeded(b) => Some(("budget", b.rule.to_string())),
-                _ => None,
-            };
-            let refused = match &e {
-                GatewayError::RateLimited(r) => Some(("rate_limit_hit", r.rule.to_string(), r.key.clone())),
-                GatewayError::BudgetExceeded(b) => Some(("budget_refused", b.rule.to_string(), b.key.clone())),
-                _ => None,
-            };
-            if let Some((kind, rule, key)) = refused {
-                let event = crate::events::Event {
-                    kind,
-                    id: crate::events::new_id(),
-                    time: crate::budgets::period::format_utc(
-                        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()),
-                    ),
-                    data: serde_json::json!({ "rule": rule, "key": key, "subject": ctx.adm.principal.as_ref().map(|p| p.id.clone()) }),
-                };
-                ctx.adm.shared.events.publish_throttled(
-                    &format!("{kind}|{key}"),
-                    std::time::Duration::from_secs(60),
-                    event,
-                );
-            }
+            error_detail = crate::admission::record::refused(&ctx.adm, &e);
             if e.upstream().is_some() {
                 tracing::warn!(request_id = %ctx.adm.id, error = %e, "upstream call failed");
             }
@@ -71,7 +42,7 @@ pub fn finish(ctx: &RequestCtx, result: Result<Response, GatewayError>) -> Respo
         }
     };
     let total = ctx.adm.started.elapsed();
-    observe(ctx, &resp, error_refusal(error_detail.as_ref()), total);
+    observe(ctx, &resp, error_detail, total);
     if ctx.adm.snapshot.log_enabled || ctx.adm.snapshot.otlp.is_some() {
         log_entry(ctx, resp.status().as_u16(), error, total);
     }
@@ -118,10 +89,6 @@ pub fn finish(ctx: &RequestCtx, result: Result<Response, GatewayError>) -> Respo
     resp
 }
 
-fn error_refusal(d: Option<&(&'static str, String)>) -> Option<(&'static str, String)> {
-    d.cloned()
-}
-
 /// The bounded `model` and `provider` labels of a request.
 pub fn labels(ctx: &RequestCtx) -> (String, String) {
     match (&ctx.target, ctx.adm.model()) {
@@ -165,16 +132,7 @@ fn log_entry(ctx: &RequestCtx, status: u16, error: Option<&'static str>, total: 
     use crate::reqlog::{AttemptLog, LogEntry};
     let usage = ctx.usage.clone().unwrap_or_default();
     let price = ctx.target.as_ref().and_then(|t| t.price);
-    let started_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-        .saturating_sub(total.as_millis() as u64);
     let entry = LogEntry {
-        id: ctx.adm.id.clone(),
-        time: started_ms,
-        subject: ctx.adm.principal.as_ref().map_or("-".into(), |p| p.id.clone()),
-        metadata: ctx.adm.metadata.clone(),
-        requested_model: ctx.adm.requested.clone(),
         resolved_model: ctx.target.as_ref().map(|t| t.canonical.to_string()),
         provider: ctx.target.as_ref().map(|t| t.provider.name.clone()),
         route: match ctx.op {
@@ -182,13 +140,10 @@ fn log_entry(ctx: &RequestCtx, status: u16, error: Option<&'static str>, total: 
             crate::wire::Operation::Embeddings => "embeddings".into(),
         },
         stream: ctx.stream,
-        status,
-        error: error.map(str::to_string),
         prompt_tokens: usage.prompt_tokens,
         completion_tokens: usage.completion_tokens,
         usage_estimated: ctx.usage_estimated,
         cost_nanos: price.map_or(0, |p| p.cost(&usage)),
-        total_ms: total.as_secs_f64() * 1000.0,
         upstream_ms: ctx.trail.upstream_time.unwrap_or_default().as_secs_f64() * 1000.0,
         backoff_ms: ctx.trail.backoff_time.as_secs_f64() * 1000.0,
         attempts: ctx
@@ -205,13 +160,9 @@ fn log_entry(ctx: &RequestCtx, status: u16, error: Option<&'static str>, total: 
                 reason: a.reason.clone(),
             })
             .collect(),
-        config_version: ctx.adm.snapshot.version,
-        trace_id: ctx.adm.trace.0.clone(),
-        span_id: ctx.adm.trace.1.clone(),
-        parent_span_id: ctx.adm.trace.2.clone(),
-        log: ctx.adm.snapshot.log_enabled,
         request_body: ctx.bodies.0.clone(),
         response_body: ctx.bodies.1.clone(),
+        ..crate::admission::record::entry(&ctx.adm, status, error, total)
     };
     match (&ctx.log_slot, status) {
         (Some(slot), 200) => *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(entry),

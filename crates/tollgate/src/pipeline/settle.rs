@@ -19,6 +19,7 @@ use crate::providers::UpstreamReply;
 use crate::translate::hub::Tokens;
 use crate::wire::Dialect;
 use crate::wire::openai::Usage;
+use crate::wire::sse::{event_data, memfind as find, split_events};
 
 /// The log entry of a stream, handed from stage 13 to the stream's end.
 pub type LogSlot = std::sync::Arc<std::sync::Mutex<Option<crate::reqlog::LogEntry>>>;
@@ -223,34 +224,6 @@ impl Drop for Metered {
     }
 }
 
-/// Whole SSE events in a chunk (each ending with its blank line).
-fn split_events(data: &[u8]) -> impl Iterator<Item = &[u8]> {
-    let mut rest = data;
-    std::iter::from_fn(move || {
-        if rest.is_empty() {
-            return None;
-        }
-        // Events end with a blank line: LF LF, or CR LF CR LF.
-        let lf = rest.windows(2).position(|w| w == b"\n\n").map(|i| i + 2);
-        let crlf = rest.windows(4).position(|w| w == b"\r\n\r\n").map(|i| i + 4);
-        let end = match (lf, crlf) {
-            (Some(a), Some(b)) => a.min(b),
-            (a, b) => a.or(b).unwrap_or(rest.len()),
-        };
-        let (event, tail) = rest.split_at(end);
-        rest = tail;
-        Some(event)
-    })
-}
-
-fn event_data(event: &[u8]) -> Option<&[u8]> {
-    event.split(|&b| b == b'\n').find_map(|l| l.strip_prefix(b"data:")).map(|d| d.strip_prefix(b" ").unwrap_or(d))
-}
-
-fn find(hay: &[u8], needle: &[u8]) -> bool {
-    hay.windows(needle.len()).any(|w| w == needle)
-}
-
 /// Cap on the delivered text kept for a token estimate.
 const MAX_DELIVERED: usize = 1 << 20;
 
@@ -301,7 +274,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn content_is_collected_and_events_split() {
+    fn content_is_collected() {
         let text = |p: &[u8], a| {
             let mut out = Vec::new();
             collect_text(p, a, &mut out);
@@ -311,8 +284,5 @@ mod tests {
         assert_eq!(text(br#"{"message": {"content" : "four", "x": "content"}}"#, false), "four");
         assert_eq!(text(br#"{"content": null}"#, false), "");
         assert_eq!(text(br#"{"delta":{"type":"text_delta","text":"hi"}}"#, true), "hi");
-        let data = b"data: a\n\ndata: b\n\n";
-        assert_eq!(split_events(data).count(), 2);
-        assert_eq!(split_events(b"data: a\r\n\r\ndata: b\r\n\r\n").count(), 2);
     }
 }

@@ -5,11 +5,10 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Uri, header};
-use http_body_util::Full;
+use http::{HeaderMap, HeaderName, HeaderValue, header};
 use serde_json::Value;
 
-use super::exchange::{Exchange, is_event_stream, secret_header};
+use super::exchange::{Answer, Exchange, Wire};
 use super::http::{HttpClient, Upstreams};
 use super::stream::Mode;
 use super::{Call, Dialect, Operation, Timeouts, UpstreamReply, untranslatable};
@@ -38,37 +37,9 @@ enum Auth {
     Vertex { tokens: Arc<super::vertex::TokenSource>, prefix: String },
 }
 
-pub fn check_base(sec: &ProviderSection, default: &str, diags: &mut Diags) -> Option<String> {
-    let Some(b) = &sec.base_url else { return Some(default.to_string()) };
-    let s = b.value.trim_end_matches('/').to_string();
-    match s.parse::<Uri>() {
-        Ok(u) if matches!(u.scheme_str(), Some("http" | "https")) && u.authority().is_some() => Some(s),
-        _ => {
-            diags.at(b, format!("base_url `{}` is not an http(s) URL", b.value), "write e.g. https://api.example.com");
-            None
-        }
-    }
-}
-
-/// Configured extra headers, checked.
-pub fn extra_headers(sec: &ProviderSection, headers: &mut HeaderMap, diags: &mut Diags) {
-    for (k, v) in &sec.headers {
-        match (HeaderName::try_from(k.as_str()), secret_header(v)) {
-            (Ok(n), Some(v)) if n != header::HOST && n != header::CONTENT_LENGTH => {
-                headers.insert(n, v);
-            }
-            _ => diags.at(
-                &sec.name,
-                format!("header `{k}` is not a valid upstream header"),
-                "use a plain header name and value",
-            ),
-        }
-    }
-}
-
 impl Anthropic {
     pub fn build(sec: &ProviderSection, ups: &Upstreams, t: &Timeouts, diags: &mut Diags) -> Option<Anthropic> {
-        let base = check_base(sec, "https://api.anthropic.com", diags)?;
+        let base = super::exchange::check_base(sec, "https://api.anthropic.com", diags)?;
         let mut headers = HeaderMap::new();
         super::exchange::required_key_header(
             sec,
@@ -85,7 +56,7 @@ impl Anthropic {
             }
             Err(_) => diags.at(&sec.name, "anthropic_version is not a valid header value", "write e.g. 2023-06-01"),
         }
-        extra_headers(sec, &mut headers, diags);
+        super::exchange::extra_headers(sec, &mut headers, diags);
         Some(Anthropic {
             base,
             headers,
@@ -106,7 +77,7 @@ impl Anthropic {
         diags: &mut Diags,
     ) -> Anthropic {
         let mut headers = HeaderMap::new();
-        extra_headers(sec, &mut headers, diags);
+        super::exchange::extra_headers(sec, &mut headers, diags);
         Anthropic {
             base: String::new(),
             headers,
@@ -157,46 +128,32 @@ impl Anthropic {
                 format!("{prefix}/publishers/anthropic/models/{model}:{verb}")
             }
         };
-        let uri: Uri = url.parse().map_err(|e| UpstreamError::Broken {
-            provider: provider.into(),
-            message: format!("bad upstream URL: {e}"),
-        })?;
-        let mut req = Request::builder().method(Method::POST).uri(uri);
-        if let Some(h) = req.headers_mut() {
-            h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-            h.extend(self.headers.iter().map(|(k, v)| (k.clone(), v.clone())));
-            let client_beta = call.native.and_then(|n| n.beta.as_deref());
-            let beta: Vec<&str> = self.beta.iter().map(String::as_str).chain(client_beta).collect();
-            if !beta.is_empty()
-                && let Ok(v) = HeaderValue::from_str(&beta.join(","))
-            {
-                h.insert("anthropic-beta", v);
-            }
-            if let Auth::Vertex { tokens, .. } = &self.auth {
-                h.insert(header::AUTHORIZATION, tokens.bearer(provider).await?);
-            }
-        }
-        let req = req
-            .body(Full::new(Bytes::from(body)))
-            .map_err(|e| UpstreamError::Broken { provider: provider.into(), message: e.to_string() })?;
         let x = Exchange::new(provider, *t);
-        let resp = x.send(&self.client, req).await?;
-        if !resp.status().is_success() {
-            return Err(x.failure(resp, error_message).await);
+        let mut req = x.post(&url, &self.headers, body)?;
+        let h = req.headers_mut();
+        let client_beta = call.native.and_then(|n| n.beta.as_deref());
+        let beta: Vec<&str> = self.beta.iter().map(String::as_str).chain(client_beta).collect();
+        if !beta.is_empty()
+            && let Ok(v) = HeaderValue::from_str(&beta.join(","))
+        {
+            h.insert("anthropic-beta", v);
         }
-        if call.stream {
-            if !is_event_stream(&resp, "text/event-stream") {
-                return Err(x.broken("asked for a stream but the provider answered without one"));
-            }
+        if let Auth::Vertex { tokens, .. } = &self.auth {
+            h.insert(header::AUTHORIZATION, tokens.bearer(provider).await?);
+        }
+        let stream = call.stream.then(|| {
             let translator: Box<dyn translate::ToOpenAiStream> = match dialect {
                 Dialect::Anthropic => Box::new(tr::Native::default()),
                 Dialect::OpenAi => Box::new(tr::Stream::new(model, call.hub_wants_usage())),
             };
-            let body = x.relay(resp, Mode::Sse(translator), dialect).await?;
-            return Ok(UpstreamReply::Stream(body, dialect));
-        }
-        let body = x.body(resp, call.max_response_size).await?;
-        let v: Value = serde_json::from_slice(&body).map_err(|e| x.broken(format!("the answer is not JSON: {e}")))?;
+            ("text/event-stream", Mode::Sse(translator), dialect)
+        });
+        let wire = Wire { error_message, stream, max_response_size: call.max_response_size, fix_error: None };
+        let body = match x.run(&self.client, req, wire).await? {
+            Answer::Stream(body) => return Ok(UpstreamReply::Stream(body, dialect)),
+            Answer::Whole(body) => body,
+        };
+        let v = x.json(&body)?;
         let usage = v.get("usage").map(|u| Usage::from(tr::tokens(u)));
         match dialect {
             Dialect::Anthropic => Ok(UpstreamReply::Complete { body, usage, dialect }),

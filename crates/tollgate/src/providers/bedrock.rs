@@ -9,11 +9,10 @@ use aws_credential_types::Credentials;
 use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
 use aws_sigv4::sign::v4;
 use bytes::Bytes;
-use http::{HeaderValue, Method, Request, Uri, header};
+use http::{HeaderValue, Request, header};
 use http_body_util::Full;
-use serde_json::Value;
 
-use super::exchange::{Exchange, is_event_stream, secret_header};
+use super::exchange::{Answer, Exchange, Wire, secret_header};
 use super::http::{HttpClient, Upstreams};
 use super::stream::Mode;
 use super::{Call, Dialect, Operation, Timeouts, UpstreamReply, untranslatable};
@@ -58,8 +57,7 @@ impl Bedrock {
             );
             return None;
         };
-        let base =
-            super::anthropic::check_base(sec, &format!("https://bedrock-runtime.{region}.amazonaws.com"), diags)?;
+        let base = super::exchange::check_base(sec, &format!("https://bedrock-runtime.{region}.amazonaws.com"), diags)?;
         let auth = if let Some(k) = sec.api_key.as_ref().filter(|k| !k.value.is_empty()) {
             match secret_header(&format!("Bearer {}", k.value)) {
                 Some(v) => Auth::Bearer(v),
@@ -129,56 +127,51 @@ impl Bedrock {
             Operation::ChatCompletions => ("converse", tr::request(&hub, &self.settings)),
         };
         let body = body.map_err(|e| untranslatable(provider, e))?.to_string();
-        let broken = |m: String| UpstreamError::Broken { provider: provider.into(), message: m };
-        let uri: Uri = format!("{}/model/{}/{verb}", self.base, encode_segment(model))
-            .parse()
-            .map_err(|e| broken(format!("bad upstream URL: {e}")))?;
-        let mut req = Request::builder()
-            .method(Method::POST)
-            .uri(uri)
-            .header(header::CONTENT_TYPE, "application/json")
-            .header(header::ACCEPT, if call.stream { "application/vnd.amazon.eventstream" } else { "application/json" })
-            .body(Full::new(Bytes::from(body.clone())))
-            .map_err(|e| broken(e.to_string()))?;
-        self.sign(&mut req, body.as_bytes()).map_err(|e| broken(format!("signing the request: {e}")))?;
         let x = Exchange::new(provider, *t);
-        let resp = x.send(&self.client, req).await?;
-        if !resp.status().is_success() {
-            // Bedrock names the error in a header; throttling must read as 429 whatever the status.
-            let kind = resp.headers().get("x-amzn-errortype").and_then(|v| v.to_str().ok()).map(str::to_string);
-            let mut e = x.failure(resp, tr::error_message).await;
-            if let (UpstreamError::Status { status, message, .. }, Some(kind)) = (&mut e, kind) {
-                let kind = kind.split(':').next().unwrap_or("").to_string();
-                if kind.to_ascii_lowercase().starts_with("throttling") {
-                    *status = 429;
-                }
-                *message = format!("{kind}: {message}");
-            }
-            return Err(e);
-        }
-        if call.stream {
-            if !is_event_stream(&resp, "application/vnd.amazon.eventstream") {
-                return Err(x.broken("asked for a stream but the provider answered without an event stream"));
-            }
+        let url = format!("{}/model/{}/{verb}", self.base, encode_segment(model));
+        let accept = HeaderValue::from_static(if call.stream {
+            "application/vnd.amazon.eventstream"
+        } else {
+            "application/json"
+        });
+        let mut req = x.post(&url, [(&header::ACCEPT, &accept)], body.clone().into_bytes())?;
+        self.sign(&mut req, body.as_bytes()).map_err(|e| x.broken(format!("signing the request: {e}")))?;
+        let stream = call.stream.then(|| {
             let t: Box<dyn translate::ToOpenAiStream> = Box::new(tr::Stream::new(model, call.hub_wants_usage()));
-            let mode = Mode::Aws(t, Box::default());
-            let body = x.relay(resp, mode, Dialect::OpenAi).await?;
-            return Ok(UpstreamReply::Stream(body, Dialect::OpenAi));
-        }
-        let bytes = x.body(resp, call.max_response_size).await?;
-        let v: Value = serde_json::from_slice(&bytes).map_err(|e| x.broken(format!("the answer is not JSON: {e}")))?;
+            ("application/vnd.amazon.eventstream", Mode::Aws(t, Box::default()), Dialect::OpenAi)
+        });
+        let wire = Wire {
+            error_message: tr::error_message,
+            stream,
+            max_response_size: call.max_response_size,
+            fix_error: Some(error_kind),
+        };
+        let bytes = match x.run(&self.client, req, wire).await? {
+            Answer::Stream(body) => return Ok(UpstreamReply::Stream(body, Dialect::OpenAi)),
+            Answer::Whole(bytes) => bytes,
+        };
+        let v = x.json(&bytes)?;
         let (out, usage) = match call.op {
-            Operation::Embeddings => {
-                let (mut out, n) = tr::embed_response(&v, model);
-                translate::hub::encode_embeddings(&mut out, &hub);
-                (out, (n > 0).then(|| Usage { prompt_tokens: n, total_tokens: n, ..Default::default() }))
-            }
+            Operation::Embeddings => super::embeddings(tr::embed_response(&v, model), &hub),
             Operation::ChatCompletions => {
                 let usage = v.get("usage").map(|u| Usage::from(tr::tokens(u)));
                 (tr::response(&v, model).map_err(|e| x.broken(e.0))?, usage)
             }
         };
         Ok(UpstreamReply::Complete { body: Bytes::from(out.to_string()), usage, dialect: Dialect::OpenAi })
+    }
+}
+
+/// Bedrock names the error in a header; throttling must read as 429
+/// whatever the status.
+fn error_kind(headers: &http::HeaderMap, e: &mut UpstreamError) {
+    let kind = headers.get("x-amzn-errortype").and_then(|v| v.to_str().ok());
+    if let (UpstreamError::Status { status, message, .. }, Some(kind)) = (e, kind) {
+        let kind = kind.split(':').next().unwrap_or("");
+        if kind.to_ascii_lowercase().starts_with("throttling") {
+            *status = 429;
+        }
+        *message = format!("{kind}: {message}");
     }
 }
 

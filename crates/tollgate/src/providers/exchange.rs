@@ -1,6 +1,9 @@
-//! One HTTP exchange with a provider, the same for every wire format: send
-//! within the first-token limit, read an error or a whole body within the
-//! total deadline and the size limit, or start relaying a stream.
+//! One HTTP exchange with a provider, the same for every wire format: build
+//! the POST, send within the first-token limit, read an error or a whole
+//! body within the total deadline and the size limit, or check and start
+//! relaying a stream. A provider module supplies only what differs — the
+//! URL, its credentials or signature, the body and the stream translator —
+//! and reads the answer (`Answer`) in its own format.
 
 use bytes::Bytes;
 use http::{Request, Response, header};
@@ -11,7 +14,29 @@ use tokio::time::Instant;
 use super::http::HttpClient;
 use super::stream::{Mode, SseRelay};
 use super::{Dialect, Timeouts};
+use crate::config::diag::Diags;
 use crate::error::UpstreamError;
+
+/// How a provider's answer is read: where its error message is, what a
+/// stream looks like and how it is translated, how large a body may be.
+pub struct Wire {
+    /// Reads the provider's message from its error body.
+    pub error_message: fn(&[u8]) -> Option<String>,
+    /// For a stream: the content type the provider must answer with, the
+    /// relay mode (translator) and the dialect the relay emits.
+    pub stream: Option<(&'static str, Mode, Dialect)>,
+    pub max_response_size: usize,
+    /// Adjusts an error from the response headers (Bedrock names its error
+    /// kind in `x-amzn-errortype`).
+    pub fix_error: Option<fn(&http::HeaderMap, &mut UpstreamError)>,
+}
+
+/// A successful answer: a whole body, or a stream already relaying (its
+/// first event in hand).
+pub enum Answer {
+    Whole(Bytes),
+    Stream(axum::body::Body),
+}
 
 pub struct Exchange<'a> {
     pub provider: &'a str,
@@ -30,6 +55,54 @@ impl<'a> Exchange<'a> {
 
     pub fn broken(&self, message: impl Into<String>) -> UpstreamError {
         UpstreamError::Broken { provider: self.provider.to_string(), message: message.into() }
+    }
+
+    /// A JSON POST to `url` with the provider's headers.
+    pub fn post<'h>(
+        &self,
+        url: &str,
+        headers: impl IntoIterator<Item = (&'h http::HeaderName, &'h http::HeaderValue)>,
+        body: Vec<u8>,
+    ) -> Result<Request<Full<Bytes>>, UpstreamError> {
+        let uri: http::Uri = url.parse().map_err(|e| self.broken(format!("bad upstream URL: {e}")))?;
+        let mut req = Request::builder().method(http::Method::POST).uri(uri);
+        if let Some(h) = req.headers_mut() {
+            h.insert(header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
+            h.extend(headers.into_iter().map(|(k, v)| (k.clone(), v.clone())));
+        }
+        req.body(Full::new(Bytes::from(body))).map_err(|e| self.broken(e.to_string()))
+    }
+
+    /// The exchange every provider shares once its request is built (and
+    /// signed): send, turn a non-2xx into the provider's error, check that
+    /// a stream is one and start relaying it, or read the whole body.
+    pub async fn run(
+        &self,
+        client: &HttpClient,
+        req: Request<Full<Bytes>>,
+        wire: Wire,
+    ) -> Result<Answer, UpstreamError> {
+        let resp = self.send(client, req).await?;
+        if !resp.status().is_success() {
+            let headers = wire.fix_error.map(|_| resp.headers().clone());
+            let mut e = self.failure(resp, wire.error_message).await;
+            if let (Some(fix), Some(h)) = (wire.fix_error, headers) {
+                fix(&h, &mut e);
+            }
+            return Err(e);
+        }
+        if let Some((content_type, mode, dialect)) = wire.stream {
+            if !is_event_stream(&resp, content_type) {
+                return Err(self.broken("asked for a stream but the provider answered without one"));
+            }
+            return Ok(Answer::Stream(self.relay(resp, mode, dialect).await?));
+        }
+        Ok(Answer::Whole(self.body(resp, wire.max_response_size).await?))
+    }
+
+    /// A whole body as JSON.
+    pub fn json(&self, body: &[u8]) -> Result<serde_json::Value, UpstreamError> {
+        serde_json::from_slice(body).map_err(|e| self.broken(format!("the answer is not JSON: {e}")))
     }
 
     /// Sends the request; the response head must arrive within the first-token limit.
@@ -134,6 +207,35 @@ pub fn secret_header(value: &str) -> Option<http::HeaderValue> {
     Some(v)
 }
 
+/// A provider's `base_url`, checked, without a trailing `/`; `default` when unset.
+pub fn check_base(sec: &crate::config::file::ProviderSection, default: &str, diags: &mut Diags) -> Option<String> {
+    let Some(b) = &sec.base_url else { return Some(default.to_string()) };
+    let s = b.value.trim_end_matches('/').to_string();
+    match s.parse::<http::Uri>() {
+        Ok(u) if matches!(u.scheme_str(), Some("http" | "https")) && u.authority().is_some() => Some(s),
+        _ => {
+            diags.at(b, format!("base_url `{}` is not an http(s) URL", b.value), "write e.g. https://api.example.com");
+            None
+        }
+    }
+}
+
+/// A provider's configured extra headers, checked and marked sensitive.
+pub fn extra_headers(sec: &crate::config::file::ProviderSection, headers: &mut http::HeaderMap, diags: &mut Diags) {
+    for (k, v) in &sec.headers {
+        match (http::HeaderName::try_from(k.as_str()), secret_header(v)) {
+            (Ok(n), Some(v)) if n != header::HOST && n != header::CONTENT_LENGTH => {
+                headers.insert(n, v);
+            }
+            _ => diags.at(
+                &sec.name,
+                format!("header `{k}` is not a valid upstream header"),
+                "use a plain header name and value",
+            ),
+        }
+    }
+}
+
 /// The provider's required `api_key` as header `name` (value `prefix` + key,
 /// marked sensitive); a missing or unusable key is a config error.
 pub fn required_key_header(
@@ -142,7 +244,7 @@ pub fn required_key_header(
     name: http::HeaderName,
     prefix: &str,
     env: &str,
-    diags: &mut crate::config::diag::Diags,
+    diags: &mut Diags,
 ) {
     match sec.api_key.as_ref().filter(|k| !k.value.is_empty()) {
         Some(k) => match secret_header(&format!("{prefix}{}", k.value)) {

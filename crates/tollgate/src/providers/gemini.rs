@@ -5,11 +5,10 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Uri, header};
-use http_body_util::Full;
+use http::{HeaderMap, HeaderName, header};
 use serde_json::Value;
 
-use super::exchange::{Exchange, is_event_stream};
+use super::exchange::{Answer, Exchange, Wire};
 use super::http::{HttpClient, Upstreams};
 use super::stream::Mode;
 use super::{Call, Dialect, Operation, Timeouts, UpstreamReply, untranslatable};
@@ -30,7 +29,7 @@ pub struct Gemini {
 
 impl Gemini {
     pub fn build(sec: &ProviderSection, ups: &Upstreams, t: &Timeouts, diags: &mut Diags) -> Option<Gemini> {
-        let base = super::anthropic::check_base(sec, "https://generativelanguage.googleapis.com", diags)?;
+        let base = super::exchange::check_base(sec, "https://generativelanguage.googleapis.com", diags)?;
         let mut headers = HeaderMap::new();
         super::exchange::required_key_header(
             sec,
@@ -40,7 +39,7 @@ impl Gemini {
             "GEMINI_API_KEY",
             diags,
         );
-        super::anthropic::extra_headers(sec, &mut headers, diags);
+        super::exchange::extra_headers(sec, &mut headers, diags);
         let prefix = if base.ends_with("/v1beta") || base.ends_with("/v1") { base } else { format!("{base}/v1beta") };
         Some(Gemini { prefix: format!("{prefix}/models"), headers, vertex: None, client: ups.client(t.connect) })
     }
@@ -54,7 +53,7 @@ impl Gemini {
         diags: &mut Diags,
     ) -> Gemini {
         let mut headers = HeaderMap::new();
-        super::anthropic::extra_headers(sec, &mut headers, diags);
+        super::exchange::extra_headers(sec, &mut headers, diags);
         Gemini {
             prefix: format!("{prefix}/publishers/google/models"),
             headers,
@@ -73,41 +72,30 @@ impl Gemini {
             Operation::ChatCompletions => ("generateContent", tr::request(&hub)),
         };
         let body = body.map_err(|e| untranslatable(provider, e))?;
-        let uri: Uri = format!("{}/{model}:{verb}", self.prefix).parse().map_err(|e| UpstreamError::Broken {
-            provider: provider.into(),
-            message: format!("bad upstream URL: {e}"),
-        })?;
-        let mut req = Request::builder().method(Method::POST).uri(uri);
-        if let Some(h) = req.headers_mut() {
-            h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-            h.extend(self.headers.iter().map(|(k, v)| (k.clone(), v.clone())));
-            if let Some(tokens) = &self.vertex {
-                h.insert(header::AUTHORIZATION, tokens.bearer(provider).await?);
-            }
-        }
-        let req = req
-            .body(Full::new(Bytes::from(body.to_string())))
-            .map_err(|e| UpstreamError::Broken { provider: provider.into(), message: e.to_string() })?;
         let x = Exchange::new(provider, *t);
-        let resp = x.send(&self.client, req).await?;
-        if !resp.status().is_success() {
-            return Err(x.failure(resp, tr::error_message).await);
+        let mut req =
+            x.post(&format!("{}/{model}:{verb}", self.prefix), &self.headers, body.to_string().into_bytes())?;
+        if let Some(tokens) = &self.vertex {
+            req.headers_mut().insert(header::AUTHORIZATION, tokens.bearer(provider).await?);
         }
-        if call.stream {
-            if !is_event_stream(&resp, "text/event-stream") {
-                return Err(x.broken("asked for a stream but the provider answered without one"));
-            }
+        let stream = call.stream.then(|| {
             let t: Box<dyn translate::ToOpenAiStream> = Box::new(tr::Stream::new(model, call.hub_wants_usage()));
-            let body = x.relay(resp, Mode::Sse(t), Dialect::OpenAi).await?;
-            return Ok(UpstreamReply::Stream(body, Dialect::OpenAi));
-        }
-        let bytes = x.body(resp, call.max_response_size).await?;
-        let v: Value = serde_json::from_slice(&bytes).map_err(|e| x.broken(format!("the answer is not JSON: {e}")))?;
+            ("text/event-stream", Mode::Sse(t), Dialect::OpenAi)
+        });
+        let wire = Wire {
+            error_message: tr::error_message,
+            stream,
+            max_response_size: call.max_response_size,
+            fix_error: None,
+        };
+        let bytes = match x.run(&self.client, req, wire).await? {
+            Answer::Stream(body) => return Ok(UpstreamReply::Stream(body, Dialect::OpenAi)),
+            Answer::Whole(bytes) => bytes,
+        };
+        let v = x.json(&bytes)?;
         let (out, usage) = match call.op {
             Operation::Embeddings if self.vertex.is_some() => {
-                let (mut out, n) = tr::vertex_embed_response(&v, model);
-                translate::hub::encode_embeddings(&mut out, &hub);
-                (out, (n > 0).then(|| Usage { prompt_tokens: n, total_tokens: n, ..Default::default() }))
+                super::embeddings(tr::vertex_embed_response(&v, model), &hub)
             }
             Operation::Embeddings => {
                 // Gemini reports no tokens for embeddings: count them.

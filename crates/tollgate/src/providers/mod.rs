@@ -38,7 +38,10 @@ pub struct Provider {
 
 // Providers live behind an `Arc` in the snapshot, built once per load:
 // the size difference between variants costs nothing per request.
-#[allow(clippy::large_enum_variant)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "built once per load behind an Arc; variant size costs nothing per request"
+)]
 #[derive(Debug)]
 pub enum ProviderKind {
     OpenAi(openai::OpenAiCompat),
@@ -141,6 +144,16 @@ impl Call<'_> {
                 .and_then(|v| v.get("include_usage").and_then(serde_json::Value::as_bool))
                 .unwrap_or(false)
     }
+}
+
+/// A translated embeddings answer in the hub shape (`encoding_format`
+/// applied) with its usage, when the provider counted any tokens.
+pub fn embeddings(
+    (mut out, n): (serde_json::Value, u64),
+    hub: &serde_json::Value,
+) -> (serde_json::Value, Option<Usage>) {
+    crate::translate::hub::encode_embeddings(&mut out, hub);
+    (out, (n > 0).then(|| Usage { prompt_tokens: n, total_tokens: n, ..Default::default() }))
 }
 
 /// A translation refusal as the upstream error routing and the client see.

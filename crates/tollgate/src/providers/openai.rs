@@ -3,11 +3,9 @@
 //! body is passed through with only `model` rewritten, and responses are
 //! relayed as they come.
 
-use bytes::Bytes;
-use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Uri, header};
-use http_body_util::Full;
+use http::{HeaderMap, HeaderName, HeaderValue, Uri, header};
 
-use super::exchange::{Exchange, is_event_stream};
+use super::exchange::{Answer, Exchange, Wire};
 use super::http::{HttpClient, Upstreams};
 use super::stream::Mode;
 use super::{Call, Dialect, Operation, Timeouts, UpstreamReply, type_name};
@@ -121,19 +119,7 @@ impl OpenAiCompat {
             }
             _ => {}
         }
-        for (k, v) in &sec.headers {
-            match (HeaderName::try_from(k.as_str()), HeaderValue::from_str(v)) {
-                (Ok(n), Ok(mut v)) if n != header::HOST && n != header::CONTENT_LENGTH => {
-                    v.set_sensitive(true);
-                    headers.insert(n, v);
-                }
-                _ => diags.at(
-                    &sec.name,
-                    format!("header `{k}` is not a valid upstream header"),
-                    "use a plain header name and value",
-                ),
-            }
-        }
+        super::exchange::extra_headers(sec, &mut headers, diags);
         let azure = (kind == ProviderType::AzureOpenai).then(|| Azure {
             api_version: sec.api_version.clone().unwrap_or_else(|| "2024-10-21".into()),
             deployments: sec.deployments.clone(),
@@ -141,20 +127,18 @@ impl OpenAiCompat {
         Some(OpenAiCompat { type_label: type_name(kind), base, headers, azure, client: ups.client(t.connect) })
     }
 
-    fn url(&self, op: Operation, model: &str) -> Result<Uri, String> {
-        let s = match &self.azure {
+    fn url(&self, op: Operation, model: &str) -> String {
+        match &self.azure {
             None => format!("{}{}", self.base, op.path()),
             Some(az) => {
                 let dep = az.deployments.get(model).map_or(model, String::as_str);
                 format!("{}/openai/deployments/{}{}?api-version={}", self.base, dep, op.path(), az.api_version)
             }
-        };
-        s.parse::<Uri>().map_err(|e| format!("bad upstream URL: {e}"))
+        }
     }
 
     pub async fn call(&self, provider: &str, t: &Timeouts, call: Call<'_>) -> Result<UpstreamReply, UpstreamError> {
-        let broken = |message: String| UpstreamError::Broken { provider: provider.to_string(), message };
-        let uri = self.url(call.op, call.upstream_model).map_err(broken)?;
+        let url = self.url(call.op, call.upstream_model);
         let model_json = json_string(call.upstream_model);
         let mut replace: Vec<(&str, &str)> = Vec::with_capacity(1 + call.overrides.len());
         replace.push(("model", &model_json));
@@ -184,26 +168,21 @@ impl OpenAiCompat {
             remove.extend(["thinking", "top_k", "max_tokens"]);
         }
         let body = call.request.rebuild(&replace, &remove);
-        let mut req = Request::builder().method(Method::POST).uri(uri);
-        if let Some(h) = req.headers_mut() {
-            h.extend(self.headers.iter().map(|(k, v)| (k.clone(), v.clone())));
-        }
-        let req = req.body(Full::new(Bytes::from(body))).map_err(|e| broken(e.to_string()))?;
         let x = Exchange::new(provider, *t);
-        let resp = x.send(&self.client, req).await?;
-        if !resp.status().is_success() {
-            return Err(x.failure(resp, peek_error_message).await);
+        let req = x.post(&url, &self.headers, body)?;
+        let wire = Wire {
+            error_message: peek_error_message,
+            stream: call.stream.then_some(("text/event-stream", Mode::Pass, Dialect::OpenAi)),
+            max_response_size: call.max_response_size,
+            fix_error: None,
+        };
+        match x.run(&self.client, req, wire).await? {
+            Answer::Stream(body) => Ok(UpstreamReply::Stream(body, Dialect::OpenAi)),
+            Answer::Whole(body) => {
+                let usage = peek_usage(&body);
+                Ok(UpstreamReply::Complete { body, usage, dialect: Dialect::OpenAi })
+            }
         }
-        if call.stream && is_event_stream(&resp, "text/event-stream") {
-            let body = x.relay(resp, Mode::Pass, Dialect::OpenAi).await?;
-            return Ok(UpstreamReply::Stream(body, Dialect::OpenAi));
-        }
-        if call.stream {
-            return Err(broken("asked for a stream but the provider answered without one".into()));
-        }
-        let body = x.body(resp, call.max_response_size).await?;
-        let usage = peek_usage(&body);
-        Ok(UpstreamReply::Complete { body, usage, dialect: Dialect::OpenAi })
     }
 }
 

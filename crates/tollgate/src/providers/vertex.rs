@@ -77,7 +77,7 @@ impl Vertex {
         } else {
             format!("https://{region}-aiplatform.googleapis.com")
         };
-        let base = super::anthropic::check_base(sec, &default_base, diags)?;
+        let base = super::exchange::check_base(sec, &default_base, diags)?;
         let prefix = format!("{base}/v1/projects/{project}/locations/{region}");
         let tokens = Arc::new(TokenSource {
             email: account.client_email,
@@ -161,7 +161,7 @@ impl TokenSource {
         self.current.store(Some(Arc::new(token)));
         let weak = Arc::downgrade(self);
         self.refresher.call_once(|| {
-            tokio::spawn(refresh(weak));
+            crate::task::spawn("vertex-token-refresh", refresh(weak));
         });
         Ok(header)
     }

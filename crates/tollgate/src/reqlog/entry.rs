@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::resource::Kind;
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AttemptLog {
     /// Milliseconds from the request's arrival to the attempt's start.
@@ -18,9 +20,13 @@ pub struct AttemptLog {
     pub reason: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct LogEntry {
     pub id: String,
+    /// What was called: `model`, `mcp` (a tool) or `a2a` (an agent).
+    /// Entries written before tool and agent calls existed read as `model`.
+    #[serde(default)]
+    pub kind: Kind,
     /// Unix milliseconds at arrival.
     pub time: u64,
     pub subject: String,

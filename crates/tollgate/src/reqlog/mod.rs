@@ -66,7 +66,7 @@ impl RequestLog {
         let (tx, mut rx) = mpsc::channel::<LogEntry>(QUEUE);
         let _ = self.tx.set(tx);
         let (dropped, spooled) = (self.dropped.clone(), self.spooled.clone());
-        tokio::spawn(async move {
+        crate::task::spawn("request-log-writer", async move {
             let mut spool: VecDeque<LogEntry> = VecDeque::new();
             let mut failing = false;
             let mut last_prune: Option<tokio::time::Instant> = None;
@@ -155,6 +155,9 @@ pub struct Query {
     /// Matches the requested or the resolved model.
     pub model: Option<String>,
     pub status: Option<u16>,
+    /// `model`, `mcp` or `a2a`.
+    #[serde(default)]
+    pub kind: Option<crate::resource::Kind>,
     /// `key=value` pairs on metadata.
     #[serde(default)]
     pub metadata: Vec<(String, String)>,
@@ -168,6 +171,7 @@ impl Query {
             && self.subject.as_ref().is_none_or(|s| &e.subject == s)
             && self.model.as_ref().is_none_or(|m| &e.requested_model == m || e.resolved_model.as_ref() == Some(m))
             && self.status.is_none_or(|s| e.status == s)
+            && self.kind.is_none_or(|k| e.kind == k)
             && self.metadata.iter().all(|(k, v)| e.metadata.get(k) == Some(v))
     }
 }
@@ -230,6 +234,7 @@ mod tests {
     fn entry(team: &str, model: &str, cost: u64) -> LogEntry {
         LogEntry {
             id: format!("r{cost}"),
+            kind: crate::resource::Kind::Model,
             time: 1_795_000_000_000,
             subject: "key:a".into(),
             metadata: [("team".to_string(), team.to_string())].into(),
@@ -256,6 +261,25 @@ mod tests {
             response_body: None,
             log: true,
         }
+    }
+
+    #[test]
+    fn queries_filter_on_the_kind_of_call() {
+        let model = entry("a", "m", 1);
+        let tool = LogEntry { kind: crate::resource::Kind::Mcp, ..entry("a", "github/search", 2) };
+        let q = |kind| Query { kind, ..Default::default() };
+        assert!(q(None).matches(&model) && q(None).matches(&tool));
+        assert!(q(Some(crate::resource::Kind::Mcp)).matches(&tool));
+        assert!(!q(Some(crate::resource::Kind::Mcp)).matches(&model));
+        assert!(!q(Some(crate::resource::Kind::A2a)).matches(&tool));
+        // An entry stored before `kind` existed reads as a model call.
+        let old: LogEntry = serde_json::from_value({
+            let mut v = serde_json::to_value(&model).unwrap();
+            v.as_object_mut().unwrap().remove("kind");
+            v
+        })
+        .unwrap();
+        assert_eq!(old.kind, crate::resource::Kind::Model);
     }
 
     #[test]

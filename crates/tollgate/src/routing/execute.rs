@@ -200,7 +200,7 @@ pub fn run_virtual<'a, 'x: 'a>(
                     }
                     Err(e) => e,
                 };
-                let status = status_of(&err);
+                let status = err.status();
                 let retry_after = retry_after_of(&err);
                 if matches!(t.kind, TargetKind::Physical(_)) {
                     if hurts_health(&err) {
@@ -239,13 +239,6 @@ pub fn run_virtual<'a, 'x: 'a>(
 
 fn attempt(t: &PlanTarget, outcome: Outcome, status: Option<u16>, latency: Duration, reason: String) -> Attempt {
     Attempt { target: t.label.clone(), outcome, status, latency, reason, ended: Instant::now() }
-}
-
-fn status_of(e: &UpstreamError) -> Option<u16> {
-    match e {
-        UpstreamError::Status { status, .. } => Some(*status),
-        _ => None,
-    }
 }
 
 fn retry_after_of(e: &UpstreamError) -> Option<Duration> {

@@ -11,9 +11,9 @@ use axum::routing::{get, post};
 use http::StatusCode;
 use serde_json::json;
 
-use super::{App, json_error, json_response};
+use super::{App, json_response};
 use crate::config::reload::Outcome;
-use crate::error::{AuthError, GatewayError};
+use crate::error::{AdminError, AuthError, GatewayError};
 use crate::identity::Principal;
 use crate::identity::Role;
 use crate::identity::authenticate;
@@ -36,9 +36,7 @@ pub fn router(app: Arc<App>) -> Router {
             "/admin/{kind}/{id}",
             axum::routing::put(super::admin_overlays::put).delete(super::admin_overlays::delete),
         )
-        .fallback(|| async {
-            json_error(StatusCode::NOT_FOUND, "no such admin route", "invalid_request_error", "unknown_route")
-        })
+        .fallback(|| async { AdminError::UnknownRoute("no such admin route".to_string()).into_response() })
         .with_state(app)
 }
 
@@ -68,7 +66,6 @@ pub fn allows(role: Role, p: Permission) -> bool {
 }
 
 /// The caller, if its credential is valid and its role allows `p`.
-#[allow(clippy::result_large_err)] // the error is the response itself, returned at once
 pub async fn require(app: &App, headers: &http::HeaderMap, p: Permission) -> Result<Arc<Principal>, Response> {
     let snap = app.live.snapshot();
     let shared = app.live.shared();
@@ -209,6 +206,6 @@ async fn reload(State(app): State<Arc<App>>, req: Request) -> Response {
             });
             json_response(StatusCode::UNPROCESSABLE_ENTITY, body.to_string())
         }
-        Err(_) => json_error(StatusCode::INTERNAL_SERVER_ERROR, "reload task failed", "api_error", "reload_failed"),
+        Err(_) => AdminError::ReloadFailed("reload task failed".to_string()).into_response(),
     }
 }

@@ -6,15 +6,16 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::extract::{Path, Request, State};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use http::StatusCode;
 use http_body_util::BodyExt;
 use serde::Deserialize;
 use serde_json::json;
 
 use super::admin::{Permission, require};
-use super::{App, json_error, json_response};
+use super::{App, json_response};
 use crate::config::loc::Dur;
+use crate::error::AdminError;
 use crate::identity::Principal;
 use crate::identity::Role;
 use crate::identity::keys::{KeyRecord, generate_secret, now_secs};
@@ -52,7 +53,7 @@ pub struct RotateKey {
 }
 
 fn bad(message: impl AsRef<str>) -> Response {
-    json_error(StatusCode::BAD_REQUEST, message.as_ref(), "invalid_request_error", "invalid_key_request")
+    AdminError::Invalid { code: "invalid_key_request", message: message.as_ref().to_string() }.into_response()
 }
 
 async fn body<T: for<'de> Deserialize<'de> + Default>(req: Request, allow_empty: bool) -> Result<T, Response> {
@@ -86,12 +87,7 @@ fn view(rec: &KeyRecord) -> serde_json::Value {
 
 fn store_error(e: String) -> Response {
     tracing::error!(error = %e, "key store write failed");
-    json_error(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "the key store is unavailable; nothing was changed",
-        "api_error",
-        "store_unavailable",
-    )
+    AdminError::StoreUnavailable("the key store is unavailable; nothing was changed".to_string()).into_response()
 }
 
 async fn persist(app: &Arc<App>, hash: Vec<u8>, rec: KeyRecord) -> Result<(), Response> {
@@ -120,30 +116,16 @@ pub async fn create(State(app): State<Arc<App>>, req: Request) -> Response {
     }
     if caller.role == Some(Role::TeamAdmin) {
         if caller.team.is_none() {
-            return json_error(
-                StatusCode::FORBIDDEN,
-                "a team admin without a team cannot create keys",
-                "permission_error",
-                "role_forbidden",
-            );
+            return AdminError::Forbidden("a team admin without a team cannot create keys".to_string()).into_response();
         }
         // A team admin creates keys for its own team, without admin powers beyond its own.
         if c.team.is_some() && c.team != caller.team {
-            return json_error(
-                StatusCode::FORBIDDEN,
-                "a team admin can create keys only for its own team",
-                "permission_error",
-                "role_forbidden",
-            );
+            return AdminError::Forbidden("a team admin can create keys only for its own team".to_string())
+                .into_response();
         }
         c.team = caller.team.clone();
         if matches!(c.role, Some(Role::Admin | Role::Viewer)) {
-            return json_error(
-                StatusCode::FORBIDDEN,
-                "a team admin cannot grant this role",
-                "permission_error",
-                "role_forbidden",
-            );
+            return AdminError::Forbidden("a team admin cannot grant this role".to_string()).into_response();
         }
     }
     let snap = app.live.snapshot();
@@ -156,12 +138,11 @@ pub async fn create(State(app): State<Arc<App>>, req: Request) -> Response {
             .iter()
             .any(|(_, r)| r.name == c.name && r.active(now_secs()));
     if name_taken {
-        return json_error(
-            StatusCode::CONFLICT,
-            &format!("a key named `{}` already exists", c.name),
-            "invalid_request_error",
-            "key_exists",
-        );
+        return AdminError::Conflict {
+            code: "key_exists",
+            message: format!("a key named `{}` already exists", c.name),
+        }
+        .into_response();
     }
     let expires_at = match c.expires_in.as_deref().map(Dur::parse).transpose() {
         Ok(d) => d.map(|d| now_secs() + d.as_secs()),
@@ -214,9 +195,9 @@ pub async fn list(State(app): State<Arc<App>>, req: Request) -> Response {
 /// key it may not touch is reported as missing, not as forbidden.
 async fn find(app: &App, caller: &Principal, id: &str, manage: bool) -> Result<(Vec<u8>, KeyRecord), Response> {
     let keys = app.store.load_keys().await.map_err(store_error)?;
-    keys.into_iter().find(|(_, r)| r.id == id && may_touch(caller, r, manage)).ok_or_else(|| {
-        json_error(StatusCode::NOT_FOUND, &format!("no key with id `{id}`"), "invalid_request_error", "not_found")
-    })
+    keys.into_iter()
+        .find(|(_, r)| r.id == id && may_touch(caller, r, manage))
+        .ok_or_else(|| AdminError::NotFound(format!("no key with id `{id}`")).into_response())
 }
 
 pub async fn get_one(State(app): State<Arc<App>>, Path(id): Path<String>, req: Request) -> Response {
@@ -267,12 +248,11 @@ pub async fn rotate(State(app): State<Arc<App>>, Path(id): Path<String>, req: Re
         Err(r) => return r,
     };
     if !old.active(now_secs()) {
-        return json_error(
-            StatusCode::CONFLICT,
-            "the key is revoked or expired; create a new one",
-            "invalid_request_error",
-            "key_inactive",
-        );
+        return AdminError::Conflict {
+            code: "key_inactive",
+            message: "the key is revoked or expired; create a new one".to_string(),
+        }
+        .into_response();
     }
     let now = now_secs();
     let secret = generate_secret();

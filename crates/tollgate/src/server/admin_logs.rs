@@ -6,14 +6,15 @@ use std::sync::Arc;
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, Request, State};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use http::StatusCode;
 use serde::Deserialize;
 use serde_json::json;
 
 use super::admin::{Permission, require};
-use super::{App, json_error, json_response};
+use super::{App, json_response};
 use crate::config::loc::Dur;
+use crate::error::AdminError;
 use crate::reqlog::{aggregate, valid_group_key};
 
 #[derive(Debug, Default, Deserialize)]
@@ -26,6 +27,8 @@ pub struct Params {
     subject: Option<String>,
     model: Option<String>,
     status: Option<u16>,
+    /// `model`, `mcp` or `a2a`.
+    kind: Option<String>,
     /// `key:value`, comma-separated.
     metadata: Option<String>,
     limit: Option<usize>,
@@ -34,14 +37,14 @@ pub struct Params {
 }
 
 fn bad(m: impl AsRef<str>) -> Response {
-    json_error(StatusCode::BAD_REQUEST, m.as_ref(), "invalid_request_error", "invalid_query")
+    AdminError::Invalid { code: "invalid_query", message: m.as_ref().to_string() }.into_response()
 }
 
 fn now_ms() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
-#[allow(clippy::result_large_err)] // the error is the response itself, returned at once
+#[expect(clippy::result_large_err, reason = "the error is the response itself, returned at once")]
 fn query(p: &Params) -> Result<crate::reqlog::Query, Response> {
     let to = p.to.unwrap_or_else(now_ms);
     let from = match (p.from, &p.since) {
@@ -69,6 +72,13 @@ fn query(p: &Params) -> Result<crate::reqlog::Query, Response> {
         subject: p.subject.clone(),
         model: p.model.clone(),
         status: p.status,
+        kind: match p.kind.as_deref() {
+            None => None,
+            Some(k) => Some(
+                crate::resource::Kind::parse(k)
+                    .ok_or_else(|| bad(format!("`kind`: `{k}` is not a kind of call; use model, mcp or a2a")))?,
+            ),
+        },
         metadata,
         limit: p.limit,
     })
@@ -113,12 +123,7 @@ pub async fn search(
             let data: Vec<_> = entries.iter().rev().filter(|e| q.matches(e)).take(limit).collect();
             json_response(StatusCode::OK, json!({ "data": data }).to_string())
         }
-        Err(e) => json_error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            &format!("the log store is unavailable: {e}"),
-            "api_error",
-            "store_unavailable",
-        ),
+        Err(e) => AdminError::StoreUnavailable(format!("the log store is unavailable: {e}")).into_response(),
     }
 }
 
@@ -132,19 +137,9 @@ pub async fn one(State(app): State<Arc<App>>, Path(id): Path<String>, req: Reque
     match app.store.load_logs(0, u64::MAX).await {
         Ok(entries) => match entries.into_iter().find(|e| e.id == id && scope.matches(e)) {
             Some(e) => json_response(StatusCode::OK, json!(e).to_string()),
-            None => json_error(
-                StatusCode::NOT_FOUND,
-                &format!("no logged request `{id}`"),
-                "invalid_request_error",
-                "not_found",
-            ),
+            None => AdminError::NotFound(format!("no logged request `{id}`")).into_response(),
         },
-        Err(e) => json_error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            &format!("the log store is unavailable: {e}"),
-            "api_error",
-            "store_unavailable",
-        ),
+        Err(e) => AdminError::StoreUnavailable(format!("the log store is unavailable: {e}")).into_response(),
     }
 }
 
@@ -174,12 +169,7 @@ pub async fn report(
     let entries = match app.store.load_logs(q.from.unwrap_or(0), q.to.unwrap_or(u64::MAX)).await {
         Ok(e) => e,
         Err(e) => {
-            return json_error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                &format!("the log store is unavailable: {e}"),
-                "api_error",
-                "store_unavailable",
-            );
+            return AdminError::StoreUnavailable(format!("the log store is unavailable: {e}")).into_response();
         }
     };
     let rows = aggregate(entries.iter().filter(|e| q.matches(e)), &group_by);

@@ -7,27 +7,21 @@
 use std::sync::Arc;
 
 use axum::extract::{Path, Request, State};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use http::StatusCode;
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
 
 use super::admin::{Permission, require};
-use super::{App, json_error, json_response};
+use super::{App, json_response};
 use crate::config::file::{AccessSection, BudgetSection, RateLimitSection};
 use crate::config::overlay::{self, Entry, Kind};
 use crate::config::reload::Outcome;
+use crate::error::AdminError;
 
-#[allow(clippy::result_large_err)] // the error is the response itself, returned at once
+#[expect(clippy::result_large_err, reason = "the error is the response itself, returned at once")]
 fn kind_or_404(kind: &str) -> Result<Kind, Response> {
-    Kind::parse(kind).ok_or_else(|| {
-        json_error(
-            StatusCode::NOT_FOUND,
-            &format!("no admin route `/admin/{kind}`"),
-            "invalid_request_error",
-            "unknown_route",
-        )
-    })
+    Kind::parse(kind).ok_or_else(|| AdminError::UnknownRoute(format!("no admin route `/admin/{kind}`")).into_response())
 }
 
 /// The ids the config file itself defines, and the overlays.
@@ -105,12 +99,11 @@ pub async fn delete(State(app): State<Arc<App>>, Path((kind, id)): Path<(String,
     };
     let exists = app.live.shared().overlays.get().iter().any(|e| e.kind == kind && e.id == id);
     if !exists {
-        return json_error(
-            StatusCode::NOT_FOUND,
-            &format!("no admin {} `{id}`; entries from the config file are changed in the file", kind.as_str()),
-            "invalid_request_error",
-            "not_found",
-        );
+        return AdminError::NotFound(format!(
+            "no admin {} `{id}`; entries from the config file are changed in the file",
+            kind.as_str()
+        ))
+        .into_response();
     }
     change(&app, &caller.id, kind, &id, None).await
 }
@@ -144,7 +137,7 @@ async fn change(app: &Arc<App>, actor: &str, kind: Kind, id: &str, new: Option<E
         }
         Err(_) => {
             shared.overlays.set(before.to_vec());
-            return json_error(StatusCode::INTERNAL_SERVER_ERROR, "reload task failed", "api_error", "reload_failed");
+            return AdminError::ReloadFailed("reload task failed".to_string()).into_response();
         }
     };
     let stored = match &new {
@@ -156,12 +149,8 @@ async fn change(app: &Arc<App>, actor: &str, kind: Kind, id: &str, new: Option<E
         shared.overlays.set(before.to_vec());
         let live = app.live.clone();
         let _ = tokio::task::spawn_blocking(move || live.reload("admin overlay undo", false)).await;
-        return json_error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "the store is unavailable; nothing was changed",
-            "api_error",
-            "store_unavailable",
-        );
+        return AdminError::StoreUnavailable("the store is unavailable; nothing was changed".to_string())
+            .into_response();
     }
     shared.audit.record(actor, action, &target, &format!("ok (config version {version})"));
     json_response(
@@ -171,5 +160,5 @@ async fn change(app: &Arc<App>, actor: &str, kind: Kind, id: &str, new: Option<E
 }
 
 fn bad(message: impl AsRef<str>) -> Response {
-    json_error(StatusCode::BAD_REQUEST, message.as_ref(), "invalid_request_error", "invalid_overlay")
+    AdminError::Invalid { code: "invalid_overlay", message: message.as_ref().to_string() }.into_response()
 }

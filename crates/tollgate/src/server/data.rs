@@ -11,8 +11,8 @@ use axum::routing::{get, post};
 use http::{HeaderValue, StatusCode};
 use serde_json::json;
 
-use super::{App, json_error, json_response};
-use crate::error::{GatewayError, RequestError};
+use super::{App, json_response};
+use crate::error::{AdminError, GatewayError, RequestError};
 use crate::identity::authenticate;
 use crate::pipeline;
 use crate::resource::Called;
@@ -158,7 +158,7 @@ async fn ready(State(app): State<Arc<App>>) -> Response {
         let snap = app.live.snapshot();
         json_response(StatusCode::OK, json!({ "status": "ready", "config_version": snap.version }).to_string())
     } else {
-        json_error(StatusCode::SERVICE_UNAVAILABLE, "not ready", "api_error", "not_ready")
+        GatewayError::NotReady.into_response()
     }
 }
 
@@ -169,5 +169,5 @@ async fn not_found(State(app): State<Arc<App>>, req: Request) -> Response {
         req.method(),
         req.uri().path()
     );
-    stamp(&app, started, json_error(StatusCode::NOT_FOUND, &msg, "invalid_request_error", "unknown_route"))
+    stamp(&app, started, AdminError::UnknownRoute(msg.to_string()).into_response())
 }

@@ -22,7 +22,6 @@ use tokio::task::JoinSet;
 use crate::config::reload::Live;
 use crate::store::Store;
 use crate::store::writer::Writer;
-use crate::wire::openai::error_body;
 
 /// State shared by every handler. The config snapshot inside `live` is
 /// swapped on reload; everything else lives as long as the process.
@@ -147,7 +146,7 @@ impl Gateway {
         // within `KEY_SYNC`: revocations included.
         let key_sync = matches!(*store, Store::Postgres(_)).then(|| {
             let (store, keys, mut stop) = (store.clone(), shared.keys.clone(), writer_rx.clone());
-            tokio::spawn(async move {
+            crate::task::spawn("key-sync", async move {
                 loop {
                     tokio::select! {
                         _ = tokio::time::sleep(KEY_SYNC) => {}
@@ -169,7 +168,10 @@ impl Gateway {
             shared.upstreams.client(Duration::from_secs(5)),
             writer_rx.clone(),
         );
-        let writer = tokio::spawn(Writer::new(store, shared.ledger.clone()).run(Duration::from_secs(1), writer_rx));
+        let writer = crate::task::spawn(
+            "spend-writer",
+            Writer::new(store, shared.ledger.clone()).run(Duration::from_secs(1), writer_rx),
+        );
         app.ready.store(true, Ordering::Release);
         for w in &snap.warnings {
             tracing::warn!(warning = %w, "config");
@@ -259,10 +261,6 @@ async fn shutdown_signal() {
 }
 
 /// A JSON response with an OpenAI-shaped error body.
-pub fn json_error(status: StatusCode, message: &str, kind: &str, code: &str) -> Response {
-    json_response(status, error_body(message, kind, Some(code), None))
-}
-
 pub fn json_response(status: StatusCode, body: impl Into<Body>) -> Response {
     let mut r = Response::new(body.into());
     *r.status_mut() = status;

@@ -322,8 +322,10 @@ mod tests {
         assert_eq!(keys[0].1.revoked_at, Some(5));
 
         // Request log: idempotent inserts, time range, retention.
+        // A tool call's entry: its kind survives the round trip.
         let entry = |id: &str, time: u64| crate::reqlog::entry::LogEntry {
             id: id.into(),
+            kind: crate::resource::Kind::Mcp,
             time,
             subject: "key:a".into(),
             metadata: Default::default(),
@@ -373,7 +375,7 @@ mod tests {
         let (admin, conn) = tokio_postgres::connect(&admin_url, tokio_postgres::NoTls)
             .await
             .unwrap_or_else(|e| panic!("PostgreSQL is needed for this test at {admin_url}: {e}"));
-        tokio::spawn(conn);
+        crate::task::spawn("test-postgres-admin", conn);
         let db = format!("tollgate_test_{}", hex::encode(crate::digest::os_random::<6>()));
         admin.batch_execute(&format!("CREATE DATABASE {db}")).await.unwrap();
         let mut cfg: tokio_postgres::Config = admin_url.parse().unwrap();
@@ -383,7 +385,7 @@ mod tests {
             cfg.get_user().unwrap_or("postgres"),
             match &cfg.get_hosts()[0] {
                 tokio_postgres::config::Host::Tcp(h) => h.clone(),
-                #[allow(unreachable_patterns)]
+                #[cfg_attr(not(unix), expect(unreachable_patterns, reason = "only Unix has socket hosts"))]
                 _ => "127.0.0.1".into(),
             },
             cfg.get_ports().first().copied().unwrap_or(5432)

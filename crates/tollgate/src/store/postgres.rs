@@ -52,7 +52,7 @@ impl PgStore {
         let mut guard = self.client.lock().await;
         if guard.as_ref().is_none_or(Client::is_closed) {
             let (client, conn) = tokio_postgres::connect(&self.url, NoTls).await.map_err(err)?;
-            tokio::spawn(async move {
+            crate::task::spawn("postgres-connection", async move {
                 if let Err(e) = conn.await {
                     tracing::warn!(error = %e, "postgres connection ended");
                 }

@@ -262,13 +262,16 @@ pub fn tokens(u: &Value) -> Tokens {
     }
 }
 
-/// An Anthropic message as a hub `chat.completion`.
-pub fn response(resp: &Value) -> Result<Value> {
-    let Some(content) = resp.get("content").and_then(Value::as_array) else {
-        return refuse("the provider's answer has no `content` array");
-    };
+/// Anthropic content blocks (a provider's answer, or an assistant turn a
+/// client replays on `/v1/messages`) as one hub assistant message: text
+/// joined, thinking as `reasoning_content` with the signed blocks kept
+/// intact in `thinking_blocks`, `tool_use` as tool calls with their ids.
+/// `strict` (a client's request): a block the hub cannot carry, a block
+/// without a type or a `tool_use` without its id is refused; otherwise
+/// (a provider's answer) such blocks are skipped.
+pub fn blocks_to_hub(blocks: &[Value], strict: bool) -> Result<Value> {
     let (mut text, mut reasoning, mut thinking, mut calls) = (String::new(), String::new(), Vec::new(), Vec::new());
-    for b in content {
+    for b in blocks {
         match b.get("type").and_then(Value::as_str) {
             Some("text") => text.push_str(b.get("text").and_then(Value::as_str).unwrap_or("")),
             Some("thinking") => {
@@ -276,19 +279,37 @@ pub fn response(resp: &Value) -> Result<Value> {
                 thinking.push(b.clone());
             }
             Some("redacted_thinking") => thinking.push(b.clone()),
-            Some("tool_use") => calls.push(hub::tool_call(
-                b.get("id").and_then(Value::as_str).unwrap_or(""),
-                b.get("name").and_then(Value::as_str).unwrap_or(""),
-                b.get("input").map_or_else(|| "{}".into(), Value::to_string),
-            )),
+            Some("tool_use") => {
+                let id = b.get("id").and_then(Value::as_str);
+                if strict && id.is_none() {
+                    return refuse("a tool_use block needs its `id`");
+                }
+                calls.push(hub::tool_call(
+                    id.unwrap_or(""),
+                    b.get("name").and_then(Value::as_str).unwrap_or(""),
+                    b.get("input").map_or_else(|| "{}".into(), Value::to_string),
+                ));
+            }
+            Some(other) if strict => {
+                return refuse(format!("assistant content block type `{other}` is not supported for this model"));
+            }
+            None if strict => return refuse("each content block needs a `type`"),
             _ => {}
         }
     }
+    Ok(hub::message(text, reasoning, thinking, calls))
+}
+
+/// An Anthropic message as a hub `chat.completion`.
+pub fn response(resp: &Value) -> Result<Value> {
+    let Some(content) = resp.get("content").and_then(Value::as_array) else {
+        return refuse("the provider's answer has no `content` array");
+    };
     let finish = finish_reason(resp.get("stop_reason").and_then(Value::as_str).unwrap_or("end_turn"));
     Ok(hub::completion(
         resp.get("id").and_then(Value::as_str).unwrap_or("msg"),
         resp.get("model").and_then(Value::as_str).unwrap_or(""),
-        hub::message(text, reasoning, thinking, calls),
+        blocks_to_hub(content, false)?,
         finish,
         resp.get("usage").map(tokens),
     ))

@@ -209,33 +209,7 @@ fn assistant(content: &Value) -> Result<Value> {
         Value::Array(b) => b,
         _ => return refuse("`content` must be a string or an array of content blocks"),
     };
-    let (mut text, mut reasoning, mut thinking, mut calls) = (String::new(), String::new(), Vec::new(), Vec::new());
-    for b in blocks {
-        match b.get("type").and_then(Value::as_str) {
-            Some("text") => text.push_str(b.get("text").and_then(Value::as_str).unwrap_or("")),
-            Some("thinking") => {
-                reasoning.push_str(b.get("thinking").and_then(Value::as_str).unwrap_or(""));
-                thinking.push(b.clone());
-            }
-            Some("redacted_thinking") => thinking.push(b.clone()),
-            Some("tool_use") => {
-                let Some(id) = b.get("id").and_then(Value::as_str) else {
-                    return refuse("a tool_use block needs its `id`");
-                };
-                let input = b.get("input").cloned().unwrap_or(json!({}));
-                calls.push(super::hub::tool_call(
-                    id,
-                    b.get("name").and_then(Value::as_str).unwrap_or(""),
-                    input.to_string(),
-                ));
-            }
-            Some(other) => {
-                return refuse(format!("assistant content block type `{other}` is not supported for this model"));
-            }
-            None => return refuse("each content block needs a `type`"),
-        }
-    }
-    Ok(super::hub::message(text, reasoning, thinking, calls))
+    super::anthropic::blocks_to_hub(blocks, true)
 }
 
 pub fn stop_reason(finish: &str) -> &'static str {

@@ -108,6 +108,36 @@ struct UsagePeek {
     usage: Option<Usage>,
 }
 
+/// Whole SSE events in a chunk, each with its blank line (LF LF or CR LF
+/// CR LF); a trailing partial event comes last. The one event splitter:
+/// the framer, the translators and stream metering all split here.
+pub fn split_events(data: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut rest = data;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let lf = rest.windows(2).position(|w| w == b"\n\n").map(|i| i + 2);
+        let crlf = rest.windows(4).position(|w| w == b"\r\n\r\n").map(|i| i + 4);
+        let end = match (lf, crlf) {
+            (Some(a), Some(b)) => a.min(b),
+            (a, b) => a.or(b).unwrap_or(rest.len()),
+        };
+        let (event, tail) = rest.split_at(end);
+        rest = tail;
+        Some(event)
+    })
+}
+
+/// The first `data:` line of one event.
+pub fn event_data(event: &[u8]) -> Option<&[u8]> {
+    event
+        .split(|&b| b == b'\n')
+        .find_map(|l| l.strip_prefix(b"data:"))
+        .map(|d| d.strip_suffix(b"\r").unwrap_or(d))
+        .map(|d| d.strip_prefix(b" ").unwrap_or(d))
+}
+
 /// The events in whole SSE bytes: each event's `event:` name and its data
 /// (several `data:` lines joined by a newline). Comments, `id:` and
 /// `retry:` lines and events without data are skipped; LF and CRLF both end
@@ -115,34 +145,29 @@ struct UsagePeek {
 pub fn sse_events(bytes: &[u8]) -> Vec<(Option<&str>, std::borrow::Cow<'_, [u8]>)> {
     use std::borrow::Cow;
     let mut out = Vec::new();
-    let mut name: Option<&str> = None;
-    let mut data: Option<Cow<'_, [u8]>> = None;
-    for line in bytes.split(|&b| b == b'\n') {
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        if line.is_empty() {
-            if let Some(d) = data.take() {
-                out.push((name, d));
+    for event in split_events(bytes) {
+        let mut name: Option<&str> = None;
+        let mut data: Option<Cow<'_, [u8]>> = None;
+        for line in event.split(|&b| b == b'\n') {
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            if let Some(v) = line.strip_prefix(b"data:") {
+                let v = v.strip_prefix(b" ").unwrap_or(v);
+                data = Some(match data.take() {
+                    None => Cow::Borrowed(v),
+                    Some(prev) => {
+                        let mut joined = prev.into_owned();
+                        joined.push(b'\n');
+                        joined.extend_from_slice(v);
+                        Cow::Owned(joined)
+                    }
+                });
+            } else if let Some(v) = line.strip_prefix(b"event:") {
+                name = std::str::from_utf8(v.strip_prefix(b" ").unwrap_or(v)).ok();
             }
-            name = None;
-            continue;
         }
-        if let Some(v) = line.strip_prefix(b"data:") {
-            let v = v.strip_prefix(b" ").unwrap_or(v);
-            data = Some(match data.take() {
-                None => Cow::Borrowed(v),
-                Some(prev) => {
-                    let mut joined = prev.into_owned();
-                    joined.push(b'\n');
-                    joined.extend_from_slice(v);
-                    Cow::Owned(joined)
-                }
-            });
-        } else if let Some(v) = line.strip_prefix(b"event:") {
-            name = std::str::from_utf8(v.strip_prefix(b" ").unwrap_or(v)).ok();
+        if let Some(d) = data {
+            out.push((name, d));
         }
-    }
-    if let Some(d) = data {
-        out.push((name, d));
     }
     out
 }
@@ -164,13 +189,22 @@ pub fn last_boundary(buf: &[u8]) -> Option<usize> {
     None
 }
 
-fn memfind(hay: &[u8], needle: &[u8]) -> bool {
+pub fn memfind(hay: &[u8], needle: &[u8]) -> bool {
     hay.windows(needle.len()).any(|w| w == needle)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn events_split_on_lf_and_crlf() {
+        assert_eq!(split_events(b"data: a\n\ndata: b\n\n").count(), 2);
+        assert_eq!(split_events(b"data: a\r\n\r\ndata: b\r\n\r\n").count(), 2);
+        let parts: Vec<&[u8]> = split_events(b"data: a\r\n\r\ndata: b").collect();
+        assert_eq!(parts, [&b"data: a\r\n\r\n"[..], b"data: b"]);
+        assert_eq!(event_data(b"event: x\r\ndata: {}\r\n\r\n"), Some(&b"{}"[..]));
+    }
 
     fn feed(f: &mut SseFramer, parts: &[&str]) -> String {
         let mut out = String::new();

@@ -78,6 +78,16 @@ async fn every_request_is_logged_and_usage_matches_what_was_served() {
     assert_eq!(entries.len(), 8, "one entry per request: {entries:#?}");
     let refused = entries.iter().find(|e| e["status"] == 401).unwrap();
     assert_eq!(refused["subject"], "-");
+    // Every entry says what kind of call it was; `kind` filters on it.
+    assert!(entries.iter().all(|e| e["kind"] == "model"), "{entries:#?}");
+    let models = admin_get(&h, "/admin/logs?kind=model&limit=100").await.json();
+    assert_eq!(models["data"].as_array().map(Vec::len), Some(8));
+    let tools = admin_get(&h, "/admin/logs?kind=mcp").await.json();
+    assert_eq!(tools["data"].as_array().map(Vec::len), Some(0));
+    let r = admin_get(&h, "/admin/logs?kind=robot").await;
+    assert_eq!(r.status, 400);
+    assert_eq!(r.json()["error"]["code"], "invalid_query");
+    assert!(r.error_message().contains("use model, mcp or a2a"), "{}", r.text());
 
     // Why did that request fall back? The log says.
     let one = admin_get(&h, &format!("/admin/logs/{fell_back_id}")).await.json();

@@ -1,7 +1,9 @@
-#![allow(clippy::unwrap_used)] // tests fail loudly by design
+#![expect(clippy::unwrap_used, reason = "tests fail loudly by design")]
+#![expect(clippy::disallowed_methods, reason = "tests spawn their own concurrent clients")]
 //! Integration tests: the real router (or the real binary) against the test
 //! kit's in-process mock upstreams. One test binary, one module per area.
 
+mod admission;
 mod audit;
 mod auth;
 mod binary;
