@@ -68,23 +68,14 @@ impl Anthropic {
     }
 
     /// Anthropic models on Vertex AI, sharing the Vertex provider's token source.
-    pub fn on_vertex(
-        sec: &ProviderSection,
-        ups: &Upstreams,
-        t: &Timeouts,
-        tokens: Arc<super::vertex::TokenSource>,
-        prefix: String,
-        diags: &mut Diags,
-    ) -> Anthropic {
-        let mut headers = HeaderMap::new();
-        super::exchange::extra_headers(sec, &mut headers, diags);
+    pub fn on_vertex(sec: &ProviderSection, v: &super::vertex::OnVertex) -> Anthropic {
         Anthropic {
             base: String::new(),
-            headers,
+            headers: v.headers.clone(),
             beta: sec.anthropic_beta.clone(),
             settings: super::settings(sec),
-            auth: Auth::Vertex { tokens, prefix },
-            client: ups.client(t.connect),
+            auth: Auth::Vertex { tokens: v.tokens.clone(), prefix: v.prefix.clone() },
+            client: v.client.clone(),
         }
     }
 

@@ -12,15 +12,14 @@ use bytes::Bytes;
 use http::{HeaderValue, Request, header};
 use http_body_util::Full;
 
-use super::exchange::{Answer, Exchange, Wire, secret_header};
+use super::exchange::{Exchange, HubAnswer, Wire, secret_header};
 use super::http::{HttpClient, Upstreams};
 use super::stream::Mode;
-use super::{Call, Dialect, Operation, Timeouts, UpstreamReply, untranslatable};
+use super::{Call, Operation, Timeouts, UpstreamReply, untranslatable};
 use crate::config::diag::Diags;
 use crate::config::file::ProviderSection;
 use crate::error::UpstreamError;
-use crate::translate::{self, Settings, bedrock as tr};
-use crate::wire::openai::Usage;
+use crate::translate::{Settings, bedrock as tr};
 
 pub struct Bedrock {
     base: String,
@@ -136,29 +135,18 @@ impl Bedrock {
         });
         let mut req = x.post(&url, [(&header::ACCEPT, &accept)], body.clone().into_bytes())?;
         self.sign(&mut req, body.as_bytes()).map_err(|e| x.broken(format!("signing the request: {e}")))?;
-        let stream = call.stream.then(|| {
-            let t: Box<dyn translate::ToOpenAiStream> = Box::new(tr::Stream::new(model, call.hub_wants_usage()));
-            ("application/vnd.amazon.eventstream", Mode::Aws(t, Box::default()), Dialect::OpenAi)
-        });
         let wire = Wire {
-            error_message: tr::error_message,
-            stream,
-            max_response_size: call.max_response_size,
             fix_error: Some(error_kind),
+            ..Wire::hub(tr::error_message, &call, "application/vnd.amazon.eventstream", || {
+                Mode::Aws(Box::new(tr::Stream::new(model, call.hub_wants_usage())), Box::default())
+            })
         };
-        let bytes = match x.run(&self.client, req, wire).await? {
-            Answer::Stream(body) => return Ok(UpstreamReply::Stream(body, Dialect::OpenAi)),
-            Answer::Whole(bytes) => bytes,
+        let v = match x.hub(&self.client, req, wire).await? {
+            HubAnswer::Reply(r) => return Ok(r),
+            HubAnswer::Json(v) => v,
         };
-        let v = x.json(&bytes)?;
-        let (out, usage) = match call.op {
-            Operation::Embeddings => super::embeddings(tr::embed_response(&v, model), &hub),
-            Operation::ChatCompletions => {
-                let usage = v.get("usage").map(|u| Usage::from(tr::tokens(u)));
-                (tr::response(&v, model).map_err(|e| x.broken(e.0))?, usage)
-            }
-        };
-        Ok(UpstreamReply::Complete { body: Bytes::from(out.to_string()), usage, dialect: Dialect::OpenAi })
+        let read = super::Readers { embeddings: tr::embed_response, chat: tr::response, usage: ("usage", tr::tokens) };
+        super::hub_reply(&x, &call, &hub, &v, read)
     }
 }
 

@@ -1,17 +1,15 @@
 //! `cohere`: Cohere's v2 chat (streamed as typed SSE events) and embed.
 
-use bytes::Bytes;
 use http::{HeaderMap, header};
 
-use super::exchange::{Answer, Exchange, Wire};
+use super::exchange::{Exchange, HubAnswer, Wire};
 use super::http::{HttpClient, Upstreams};
 use super::stream::Mode;
-use super::{Call, Dialect, Operation, Timeouts, UpstreamReply, untranslatable};
+use super::{Call, Operation, Timeouts, UpstreamReply, untranslatable};
 use crate::config::diag::Diags;
 use crate::config::file::ProviderSection;
 use crate::error::UpstreamError;
-use crate::translate::{self, Settings, cohere as tr};
-use crate::wire::openai::Usage;
+use crate::translate::{Settings, cohere as tr};
 
 #[derive(Debug)]
 pub struct Cohere {
@@ -48,28 +46,14 @@ impl Cohere {
         let body = body.map_err(|e| untranslatable(provider, e))?;
         let x = Exchange::new(provider, *t);
         let req = x.post(&format!("{}/v2/{path}", self.base), &self.headers, body.to_string().into_bytes())?;
-        let stream = call.stream.then(|| {
-            let t: Box<dyn translate::ToOpenAiStream> = Box::new(tr::Stream::new(model, call.hub_wants_usage()));
-            ("text/event-stream", Mode::Sse(t), Dialect::OpenAi)
+        let wire = Wire::hub(tr::error_message, &call, "text/event-stream", || {
+            Mode::Sse(Box::new(tr::Stream::new(model, call.hub_wants_usage())))
         });
-        let wire = Wire {
-            error_message: tr::error_message,
-            stream,
-            max_response_size: call.max_response_size,
-            fix_error: None,
+        let v = match x.hub(&self.client, req, wire).await? {
+            HubAnswer::Reply(r) => return Ok(r),
+            HubAnswer::Json(v) => v,
         };
-        let bytes = match x.run(&self.client, req, wire).await? {
-            Answer::Stream(body) => return Ok(UpstreamReply::Stream(body, Dialect::OpenAi)),
-            Answer::Whole(bytes) => bytes,
-        };
-        let v = x.json(&bytes)?;
-        let (out, usage) = match call.op {
-            Operation::Embeddings => super::embeddings(tr::embed_response(&v, model), &hub),
-            Operation::ChatCompletions => {
-                let usage = v.get("usage").map(|u| Usage::from(tr::tokens(u)));
-                (tr::response(&v, model).map_err(|e| x.broken(e.0))?, usage)
-            }
-        };
-        Ok(UpstreamReply::Complete { body: Bytes::from(out.to_string()), usage, dialect: Dialect::OpenAi })
+        let read = super::Readers { embeddings: tr::embed_response, chat: tr::response, usage: ("usage", tr::tokens) };
+        super::hub_reply(&x, &call, &hub, &v, read)
     }
 }

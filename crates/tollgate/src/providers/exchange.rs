@@ -31,6 +31,32 @@ pub struct Wire {
     pub fix_error: Option<fn(&http::HeaderMap, &mut UpstreamError)>,
 }
 
+impl Wire {
+    /// For a provider that translates from and to the hub: a stream must
+    /// come as `content_type` and is relayed through `mode` (made only for
+    /// a stream) as hub events.
+    pub fn hub(
+        error_message: fn(&[u8]) -> Option<String>,
+        call: &super::Call<'_>,
+        content_type: &'static str,
+        mode: impl FnOnce() -> Mode,
+    ) -> Wire {
+        Wire {
+            error_message,
+            stream: call.stream.then(|| (content_type, mode(), Dialect::OpenAi)),
+            max_response_size: call.max_response_size,
+            fix_error: None,
+        }
+    }
+}
+
+/// What a translating provider gets back: a stream, already the hub reply,
+/// or a whole answer as JSON for it to translate.
+pub enum HubAnswer {
+    Reply(super::UpstreamReply),
+    Json(serde_json::Value),
+}
+
 /// A successful answer: a whole body, or a stream already relaying (its
 /// first event in hand).
 pub enum Answer {
@@ -98,6 +124,19 @@ impl<'a> Exchange<'a> {
             return Ok(Answer::Stream(self.relay(resp, mode, dialect).await?));
         }
         Ok(Answer::Whole(self.body(resp, wire.max_response_size).await?))
+    }
+
+    /// `run` for a provider that translates the hub (see `HubAnswer`).
+    pub async fn hub(
+        &self,
+        client: &HttpClient,
+        req: Request<Full<Bytes>>,
+        wire: Wire,
+    ) -> Result<HubAnswer, UpstreamError> {
+        Ok(match self.run(client, req, wire).await? {
+            Answer::Stream(body) => HubAnswer::Reply(super::UpstreamReply::Stream(body, Dialect::OpenAi)),
+            Answer::Whole(bytes) => HubAnswer::Json(self.json(&bytes)?),
+        })
     }
 
     /// A whole body as JSON.

@@ -8,7 +8,7 @@ use bytes::Bytes;
 use http::{HeaderMap, HeaderName, header};
 use serde_json::Value;
 
-use super::exchange::{Answer, Exchange, Wire};
+use super::exchange::{Exchange, HubAnswer, Wire};
 use super::http::{HttpClient, Upstreams};
 use super::stream::Mode;
 use super::{Call, Dialect, Operation, Timeouts, UpstreamReply, untranslatable};
@@ -44,21 +44,13 @@ impl Gemini {
         Some(Gemini { prefix: format!("{prefix}/models"), headers, vertex: None, client: ups.client(t.connect) })
     }
 
-    pub fn on_vertex(
-        sec: &ProviderSection,
-        ups: &Upstreams,
-        t: &Timeouts,
-        tokens: Arc<super::vertex::TokenSource>,
-        prefix: String,
-        diags: &mut Diags,
-    ) -> Gemini {
-        let mut headers = HeaderMap::new();
-        super::exchange::extra_headers(sec, &mut headers, diags);
+    /// Gemini models on Vertex AI, sharing the Vertex provider's token source.
+    pub fn on_vertex(v: &super::vertex::OnVertex) -> Gemini {
         Gemini {
-            prefix: format!("{prefix}/publishers/google/models"),
-            headers,
-            vertex: Some(tokens),
-            client: ups.client(t.connect),
+            prefix: format!("{}/publishers/google/models", v.prefix),
+            headers: v.headers.clone(),
+            vertex: Some(v.tokens.clone()),
+            client: v.client.clone(),
         }
     }
 
@@ -78,21 +70,13 @@ impl Gemini {
         if let Some(tokens) = &self.vertex {
             req.headers_mut().insert(header::AUTHORIZATION, tokens.bearer(provider).await?);
         }
-        let stream = call.stream.then(|| {
-            let t: Box<dyn translate::ToOpenAiStream> = Box::new(tr::Stream::new(model, call.hub_wants_usage()));
-            ("text/event-stream", Mode::Sse(t), Dialect::OpenAi)
+        let wire = Wire::hub(tr::error_message, &call, "text/event-stream", || {
+            Mode::Sse(Box::new(tr::Stream::new(model, call.hub_wants_usage())))
         });
-        let wire = Wire {
-            error_message: tr::error_message,
-            stream,
-            max_response_size: call.max_response_size,
-            fix_error: None,
+        let v = match x.hub(&self.client, req, wire).await? {
+            HubAnswer::Reply(r) => return Ok(r),
+            HubAnswer::Json(v) => v,
         };
-        let bytes = match x.run(&self.client, req, wire).await? {
-            Answer::Stream(body) => return Ok(UpstreamReply::Stream(body, Dialect::OpenAi)),
-            Answer::Whole(bytes) => bytes,
-        };
-        let v = x.json(&bytes)?;
         let (out, usage) = match call.op {
             Operation::Embeddings if self.vertex.is_some() => {
                 super::embeddings(tr::vertex_embed_response(&v, model), &hub)

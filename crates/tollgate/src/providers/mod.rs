@@ -156,6 +156,34 @@ pub fn embeddings(
     (out, (n > 0).then(|| Usage { prompt_tokens: n, total_tokens: n, ..Default::default() }))
 }
 
+/// How a translating provider reads a whole answer: its embeddings, chat
+/// and usage translators.
+pub struct Readers {
+    pub embeddings: fn(&serde_json::Value, &str) -> (serde_json::Value, u64),
+    pub chat: fn(&serde_json::Value, &str) -> crate::translate::Result<serde_json::Value>,
+    /// Where the answer keeps its usage, and how it reads.
+    pub usage: (&'static str, fn(&serde_json::Value) -> crate::translate::hub::Tokens),
+}
+
+/// A whole translated answer (embeddings or a chat completion) as the hub reply.
+pub fn hub_reply(
+    x: &exchange::Exchange<'_>,
+    call: &Call<'_>,
+    hub: &serde_json::Value,
+    v: &serde_json::Value,
+    read: Readers,
+) -> Result<UpstreamReply, UpstreamError> {
+    let model = call.upstream_model;
+    let (out, usage) = match call.op {
+        Operation::Embeddings => embeddings((read.embeddings)(v, model), hub),
+        Operation::ChatCompletions => {
+            let usage = v.get(read.usage.0).map(|u| Usage::from((read.usage.1)(u)));
+            ((read.chat)(v, model).map_err(|e| x.broken(e.0))?, usage)
+        }
+    };
+    Ok(UpstreamReply::Complete { body: Bytes::from(out.to_string()), usage, dialect: Dialect::OpenAi })
+}
+
 /// A translation refusal as the upstream error routing and the client see.
 pub fn untranslatable(provider: &str, e: crate::translate::Untranslatable) -> UpstreamError {
     UpstreamError::Untranslatable { provider: provider.into(), message: e.0 }

@@ -27,6 +27,16 @@ pub struct Vertex {
     anthropic: super::anthropic::Anthropic,
 }
 
+/// What Gemini and Claude on one Vertex provider share: the configured
+/// headers, the pooled client, the service account's token source and the
+/// project/location URL prefix.
+pub struct OnVertex {
+    pub headers: http::HeaderMap,
+    pub client: HttpClient,
+    pub tokens: Arc<TokenSource>,
+    pub prefix: String,
+}
+
 impl Vertex {
     pub fn build(sec: &ProviderSection, ups: &Upstreams, t: &Timeouts, diags: &mut Diags) -> Option<Vertex> {
         let path = sec
@@ -88,9 +98,12 @@ impl Vertex {
             fetch: tokio::sync::Mutex::new(()),
             refresher: std::sync::Once::new(),
         });
+        let mut headers = http::HeaderMap::new();
+        super::exchange::extra_headers(sec, &mut headers, diags);
+        let on = OnVertex { headers, client: ups.client(t.connect), tokens, prefix };
         Some(Vertex {
-            gemini: super::gemini::Gemini::on_vertex(sec, ups, t, tokens.clone(), prefix.clone(), diags),
-            anthropic: super::anthropic::Anthropic::on_vertex(sec, ups, t, tokens, prefix, diags),
+            gemini: super::gemini::Gemini::on_vertex(&on),
+            anthropic: super::anthropic::Anthropic::on_vertex(sec, &on),
         })
     }
 
