@@ -1,21 +1,26 @@
 //! tollgate: one governed gateway for every AI call.
 //!
-//! Module map (see ARCHITECTURE.md for the bird's-eye view):
+//! Module map, bottom layer first (see ARCHITECTURE.md for the pipeline,
+//! the layering rules and the invariants):
+//! - leaves, no I/O: [`glob`], [`digest`], [`redact`], [`resource`] (what a
+//!   call calls: `Kind`, `Called`), [`wire`] (wire formats), [`translate`]
+//!   (hub ⇄ provider formats), [`pricing`].
+//! - [`identity`]: principals, virtual keys, JWT issuers, authentication,
+//!   allowlists for models, tools and agents.
+//! - policy domains: [`matching`] (`when`, `limit_by`), [`limits`],
+//!   [`budgets`], [`events`], [`providers`] (upstream wire families and the
+//!   one HTTP exchange), [`routing`] (model catalog, virtual models,
+//!   strategies, retries, breakers); [`error`] maps them all to HTTP.
+//! - durable state and writers: [`store`], [`audit`], [`reqlog`], [`traces`],
+//!   [`metrics`]; [`task`] spawns every background task.
+//! - [`state`]: process state that outlives config snapshots.
 //! - [`config`]: the YAML users write, its validation into an immutable
-//!   runtime snapshot, and atomic hot reload.
-//! - [`pipeline`]: the ordered request stages of SPEC §1, one file each.
-//! - [`limits`], [`budgets`], [`pricing`]: rate limits, budgets and the
-//!   price catalog; counters and accounts in memory, money in nano-dollars.
-//! - [`matching`]: the `when` conditions and `limit_by` keys rules share.
-//! - [`routing`]: virtual models — rules, strategies, retries, fallbacks,
-//!   circuit breakers and the retry budget.
-//! - [`providers`]: upstream wire families (OpenAI-compatible, mock), the
-//!   pooled HTTP clients and the stream relay.
-//! - [`wire`]: I/O-free wire formats: passthrough JSON, SSE framing, OpenAI shapes.
-//! - [`server`]: the data-plane and admin-plane routers and listeners.
-//! - [`store`]: durable state (SQLite), loaded at start and written behind.
-//! - [`error`]: request-path errors and their single mapping to HTTP.
-//! - [`demo`]: `tollgate demo`, a guided tour against the mock provider.
+//!   snapshot, and atomic hot reload.
+//! - [`admission`]: the one admission path of every model, tool and agent
+//!   call (authenticate, metadata, authorize, limits, budgets, guardrail
+//!   hooks, record); [`pipeline`]: the model-call stages around it.
+//! - surfaces: [`server`] (data and admin planes), [`cli_keys`],
+//!   [`cli_logs`], [`demo`].
 
 pub mod admission;
 pub mod audit;
