@@ -23,6 +23,12 @@ pub enum KeysCommand {
         /// Model globs, comma-separated (omitted = every model).
         #[arg(long, value_delimiter = ',')]
         models: Option<Vec<String>>,
+        /// MCP tool globs (`<server>/<tool>`), comma-separated (omitted = every tool).
+        #[arg(long, value_delimiter = ',')]
+        tools: Option<Vec<String>>,
+        /// A2A agent globs, comma-separated (omitted = every agent).
+        #[arg(long, value_delimiter = ',')]
+        agents: Option<Vec<String>>,
         /// Default metadata, `key=value`; repeatable.
         #[arg(long = "metadata", value_name = "KEY=VALUE")]
         metadata: Vec<String>,
@@ -77,7 +83,7 @@ pub async fn admin_call(method: Method, url: &str, key: &str, body: Option<Strin
 pub async fn run(cmd: KeysCommand, admin_url: Option<String>) -> ExitCode {
     let Some((base, master)) = admin_target(admin_url, "keys") else { return ExitCode::FAILURE };
     let (method, path, body) = match &cmd {
-        KeysCommand::Create { name, team, owner, models, metadata, role, expires_in } => {
+        KeysCommand::Create { name, team, owner, models, tools, agents, metadata, role, expires_in } => {
             let mut md = serde_json::Map::new();
             for kv in metadata {
                 let Some((k, v)) = kv.split_once('=') else {
@@ -87,6 +93,7 @@ pub async fn run(cmd: KeysCommand, admin_url: Option<String>) -> ExitCode {
                 md.insert(k.to_string(), json!(v));
             }
             let body = json!({ "name": name, "team": team, "owner": owner, "models": models,
+                               "tools": tools, "agents": agents,
                                "metadata": md, "role": role, "expires_in": expires_in });
             (Method::POST, "/admin/keys".to_string(), Some(body))
         }

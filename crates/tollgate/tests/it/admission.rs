@@ -172,3 +172,43 @@ fn unknown_units_and_transports_are_config_errors() {
               mcp_servers: [{ name: gh, url: \"http://a/mcp\", auth: { type: static_header, header: authorization, value: x } }]";
     assert!(bad(ok).is_none(), "{:?}", bad(ok));
 }
+
+/// Tool and agent lists set through the admin API — on a virtual key and
+/// on a team overlay — are what admission enforces on the running gateway.
+#[tokio::test]
+async fn admin_api_tool_lists_reach_admission() {
+    use crate::common::*;
+    use http::Method;
+    use serde_json::json;
+    let up = testkit::MockUpstream::start().await;
+    let h = Harness::start(&config(&up.base_url(), "")).await;
+    let post = |path: &str, method: Method, body: serde_json::Value| {
+        let url = h.admin_url(path);
+        let h = &h;
+        async move { h.send(method, &url, Some(MASTER), &[], body.to_string()).await }
+    };
+    let r = post(
+        "/admin/keys",
+        Method::POST,
+        json!({ "name": "triage", "team": "ops", "tools": ["github/*"], "agents": ["research-*"] }),
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let secret = r.json()["key"].as_str().unwrap().to_string();
+    let listed = post("/admin/keys", Method::GET, serde_json::Value::Null).await.json();
+    assert_eq!(listed["data"][0]["tools"], json!(["github/*"]));
+    assert_eq!(listed["data"][0]["agents"], json!(["research-*"]));
+    // A team entry with tools only: models stay unrestricted for the team.
+    let r = post("/admin/teams/ops", Method::PUT, json!({ "tools": ["github/search_*"] })).await;
+    assert!(r.status.is_success(), "{}", r.text());
+
+    let env = Env { snapshot: h.live.snapshot(), shared: h.live.shared() };
+    assert!(admit(&env, &secret, Kind::Mcp, tool("github", "search_issues")).await.is_ok());
+    // The key allows it, the team does not.
+    let e = admit(&env, &secret, Kind::Mcp, tool("github", "delete_repo")).await.err().unwrap();
+    assert_eq!(code(&e), (403, "tool_not_allowed"));
+    let e = admit(&env, &secret, Kind::A2a, Requested::Agent("billing")).await.err().unwrap();
+    assert_eq!(code(&e), (403, "agent_not_allowed"));
+    // Models: no list on the key or the team, so the chat goes through.
+    assert_eq!(h.chat(Some(&secret), &json!({ "model": "mock/echo", "messages": user("x") })).await.status, 200);
+}

@@ -155,7 +155,21 @@ async fn keys_survive_a_restart_and_the_cli_manages_them() {
         )
     };
     let (ok, out, err) = tokio::task::spawn_blocking(move || {
-        cli(&["create", "--name", "nightly", "--team", "data", "--models", "mock/*", "--metadata", "project_id=etl"])
+        cli(&[
+            "create",
+            "--name",
+            "nightly",
+            "--team",
+            "data",
+            "--models",
+            "mock/*",
+            "--tools",
+            "github/search_*,files/read_file",
+            "--agents",
+            "research-*",
+            "--metadata",
+            "project_id=etl",
+        ])
     })
     .await
     .unwrap();
@@ -164,6 +178,8 @@ async fn keys_survive_a_restart_and_the_cli_manages_them() {
     let created: Value = serde_json::from_str(&out).unwrap();
     let secret = created["key"].as_str().unwrap().to_string();
     assert_eq!(created["metadata"]["project_id"], "etl");
+    assert_eq!(created["tools"], serde_json::json!(["github/search_*", "files/read_file"]));
+    assert_eq!(created["agents"], serde_json::json!(["research-*"]));
     assert_eq!(h.chat(Some(&secret), &ask()).await.status, 200);
 
     let admin_url2 = format!("http://{}", h.gw.admin_addr);
