@@ -25,6 +25,7 @@
 pub mod admission;
 pub mod audit;
 pub mod budgets;
+pub mod cli_guardrails;
 pub mod cli_keys;
 pub mod cli_logs;
 pub mod config;

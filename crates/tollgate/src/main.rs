@@ -69,11 +69,23 @@ enum Command {
         #[command(flatten)]
         args: tollgate::cli_logs::UsageArgs,
     },
+    /// The built-in guardrail detectors, offline.
+    Guardrails {
+        #[command(subcommand)]
+        command: GuardrailsCommand,
+    },
     /// The audit log in the store named by the config.
     Audit {
         #[command(subcommand)]
         command: AuditCommand,
     },
+}
+
+#[derive(Subcommand)]
+enum GuardrailsCommand {
+    /// Run a detector over JSON lines `{"id", "text"}` on stdin; prints what
+    /// it finds, one JSON line per input line.
+    Scan(tollgate::cli_guardrails::ScanArgs),
 }
 
 #[derive(Subcommand)]
@@ -105,6 +117,13 @@ fn main() -> ExitCode {
         Command::Serve { config, no_watch } => runtime().block_on(serve(config, !no_watch)),
         Command::Demo { keep_running } => runtime().block_on(tollgate::demo::run(keep_running)),
         Command::Keys { admin_url, command } => runtime().block_on(tollgate::cli_keys::run(command, admin_url)),
+        Command::Guardrails { command: GuardrailsCommand::Scan(args) } => match tollgate::cli_guardrails::scan(args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(2)
+            }
+        },
         Command::Audit { command: AuditCommand::Verify { config } } => runtime().block_on(audit_verify(config)),
         Command::Logs { admin_url, args } => runtime().block_on(tollgate::cli_logs::logs(args, admin_url)),
         Command::Usage { admin_url, args } => runtime().block_on(tollgate::cli_logs::usage(args, admin_url)),
