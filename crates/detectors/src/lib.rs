@@ -14,6 +14,7 @@
 //! Offsets in findings are byte offsets into the scanned `&str`, always on
 //! character boundaries.
 
+mod checksum;
 pub mod injection;
 pub mod pii;
 pub mod redact;

@@ -35,6 +35,9 @@ pub enum RequestError {
     /// A request body that breaks its API's rules; the message names the field.
     #[error("{0}")]
     InvalidBody(String),
+    /// A gateway request header the client got wrong.
+    #[error("header `{header}` {message}")]
+    InvalidHeader { header: &'static str, message: String },
 }
 
 /// Who is calling, and may they.
@@ -116,6 +119,10 @@ pub enum GatewayError {
     RateLimited(crate::limits::Refusal),
     #[error("{}; {}", .0.describe(), .0.resets_at.map_or("it does not reset".to_string(), |t| format!("it resets at {}", crate::budgets::period::format_utc(t))))]
     BudgetExceeded(crate::budgets::Refusal),
+    /// A guardrail stopped the call. The message names the guardrail and
+    /// the hook, never what it matched.
+    #[error("guardrail `{guardrail}` blocked this {} at {hook}", if hook.ends_with("input") || hook.ends_with("pre") { "request" } else { "response" })]
+    GuardrailBlocked { guardrail: String, hook: &'static str },
     #[error("not found: {0}")]
     NotFound(String),
     #[error("the gateway is not ready yet")]
@@ -168,6 +175,9 @@ impl GatewayError {
                 }
                 R::UnsupportedOperation(_) => (StatusCode::BAD_REQUEST, INVALID, Some("unsupported_operation"), None),
                 R::InvalidBody(_) => (StatusCode::BAD_REQUEST, INVALID, Some("invalid_request"), None),
+                R::InvalidHeader { header, .. } => {
+                    (StatusCode::BAD_REQUEST, INVALID, Some("invalid_header"), Some(header))
+                }
             },
             G::Auth(a) => match a {
                 AuthError::Missing | AuthError::Invalid | AuthError::InvalidToken(_) => {
@@ -192,6 +202,7 @@ impl GatewayError {
                 (StatusCode::TOO_MANY_REQUESTS, "insufficient_quota", Some("budget_exceeded"), None)
             }
             G::Upstream(u) => upstream_parts(u),
+            G::GuardrailBlocked { .. } => (StatusCode::BAD_REQUEST, INVALID, Some("guardrail_blocked"), None),
             G::NotFound(_) => (StatusCode::NOT_FOUND, INVALID, Some("not_found"), None),
             G::NotReady => (StatusCode::SERVICE_UNAVAILABLE, "api_error", Some("not_ready"), None),
             G::Admin(a) => match a {

@@ -53,6 +53,19 @@ pub struct RefusalLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct GuardrailLabels {
+    pub guardrail: String,
+    pub hook: &'static str,
+    pub outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct GuardrailTimeLabels {
+    pub guardrail: String,
+    pub hook: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct CircuitLabels {
     pub virtual_model: String,
     pub target: String,
@@ -73,6 +86,11 @@ fn latency() -> Histogram {
     Histogram::new(exponential_buckets(0.000_05, 2.0, 22))
 }
 
+/// In-process guardrails take microseconds; external ones up to seconds.
+fn guardrail_latency() -> Histogram {
+    Histogram::new(exponential_buckets(0.000_001, 4.0, 14))
+}
+
 pub struct Metrics {
     registry: Registry,
     pub requests: Family<RequestLabels, Counter>,
@@ -89,6 +107,8 @@ pub struct Metrics {
     pub log_dropped: Gauge,
     pub audit_dropped: Gauge,
     pub ttft: Family<ProviderLabels, Histogram, Buckets>,
+    pub guardrail_decisions: Family<GuardrailLabels, Counter>,
+    pub guardrail_duration: Family<GuardrailTimeLabels, Histogram, Buckets>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -115,6 +135,8 @@ impl Default for Metrics {
             log_dropped: Gauge::default(),
             audit_dropped: Gauge::default(),
             ttft: Family::new_with_constructor(Buckets(latency)),
+            guardrail_decisions: Family::default(),
+            guardrail_duration: Family::new_with_constructor(Buckets(guardrail_latency)),
             registry: Registry::default(),
         };
         registry.register("requests", "Requests answered, by route, model, provider and status", m.requests.clone());
@@ -154,6 +176,16 @@ impl Default for Metrics {
             "time_to_first_token_seconds",
             "Streams: time from request to the first event from the provider",
             m.ttft.clone(),
+        );
+        registry.register(
+            "guardrail_decisions",
+            "Guardrail decisions, by guardrail, hook and outcome (pass, flagged, mutated, blocked, error)",
+            m.guardrail_decisions.clone(),
+        );
+        registry.register(
+            "guardrail_duration_seconds",
+            "Time one guardrail took on one hook",
+            m.guardrail_duration.clone(),
         );
         Metrics { registry, ..m }
     }

@@ -28,6 +28,9 @@ pub struct Shared {
     pub metrics: Arc<crate::metrics::Metrics>,
     pub audit: crate::audit::AuditLog,
     pub reqlog: crate::reqlog::RequestLog,
+    /// The gateway's own data plane, for guardrails that call a model
+    /// through it (`llm_judge`).
+    pub loopback: Loopback,
 }
 
 impl Default for Shared {
@@ -45,7 +48,40 @@ impl Default for Shared {
             metrics: Arc::default(),
             audit: crate::audit::AuditLog::default(),
             reqlog: crate::reqlog::RequestLog::default(),
+            loopback: Loopback::default(),
             events,
         }
+    }
+}
+
+type LoopbackFn = Arc<
+    dyn Fn(http::HeaderMap, bytes::Bytes) -> std::pin::Pin<Box<dyn Future<Output = (u16, bytes::Bytes)> + Send>>
+        + Send
+        + Sync,
+>;
+
+/// `POST /v1/chat/completions` on this gateway, in-process: the running
+/// server installs it at start-up (this layer cannot name the pipeline).
+/// Boxed, because a call through it may itself reach a guardrail.
+#[derive(Clone, Default)]
+pub struct Loopback(Arc<std::sync::OnceLock<LoopbackFn>>);
+
+impl Loopback {
+    pub fn install(&self, f: LoopbackFn) {
+        let _ = self.0.set(f);
+    }
+
+    /// (status, body); 503 before a server has installed itself.
+    pub async fn call(&self, headers: http::HeaderMap, body: bytes::Bytes) -> (u16, bytes::Bytes) {
+        match self.0.get() {
+            Some(f) => f(headers, body).await,
+            None => (503, bytes::Bytes::new()),
+        }
+    }
+}
+
+impl std::fmt::Debug for Loopback {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Loopback").field(&self.0.get().is_some()).finish()
     }
 }

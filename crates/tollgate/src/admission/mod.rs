@@ -108,6 +108,8 @@ pub struct Admission {
     pub resource: Option<Resource>,
     /// Rate-limit and budget reservations, settled at stage 12.
     pub holds: Holds,
+    /// Guardrails the request added, their decisions, PII placeholders.
+    pub guard: guardrails::GuardState,
 }
 
 impl Admission {
@@ -124,6 +126,13 @@ impl Admission {
             requested: String::new(),
             resource: None,
             holds: Holds::default(),
+            guard: guardrails::GuardState {
+                judge_call: headers.get(crate::guardrails::llm_judge::JUDGE_HEADER).is_some_and(|v| {
+                    let token = crate::guardrails::llm_judge::judge_token().as_bytes();
+                    crate::digest::ct_eq(&crate::digest::sha256(v.as_bytes()), &crate::digest::sha256(token))
+                }),
+                ..Default::default()
+            },
         }
     }
 
@@ -145,6 +154,8 @@ impl Admission {
         };
         // 3. metadata — merged before authorization and limits, which match on it.
         self.metadata = metadata::run(&self.snapshot.metadata, self.principal.as_deref(), headers)?;
+        // The request's own guardrails: a bad header is refused before any counter moves.
+        self.guard.requested = guardrails::requested(&self.snapshot.guardrails, headers)?;
         // 4. authorize — before any counter moves, so a refused call costs no quota.
         self.resource = Some(authorize::run(self, what)?);
         // 5. rate limits, then 6. budget reservation — after authorization

@@ -33,6 +33,7 @@ pub fn entry(adm: &Admission, status: u16, error: Option<&'static str>, total: D
         span_id: adm.trace.1.clone(),
         parent_span_id: adm.trace.2.clone(),
         log: adm.snapshot.log_enabled,
+        guardrails: adm.guard.decisions.lock().map(|d| d.clone()).unwrap_or_default(),
         ..LogEntry::default()
     }
 }

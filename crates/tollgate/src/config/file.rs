@@ -400,6 +400,9 @@ pub struct MockSection {
     pub latency: Option<Dur>,
     /// Delay between stream chunks.
     pub chunk_delay: Option<Dur>,
+    /// Stream the answer in pieces of this many bytes, as a model's tokens
+    /// cut through words (default: word by word).
+    pub chunk_bytes: Option<usize>,
     /// Reported prompt tokens (default: estimated from the text).
     pub prompt_tokens: Option<u32>,
     /// Reported completion tokens (default: estimated from the reply).
@@ -697,8 +700,10 @@ pub struct GuardrailsSection {
     pub enforce: GuardrailHooksSection,
 }
 
+/// One guardrail. Each type's options sit beside `type` (e.g. `terms:` for
+/// `deny_list`); they are checked against the type when the config loads,
+/// so a misspelt option is an error there, not a silent no-op.
 #[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
 pub struct GuardrailDefinitionSection {
     pub name: Loc<String>,
     /// What it checks.
@@ -711,9 +716,17 @@ pub struct GuardrailDefinitionSection {
     /// fail and on the guardrail's own error). Default `enforce`.
     #[serde(default)]
     pub mode: GuardrailMode,
-    /// Guardrail-specific settings.
+    /// How long the guardrail may take before it counts as an error
+    /// (`500ms`, `3s`). Default 2s for `webhook` and `llm_judge`; none for
+    /// the in-process types, which take microseconds.
     #[serde(default)]
-    pub config: BTreeMap<String, serde_json::Value>,
+    pub timeout: Option<Dur>,
+    /// The type's own options: `entities`, `restore` (pii); `terms`
+    /// (deny_list); `patterns` (regex); `max_bytes` (max_size); `schema`
+    /// (json_schema); `url`, `headers` (webhook); `model`, `prompt`, `key`
+    /// (llm_judge); `policies` (cedar).
+    #[serde(flatten)]
+    pub options: BTreeMap<String, serde_json::Value>,
 }
 
 /// The built-in and external guardrail types.
@@ -752,10 +765,10 @@ pub enum GuardrailMode {
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct GuardrailHooksSection {
-    pub llm_input: Vec<String>,
-    pub llm_output: Vec<String>,
-    pub mcp_tool_pre: Vec<String>,
-    pub mcp_tool_post: Vec<String>,
+    pub llm_input: Vec<Loc<String>>,
+    pub llm_output: Vec<Loc<String>>,
+    pub mcp_tool_pre: Vec<Loc<String>>,
+    pub mcp_tool_post: Vec<Loc<String>>,
 }
 
 /// An upstream MCP server: exactly one of `url`, `sse_url` or `command`.

@@ -27,6 +27,8 @@ pub struct Snapshot {
     pub rate_limits: Vec<RateRule>,
     pub budgets: Vec<Arc<BudgetRule>>,
     pub webhooks: Vec<crate::events::Webhook>,
+    /// Guardrail definitions and the org-wide lists per hook.
+    pub guardrails: crate::guardrails::Guardrails,
     /// OTLP endpoint and service name, when traces are exported.
     pub otlp: Option<(http::Uri, String)>,
     pub log_enabled: bool,

@@ -56,15 +56,15 @@ pub fn build_snapshot(
             d.at(&s.name, format!("MCP server `{}`: static_header auth needs `header` and `value`", s.name.value), "");
         }
     }
-    for (section, present) in [
-        ("guardrails", !file.guardrails.definitions.is_empty()),
-        ("mcp_servers", !file.mcp_servers.is_empty()),
-        ("virtual_mcp_servers", !file.virtual_mcp_servers.is_empty()),
-    ] {
+    for (section, present) in
+        [("mcp_servers", !file.mcp_servers.is_empty()), ("virtual_mcp_servers", !file.virtual_mcp_servers.is_empty())]
+    {
         if present {
             warnings.push(format!("`{section}` is checked but not enforced by this build yet"));
         }
     }
+
+    let guardrails = crate::guardrails::build(&file.guardrails, &mut d);
 
     match (server, d.0.is_empty()) {
         (Some(server), true) => {
@@ -78,6 +78,7 @@ pub fn build_snapshot(
                 models,
                 rate_limits,
                 budgets,
+                guardrails,
                 webhooks,
                 log_retention: file.logging.retention.map(|d| d.0),
                 log_enabled: file.logging.enabled.unwrap_or(true),

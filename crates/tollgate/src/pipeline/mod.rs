@@ -15,6 +15,7 @@ pub mod receive;
 pub mod record;
 pub mod route;
 pub mod settle;
+pub mod stream_guard;
 pub mod upstream;
 
 use std::sync::Arc;
@@ -27,10 +28,13 @@ use crate::routing::catalog::Target;
 
 use crate::state::Shared;
 
+use std::borrow::Cow;
+
 use crate::admission::guardrails::{self, Hook};
 use crate::admission::{Admission, Requested};
 use crate::config::snapshot::Snapshot;
 use crate::error::GatewayError;
+use crate::guardrails::Shape;
 use crate::providers::Native;
 use crate::resource::Kind;
 use crate::routing::execute::Trail;
@@ -92,24 +96,8 @@ pub async fn run(ctx: &mut RequestCtx, headers: &HeaderMap, body: Body) -> Resul
     // 1. receive — read the bounded body and parse only the top level; every
     //    field stays as raw bytes so unknown fields pass through untouched.
     let bytes = receive::read_body(body, headers, ctx.adm.snapshot.server.max_body_size).await?;
-    if let Some(max) = ctx.adm.snapshot.log_bodies {
-        ctx.bodies.0 = Some(cut(&bytes, max));
-    }
-    // On `/v1/messages` the stages read a hub translation; the original
-    // goes along for Anthropic providers.
-    let hub_bytes: bytes::Bytes;
-    let mut native = None;
-    let req = match ctx.front {
-        Dialect::OpenAi => receive::parse(ctx.op, &bytes)?,
-        Dialect::Anthropic => {
-            let (hub, hub_problem) = front::prepare(&bytes)?;
-            hub_bytes = hub;
-            let raw = crate::wire::json::RawObject::parse(&bytes)
-                .map_err(|e| crate::error::RequestError::InvalidJson(e.to_string()))?;
-            native = Some(Native { raw, beta: front::beta(headers), hub_problem });
-            receive::parse(ctx.op, &hub_bytes)?
-        }
-    };
+    let mut hub = None;
+    let (req, native) = read(ctx, headers, &bytes, &mut hub)?;
     ctx.stream = req.stream;
 
     // 3–6. metadata, authorize, rate limits, budget reservation: the shared
@@ -118,14 +106,62 @@ pub async fn run(ctx: &mut RequestCtx, headers: &HeaderMap, body: Body) -> Resul
     ctx.adm.admit(headers, Requested::Model(&req.model), &estimate)?;
 
     // 7. input guardrails — after admission so blocked traffic still counts
-    //    against limits, before cache and upstream so no model sees unsafe input.
-    // The body as the client sent it, in the client's dialect.
-    guardrails::run(&mut ctx.adm, Hook::LlmInput, std::borrow::Cow::Borrowed(&bytes[..])).await?;
+    //    against limits, before cache and upstream so no model sees unsafe
+    //    input. They read the body in the client's own dialect; a mutator's
+    //    rewrite (PII placeholders) is read again as the request from here on.
+    let shape = match ctx.front {
+        Dialect::OpenAi => Shape::ChatRequest,
+        Dialect::Anthropic => Shape::MessagesRequest,
+    };
+    match guardrails::run(&mut ctx.adm, Hook::LlmInput, shape, Cow::Borrowed(&bytes[..])).await? {
+        Cow::Borrowed(_) => forward(ctx, headers, &bytes, &req, native.as_ref(), &estimate).await,
+        Cow::Owned(rewritten) => {
+            let bytes = bytes::Bytes::from(rewritten);
+            let mut hub = None;
+            let (req, native) = read(ctx, headers, &bytes, &mut hub)?;
+            forward(ctx, headers, &bytes, &req, native.as_ref(), &estimate).await
+        }
+    }
+}
+
+/// Stage 1's parse: the hub view of the body (on `/v1/messages`, its
+/// translation; the original goes along for Anthropic providers).
+fn read<'a>(
+    ctx: &RequestCtx,
+    headers: &HeaderMap,
+    bytes: &'a bytes::Bytes,
+    hub: &'a mut Option<bytes::Bytes>,
+) -> Result<(receive::Parsed<'a>, Option<Native<'a>>), GatewayError> {
+    Ok(match ctx.front {
+        Dialect::OpenAi => (receive::parse(ctx.op, bytes)?, None),
+        Dialect::Anthropic => {
+            let (hub_bytes, hub_problem) = front::prepare(bytes)?;
+            let raw = crate::wire::json::RawObject::parse(bytes)
+                .map_err(|e| crate::error::RequestError::InvalidJson(e.to_string()))?;
+            let native = Native { raw, beta: front::beta(headers), hub_problem };
+            (receive::parse(ctx.op, hub.insert(hub_bytes))?, Some(native))
+        }
+    })
+}
+
+/// Stages 8–13, on the request as the input guardrails let it through.
+async fn forward(
+    ctx: &mut RequestCtx,
+    _headers: &HeaderMap,
+    bytes: &bytes::Bytes,
+    req: &receive::Parsed<'_>,
+    native: Option<&Native<'_>>,
+    estimate: &crate::limits::Estimate,
+) -> Result<Response, GatewayError> {
+    // Kept only now: a body a guardrail blocked or rewrote is not logged as sent.
+    if let Some(max) = ctx.adm.snapshot.log_bodies {
+        ctx.bodies.0 = Some(cut(bytes, max));
+    }
 
     // 8. cache lookup — after guardrails: a cached answer must not bypass
     //    them. A hit is a reply like an upstream's, so output guardrails,
     //    settlement and the front's translation run on it too.
-    let cached = cache::lookup(ctx, &req);
+    let cached = cache::lookup(ctx, req);
 
     // 9. route — pick the virtual model's rule last, when everything that
     //    could refuse the request has had its say; the strategy orders the
@@ -148,12 +184,12 @@ pub async fn run(ctx: &mut RequestCtx, headers: &HeaderMap, body: Body) -> Resul
     let want_usage = req.stream && !client_wants_usage;
     let reply = match cached {
         Some(hit) => hit,
-        None => upstream::call(ctx, &req, native.as_ref(), want_usage).await?,
+        None => upstream::call(ctx, req, native, want_usage).await?,
     };
 
     // 11. output guardrails, 12. settle — on the reply before it leaves.
     let reply = output_guardrails(ctx, reply).await?;
-    let reply = settle::run(ctx, reply, want_usage, &bytes);
+    let reply = settle::run(ctx, reply, want_usage, bytes);
     if let (Some(max), crate::providers::UpstreamReply::Complete { body, .. }) = (ctx.adm.snapshot.log_bodies, &reply) {
         ctx.bodies.1 = Some(cut(&body[..], max));
     }
@@ -182,22 +218,31 @@ pub async fn handle(
     record::finish(&ctx, result)
 }
 
-/// Stage 11 on a complete answer; a stream's output hook runs on its
-/// events as they pass (with the guardrails that scan streams).
+/// Stage 11. A complete answer is checked (and rewritten) whole; a
+/// stream is checked as it passes, held back only as far as a value split
+/// across events needs (`guardrails::stream`).
 async fn output_guardrails(
     ctx: &mut RequestCtx,
     reply: crate::providers::UpstreamReply,
 ) -> Result<crate::providers::UpstreamReply, GatewayError> {
+    if ctx.op == Operation::Embeddings {
+        return Ok(reply); // vectors carry no text to judge
+    }
     match reply {
         crate::providers::UpstreamReply::Complete { body, usage, dialect } => {
-            let out = guardrails::run(&mut ctx.adm, Hook::LlmOutput, std::borrow::Cow::Borrowed(&body[..])).await?;
-            let body = match out {
-                std::borrow::Cow::Borrowed(_) => body,
-                std::borrow::Cow::Owned(rewritten) => bytes::Bytes::from(rewritten),
+            let shape = match dialect {
+                Dialect::OpenAi => Shape::ChatResponse,
+                Dialect::Anthropic => Shape::MessagesResponse,
+            };
+            let body = match guardrails::run(&mut ctx.adm, Hook::LlmOutput, shape, Cow::Borrowed(&body[..])).await? {
+                Cow::Borrowed(_) => body,
+                Cow::Owned(rewritten) => bytes::Bytes::from(rewritten),
             };
             Ok(crate::providers::UpstreamReply::Complete { body, usage, dialect })
         }
-        stream => Ok(stream),
+        crate::providers::UpstreamReply::Stream(body, dialect) => {
+            Ok(crate::providers::UpstreamReply::Stream(stream_guard::guard(&mut ctx.adm, body, dialect), dialect))
+        }
     }
 }
 

@@ -59,12 +59,19 @@ pub fn finish(ctx: &RequestCtx, result: Result<Response, GatewayError>) -> Respo
         let tried = ctx.trail.attempts.iter().filter(|a| a.outcome != Outcome::SkippedOpen).count();
         h.insert("x-tollgate-attempts", HeaderValue::from(tried));
     }
+    if let Some(v) = ctx.adm.guard.header().and_then(|v| HeaderValue::from_str(&v).ok()) {
+        h.insert("x-tollgate-guardrails", v);
+    }
     let mut timing = String::with_capacity(64);
     let upstream = ctx.trail.upstream_time.unwrap_or_default();
     let gateway = total.saturating_sub(upstream).saturating_sub(ctx.trail.backoff_time);
     let _ = write!(timing, "gateway;dur={:.3}", gateway.as_secs_f64() * 1000.0);
     if ctx.trail.upstream_time.is_some() {
         let _ = write!(timing, ", upstream;dur={:.3}", upstream.as_secs_f64() * 1000.0);
+    }
+    let guarded: u64 = ctx.adm.guard.decisions.lock().map(|d| d.iter().map(|x| x.duration_us).sum()).unwrap_or(0);
+    if guarded > 0 {
+        let _ = write!(timing, ", guardrail;dur={:.3}", guarded as f64 / 1000.0);
     }
     if !ctx.trail.backoff_time.is_zero() {
         let _ = write!(timing, ", backoff;dur={:.3}", ctx.trail.backoff_time.as_secs_f64() * 1000.0);

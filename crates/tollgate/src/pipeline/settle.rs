@@ -80,6 +80,7 @@ pub fn run(ctx: &mut RequestCtx, reply: UpstreamReply, strip_usage: bool, reques
                 started: ctx.adm.started,
                 inner: body,
                 holds: std::mem::take(&mut ctx.adm.holds),
+                decisions: ctx.adm.guard.decisions.clone(),
                 metrics: ctx.adm.shared.metrics.clone(),
                 labels: (model, provider),
                 price,
@@ -103,6 +104,8 @@ struct Metered {
     started: std::time::Instant,
     inner: Body,
     holds: Holds,
+    /// Guardrail decisions, some made as the stream passed.
+    decisions: crate::admission::guardrails::Decisions,
     metrics: std::sync::Arc<crate::metrics::Metrics>,
     /// (model, provider) for the metrics.
     labels: (String, String),
@@ -144,6 +147,7 @@ impl Metered {
             e.usage_estimated = estimated;
             e.cost_nanos = self.price.map_or(0, |p| p.cost(&usage));
             e.total_ms = self.started.elapsed().as_secs_f64() * 1000.0;
+            e.guardrails = self.decisions.lock().map(|d| d.clone()).unwrap_or_default();
             self.reqlog.submit(e);
         }
     }

@@ -31,6 +31,7 @@ pub struct MockProvider {
     reply: Option<String>,
     latency: Duration,
     chunk_delay: Duration,
+    chunk_bytes: Option<usize>,
     prompt_tokens: Option<u32>,
     completion_tokens: Option<u32>,
     failure: Option<MockFailureSection>,
@@ -55,6 +56,7 @@ impl MockProvider {
             reply: m.reply,
             latency: m.latency.map_or(Duration::ZERO, |d| d.0),
             chunk_delay: m.chunk_delay.map_or(Duration::ZERO, |d| d.0),
+            chunk_bytes: m.chunk_bytes.filter(|n| *n > 0),
             prompt_tokens: m.prompt_tokens,
             completion_tokens: m.completion_tokens,
             failure: m.failure,
@@ -158,11 +160,15 @@ impl MockProvider {
                 .unwrap_or(false)
                 || call.want_usage;
             let cut = last_user.contains("[mock:cut]");
+            let pieces = match self.chunk_bytes {
+                Some(n) => split_bytes(&text, n),
+                None => split_words(&text),
+            };
             let events = stream_events(
                 &id,
                 created,
                 model,
-                &text,
+                &pieces,
                 &calls,
                 finish,
                 choices,
@@ -348,7 +354,7 @@ fn stream_events(
     id: &str,
     created: u64,
     model: &str,
-    text: &str,
+    pieces: &[&str],
     calls: &[(String, String, String)],
     finish: &str,
     choices: u64,
@@ -369,7 +375,7 @@ fn stream_events(
     };
     let mut out = vec![chunk(all(json!({ "role": "assistant", "content": "" }), Value::Null))];
     if calls.is_empty() {
-        for piece in split_words(text) {
+        for piece in pieces {
             out.push(chunk(all(json!({ "content": piece }), Value::Null)));
         }
     } else {
@@ -421,10 +427,15 @@ fn split_words(text: &str) -> Vec<&str> {
 }
 
 fn split_args(args: &str) -> Vec<&str> {
+    split_bytes(args, 8)
+}
+
+/// Pieces of about `n` bytes (never inside a character).
+fn split_bytes(text: &str, n: usize) -> Vec<&str> {
     let mut pieces = Vec::new();
-    let mut rest = args;
+    let mut rest = text;
     while !rest.is_empty() {
-        let mut end = rest.len().min(8);
+        let mut end = rest.len().min(n);
         while !rest.is_char_boundary(end) {
             end += 1;
         }

@@ -63,8 +63,25 @@ pub struct LogEntry {
     /// A non-streamed response body (with `logging.bodies`), masked before it is stored.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub response_body: Option<String>,
+    /// Every guardrail that ran on this call: name, hook, outcome, time.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub guardrails: Vec<GuardrailLog>,
     /// Whether the entry goes to the request log (`logging.enabled`); an
     /// entry built only for tracing does not.
     #[serde(skip)]
     pub log: bool,
+}
+
+/// One guardrail decision in the request log. Never the matched text.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GuardrailLog {
+    pub name: String,
+    /// `llm_input`, `llm_output`, `mcp_tool_pre` or `mcp_tool_post`.
+    pub hook: String,
+    /// `pass`, `flagged` (audit), `mutated`, `blocked` or `error` (let through).
+    pub outcome: String,
+    pub duration_us: u64,
+    /// What was found (`found EMAIL, PHONE`) or why the guardrail failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }

@@ -259,6 +259,7 @@ mod tests {
             parent_span_id: None,
             request_body: None,
             response_body: None,
+            guardrails: vec![],
             log: true,
         }
     }

@@ -41,6 +41,31 @@ const KEY_SYNC: Duration = Duration::from_secs(1);
 /// How long a graceful shutdown waits for in-flight requests.
 const DRAIN_LIMIT: Duration = Duration::from_secs(30);
 
+/// Lets guardrails call a model through this gateway (see `state::Loopback`).
+/// Weak, so a stopped gateway's state is not kept alive by its own closure.
+fn install_loopback(shared: &crate::state::Shared, app: std::sync::Weak<App>) {
+    shared.loopback.install(Arc::new(move |headers, body| {
+        let app = app.clone();
+        Box::pin(async move {
+            let Some(app) = app.upgrade() else { return (503, bytes::Bytes::new()) };
+            let resp = crate::pipeline::handle(
+                app.ids.next(),
+                crate::wire::Operation::ChatCompletions,
+                crate::wire::Dialect::OpenAi,
+                app.live.snapshot(),
+                app.live.shared(),
+                headers,
+                axum::body::Body::from(body),
+            )
+            .await;
+            let status = resp.status().as_u16();
+            let body =
+                http_body_util::BodyExt::collect(resp.into_body()).await.map(|b| b.to_bytes()).unwrap_or_default();
+            (status, body)
+        })
+    }));
+}
+
 /// Request ids: a random per-process prefix and a counter — unique without
 /// a syscall or lock per request.
 pub struct RequestIds {
@@ -120,6 +145,7 @@ impl Gateway {
             store: store.clone(),
             overlay_lock: Default::default(),
         });
+        install_loopback(&shared, Arc::downgrade(&app));
         let (stop, rx) = watch::channel(false);
         let mut tasks = JoinSet::new();
         let data_addr = data.local_addr()?;

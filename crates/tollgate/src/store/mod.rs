@@ -350,6 +350,14 @@ mod tests {
             parent_span_id: None,
             request_body: None,
             response_body: None,
+            // Guardrail decisions survive the round trip too.
+            guardrails: vec![crate::reqlog::entry::GuardrailLog {
+                name: "pii".into(),
+                hook: "llm_input".into(),
+                outcome: "mutated".into(),
+                duration_us: 7,
+                reason: Some("found EMAIL".into()),
+            }],
             log: true,
         };
         s.append_logs(vec![entry("r1", 1_000), entry("r2", 2_000), entry("r3", 3_000)]).await.unwrap();

@@ -12,6 +12,7 @@ mod common;
 mod errors;
 mod examples;
 mod golden;
+mod guardrails;
 mod jwt;
 mod keys;
 mod layers;
