@@ -148,6 +148,15 @@ printf '%s' '{"model":"brk/anthropic.claude-3-5-haiku-20241022-v1:0","messages":
 printf '%s' '{"model":"up/gpt-4o-mini","max_tokens":64,"messages":[{"role":"user","content":"hello"}]}' >"$TMP/gw-msg.json"
 printf '%s' '{"model":"claude-sonnet-4-5","max_tokens":4096,"messages":[{"role":"user","content":"hello"}]}' >"$TMP/direct-ant.json"
 
+# Guardrail phases (s-*): a ~700-byte prompt with an email in it, an
+# input guardrail that redacts PII (mutate) and one that blocks secrets,
+# and an output guardrail that masks secrets; added per request by header.
+GUARD_TEXT="Please summarise the incident review for the billing migration. Latency stayed under the objective for 99.9% of requests; two incidents were opened, one for a retry policy and one for an expired staging certificate. Post-mortems are linked in the ticket. Send questions to jane.doe@example.com before Friday. The team also wants a short list of follow-up actions, owners and due dates, and a note on whether the error budget for the month is at risk given the remaining scheduled maintenance windows."
+printf '{"model":"up/gpt-4o-mini","messages":[{"role":"user","content":"%s"}]}' "$GUARD_TEXT" >"$TMP/guard.json"
+printf '{"model":"up/gpt-4o-mini","messages":[{"role":"user","content":"%s"}]}' "${GUARD_TEXT/jane.doe@example.com/jane}" >"$TMP/guard-plain.json"
+printf '{"model":"up/gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"%s"}]}' "$GUARD_TEXT" >"$TMP/guard-stream.json"
+GUARD_HEADER='x-tollgate-guardrails: {"llm_input":["pii","secrets"],"llm_output":["secrets-out"]}'
+
 cat >"$TMP/tollgate.yaml" <<EOF
 server: { listen: "127.0.0.1:$GW_PORT", admin_listen: "127.0.0.1:$ADMIN_PORT" }
 store: { url: "sqlite://$TMP/bench.db" }
@@ -167,6 +176,11 @@ budgets:
   - { id: project-monthly, when: { subjects: ["key:bench-app"] }, limit_by: [metadata.project_id], unit: tokens_per_month, limit: 100000000000 }
 metadata:
   required: [project_id]
+guardrails:
+  definitions:
+    - { name: pii, type: pii, action: mutate }
+    - { name: secrets, type: secrets }
+    - { name: secrets-out, type: secrets, action: mutate }
 providers:
   - name: up
     type: openai_compatible
@@ -285,6 +299,10 @@ run_oha() {
         url=$GW_URL
         args+=(-H "authorization: Bearer $APP_KEY" -H 'x-tollgate-metadata: {"project_id":"bench"}')
     fi
+    if [[ "$target" == guard ]]; then
+        url=$GW_URL
+        args+=(-H "authorization: Bearer $MASTER_KEY" -H 'x-tollgate-metadata: {"project_id":"bench"}' -H "$GUARD_HEADER")
+    fi
     if [[ "$target" == msg ]]; then
         url="http://127.0.0.1:$GW_PORT/v1/messages"
         args+=(-H "x-api-key: $MASTER_KEY" -H 'x-tollgate-metadata: {"project_id":"bench"}')
@@ -355,6 +373,11 @@ run_oha t-brk-max gw "$TMP/gw-brk.json" "$DURATION" "$MAX_CONC"
 run_oha t-brk-rate gw "$TMP/gw-brk.json" "$DURATION" "$RATE_CONC" "$RATE"
 run_oha t-msg-max msg "$TMP/gw-msg.json" "$DURATION" "$MAX_CONC"
 run_oha t-msg-rate msg "$TMP/gw-msg.json" "$DURATION" "$RATE_CONC" "$RATE"
+run_oha s-plain-max gw "$TMP/guard-plain.json" "$DURATION" "$MAX_CONC"
+run_oha s-plain-rate gw "$TMP/guard-plain.json" "$DURATION" "$RATE_CONC" "$RATE"
+run_oha s-guard-max guard "$TMP/guard.json" "$DURATION" "$MAX_CONC"
+run_oha s-guard-rate guard "$TMP/guard.json" "$DURATION" "$RATE_CONC" "$RATE"
+run_oha s-guard-stream guard "$TMP/guard-stream.json" "$DURATION" "$STREAM_CONC"
 
 # ----------------------------------------------------------------- report ---
 field() { awk -F'\t' -v n="$1" -v c="$2" '$1 == n { print $c }' "$ROWS"; }
@@ -407,6 +430,10 @@ OHA_VERSION=$("$OHA" --version 2>/dev/null || echo unknown)
     echo "  to Bedrock (SigV4 signing included): $(awk -v v="$(field t-brk-max 4)" -v g="$(field a-gw-max 4)" 'BEGIN { printf "%.0f%%", 100 * v / g }') of the pass-through path; at $RATE req/s p50 $(overhead_us "$(field t-brk-rate 5)" "$(field b-gw-rate 5)") us, p99 $(overhead_us "$(field t-brk-rate 6)" "$(field b-gw-rate 6)") us over the pass-through path"
     echo "  /v1/messages to the OpenAI-compatible provider vs /v1/chat/completions there, at $RATE req/s:"
     echo "  p50: $(overhead_us "$(field t-msg-rate 5)" "$(field b-gw-rate 5)") us, p99: $(overhead_us "$(field t-msg-rate 6)" "$(field b-gw-rate 6)") us; throughput $(awk -v v="$(field t-msg-max 4)" -v g="$(field a-gw-max 4)" 'BEGIN { printf "%.0f%%", 100 * v / g }') of it"
+    echo "guardrails (s-*): pii (mutate) + secrets on input, secrets (mutate) on output, ~700-byte prompt, vs the same prompt without:"
+    echo "  throughput: $(awk -v v="$(field s-guard-max 4)" -v g="$(field s-plain-max 4)" 'BEGIN { printf "%.0f%%", 100 * v / g }') of the unguarded path"
+    echo "  added at $RATE req/s, p50: $(overhead_us "$(field s-guard-rate 5)" "$(field s-plain-rate 5)") us, p99: $(overhead_us "$(field s-guard-rate 6)" "$(field s-plain-rate 6)") us"
+    echo "  streamed with the output scan: p50 $(overhead_us "$(field s-guard-stream 5)" "$(field c-gw-stream 5)") us over the unguarded stream"
     echo "streaming, gateway - direct (time to full stream, closed loop at -c $STREAM_CONC, includes queueing):"
     echo "  p50: $(overhead_us "$(field c-gw-stream 5)" "$(field c-direct-stream 5)") us"
     echo "  p99: $(overhead_us "$(field c-gw-stream 6)" "$(field c-direct-stream 6)") us"

@@ -1640,17 +1640,25 @@ mod tests {
             raised concerns about rising maintenance costs, and the chair asked staff to prepare a short report \
             comparing vendors. Please send the draft to the finance team before the next meeting, and note any \
             previous decisions that affect the schedule. ";
-        let text = para.repeat(10 * 1024 / para.len() + 1);
-        let text = &text[..10 * 1024];
+        // Technical docs: many gate hits ("assistant", "instructions", "system", "you should").
+        let tech = "## Configuring the assistant\n\nThe system prompt holds instructions that apply to the whole \
+            conversation. You should keep previous messages short; the model responds with JSON when the \
+            `json_mode` option is set. To install the agent, run the following command and then call the \
+            `init` tool. When you summarize the logs, the CLI ignores previous runs. See the API reference for \
+            the `role` field (system, user or assistant). ";
         let d = Injection::new();
-        for source in [Source::User, Source::Tool] {
-            let n = 2000;
-            let t = std::time::Instant::now();
-            for _ in 0..n {
-                std::hint::black_box(d.scan(std::hint::black_box(text), source));
+        for (name, para) in [("prose", para), ("technical", tech)] {
+            let text = para.repeat(10 * 1024 / para.len() + 1);
+            let text = &text[..10 * 1024];
+            for source in [Source::User, Source::Tool] {
+                let n = 2000;
+                let t = std::time::Instant::now();
+                for _ in 0..n {
+                    std::hint::black_box(d.scan(std::hint::black_box(text), source));
+                }
+                let per_kb = t.elapsed().as_secs_f64() * 1e6 / f64::from(n) / 10.0;
+                println!("injection scan {name} {source:?}: {per_kb:.2} µs/KB");
             }
-            let per_kb = t.elapsed().as_secs_f64() * 1e6 / f64::from(n) / 10.0;
-            println!("injection scan {source:?}: {per_kb:.2} µs/KB");
         }
     }
 

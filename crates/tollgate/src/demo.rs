@@ -53,6 +53,11 @@ budgets:
   - { id: agent-loop, when: { models: ["metered/*"] }, limit_by: [metadata.ticket], unit: cost_per_day, limit: 0.05, alert_at: [0.5, 0.8] }
 rate_limits:
   - { id: per-key, limit_by: [subject], unit: requests_per_minute, limit: 600 }
+guardrails:
+  definitions:
+    - { name: pii-redaction, type: pii, action: mutate }
+    - { name: no-secrets-out, type: secrets, action: mutate }
+  enforce: { llm_input: [pii-redaction], llm_output: [no-secrets-out] }
 virtual_models:
   - name: prod/assistant
     strategy: priority
@@ -218,6 +223,21 @@ impl Tour {
         println!(
             "   {calls} calls of about $0.012 each went through; the loop was stopped before the budget was passed"
         );
+
+        scene("8. Guardrails: a card number is redacted before the model sees it; a leaked key is masked");
+        let card = json!({ "model": "mock/echo", "messages": [{ "role": "user", "content": "Refund order 1182 to card 4111 1111 1111 1111 please" }] });
+        ok &= self.post(&card, Some(&self.app_key)).await.is_some_and(|v| {
+            let reply = v.pointer("/choices/0/message/content").and_then(Value::as_str).unwrap_or("");
+            println!("   what the model saw and echoed: {reply:?}");
+            reply.contains("<CREDIT_CARD_1>")
+        });
+        let leak = format!("The deploy key is AKIA{} — keep it safe", "Q7Z3X9K2M4N8P6R5");
+        let leak = json!({ "model": "mock/echo", "messages": [{ "role": "user", "content": leak }] });
+        ok &= self.post(&leak, Some(&self.app_key)).await.is_some_and(|v| {
+            let reply = v.pointer("/choices/0/message/content").and_then(Value::as_str).unwrap_or("");
+            println!("   what the client received: {reply:?}");
+            reply.contains("[REDACTED:AWS_ACCESS_KEY]")
+        });
         ok
     }
 
@@ -306,4 +326,7 @@ fn print_head(status: u16, h: &http::HeaderMap) {
         get("server-timing"),
         get("x-tollgate-request-id")
     );
+    if let Some(g) = h.get("x-tollgate-guardrails").and_then(|v| v.to_str().ok()) {
+        println!("     guardrails: {g}");
+    }
 }

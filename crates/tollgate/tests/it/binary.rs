@@ -146,4 +146,8 @@ fn demo_walks_through_chat_stream_and_tools() {
     assert!(text.contains("← 403"), "{text}");
     assert!(text.contains("resolved-model: mock/echo  attempts: 3"), "fallback after a retry: {text}");
     assert!(text.contains("50 requests → mock/echo: "), "{text}");
+    assert!(text.contains("to card <CREDIT_CARD_1> please"), "{text}");
+    assert!(text.contains("The deploy key is [REDACTED:AWS_ACCESS_KEY]"), "{text}");
+    assert!(text.contains("guardrails: no-secrets-out=mutated"), "{text}");
+    assert!(!text.contains("4111 1111 1111 1111 please\""), "{text}");
 }
