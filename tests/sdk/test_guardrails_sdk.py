@@ -43,6 +43,24 @@ EMAIL = "bob@example.com"
 PII_TEXT = f"charge {CARD} and mail {EMAIL}, again {CARD}"
 PII_REDACTED = "charge <CREDIT_CARD_1> and mail <EMAIL_1>, again <CREDIT_CARD_1>"
 
+# The stream guard holds back the last 64 bytes of an answer, so a short
+# answer leaves in one piece; this lead-in makes every streamed answer
+# below arrive in many 5-byte pieces.
+LEAD = "Here is a rather long introduction that goes on for a while, and then "
+MASK = "[REDACTED:AWS_ACCESS_KEY]"
+
+# What follows a leaked key in the answer: nothing, a few words, or a
+# sentence longer than the guard's 64-byte hold.
+TAILS = {
+    "key-at-the-end": "",
+    "short-tail": " keep it safe",
+    "long-tail": " keep it safe and tell nobody about it, not even the team lead or the auditors",
+}
+
+
+def leaking_answer(key: str, tail: str) -> str:
+    return f"{LEAD}the deploy key is {key}{tail}"
+
 
 def aws_key() -> str:
     """An AWS access key id, built at run time so none sits in the source."""
@@ -192,11 +210,13 @@ def test_openai_pii_restore_gives_the_user_their_card_back(restore) -> None:
     assert raw.parse().choices[0].message.content == PII_TEXT
 
 
-def test_openai_pii_restore_on_a_stream_with_placeholders_split_across_chunks(restore) -> None:
+@pytest.mark.parametrize("tail", ["", " and that is all, thank you very much for your patience with this"])
+def test_openai_pii_restore_on_a_stream_with_placeholders_split_across_chunks(restore, tail: str) -> None:
     client, _ = restore
-    text, pieces = stream_text(client.chat.completions.create(model=CHUNKY, messages=user(PII_TEXT), stream=True))
+    text = LEAD + PII_TEXT + tail
+    got, pieces = stream_text(client.chat.completions.create(model=CHUNKY, messages=user(text), stream=True))
     assert pieces > 3, "the answer should arrive in several pieces"
-    assert text == PII_TEXT
+    assert got == text
 
 
 # --- openai: blocked input ------------------------------------------------------
@@ -220,38 +240,53 @@ def test_openai_blocked_input_is_a_bad_request_that_names_the_guardrail_not_the_
 # --- openai: streams --------------------------------------------------------------
 
 
-def test_openai_stream_masks_a_leaked_key_split_across_chunks(output) -> None:
+@pytest.mark.parametrize("tail", TAILS.values(), ids=TAILS.keys())
+def test_openai_stream_masks_a_leaked_key_split_across_chunks(output, tail: str) -> None:
     client, _ = output
     key = aws_key()
     stream = client.chat.completions.create(
-        model=CHUNKY, messages=user(f"the deploy key is {key} keep it safe"), stream=True,
+        model=CHUNKY, messages=user(leaking_answer(key, tail)), stream=True,
         extra_headers=add(llm_output=["mask-secrets"]),
     )
-    chunks = list(stream)
-    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
-    assert text == "the deploy key is [REDACTED:AWS_ACCESS_KEY] keep it safe"
-    # No piece of the key left in any chunk.
-    wire = "".join(c.model_dump_json() for c in chunks)
-    assert key[:8] not in wire and key[12:] not in wire
-    assert sum(1 for c in chunks if c.choices and c.choices[0].delta.content) > 3
+    text, pieces = stream_text(stream)
+    assert pieces > 3, "the answer should arrive in several pieces"
+    # No piece of the key reaches the client, in one chunk or across them.
+    assert key[4:12] not in text and key[-8:] not in text, text
+    assert text == f"{LEAD}the deploy key is {MASK}{tail}"
+
+
+def test_openai_guarded_stream_still_says_it_is_the_assistant(output) -> None:
+    """The SDK's stream helper builds the final message from the chunks; the
+    first chunk of an OpenAI stream carries `role: assistant`."""
+    client, _ = output
+    plain = "a harmless answer with nothing to mask"
+    with client.chat.completions.stream(model=CHUNKY, messages=user(plain)) as s:
+        unguarded = s.get_final_completion().choices[0].message
+    assert (unguarded.role, unguarded.content) == ("assistant", plain)
+    with client.chat.completions.stream(model=CHUNKY, messages=user(plain),
+                                        extra_headers=add(llm_output=["mask-secrets"])) as s:
+        guarded = s.get_final_completion().choices[0].message
+    assert guarded.content == plain
+    assert guarded.role == "assistant"
 
 
 def test_openai_masking_a_leaked_key_in_a_complete_answer(output) -> None:
     client, _ = output
     key = aws_key()
+    tail = TAILS["long-tail"]
     raw = client.chat.completions.with_raw_response.create(
-        model=ECHO, messages=user(f"the deploy key is {key} keep it safe"),
-        extra_headers=add(llm_output=["mask-secrets"]),
+        model=ECHO, messages=user(leaking_answer(key, tail)), extra_headers=add(llm_output=["mask-secrets"]),
     )
     assert raw.headers.get(HEADER) == "mask-secrets=mutated"
-    assert raw.parse().choices[0].message.content == "the deploy key is [REDACTED:AWS_ACCESS_KEY] keep it safe"
+    assert raw.parse().choices[0].message.content == f"{LEAD}the deploy key is {MASK}{tail}"
 
 
-def test_openai_stream_blocked_on_output_raises_api_error_mid_stream(output) -> None:
+@pytest.mark.parametrize("tail", TAILS.values(), ids=TAILS.keys())
+def test_openai_stream_blocked_on_output_raises_api_error_mid_stream(output, tail: str) -> None:
     client, _ = output
     key = aws_key()
     stream = client.chat.completions.create(
-        model=CHUNKY, messages=user(f"the deploy key is {key} keep it safe"), stream=True,
+        model=CHUNKY, messages=user(leaking_answer(key, tail)), stream=True,
         extra_headers=add(llm_output=["stop-secrets"]),
     )
     received: list[str] = []
@@ -266,11 +301,11 @@ def test_openai_stream_blocked_on_output_raises_api_error_mid_stream(output) -> 
     assert e.code == "guardrail_blocked"
     assert isinstance(e.body, dict) and e.body.get("type") == "invalid_request_error"
     assert "stop-secrets" in e.message and "llm_output" in e.message, e.message
-    assert key[:8] not in e.message
-    # What got through before the block holds no part of the key.
+    assert key[4:] not in e.message
+    # The prose before the key got through, in pieces; no byte of the key did.
     before = "".join(received)
-    assert key[:8] not in before and key[12:] not in before, before
-    assert "the deploy key is ".startswith(before), before
+    assert len(received) > 3, received
+    assert f"{LEAD}the deploy key is ".startswith(before), before
 
 
 # --- openai: the request header -------------------------------------------------
@@ -343,33 +378,38 @@ def test_anthropic_pii_restore_through_messages(restore) -> None:
     assert [(b.type, b.text) for b in msg.content] == [("text", PII_TEXT)]
 
 
-def test_anthropic_stream_masks_a_leaked_key(output) -> None:
+@pytest.mark.parametrize("tail", TAILS.values(), ids=TAILS.keys())
+def test_anthropic_stream_masks_a_leaked_key(output, tail: str) -> None:
     _, client = output
     key = aws_key()
     with client.messages.stream(
-        model=CHUNKY, max_tokens=200, messages=user(f"the deploy key is {key} keep it safe"),
+        model=CHUNKY, max_tokens=500, messages=user(leaking_answer(key, tail)),
         extra_headers=add(llm_output=["mask-secrets"]),
     ) as stream:
         text = "".join(stream.text_stream)
-    assert text == "the deploy key is [REDACTED:AWS_ACCESS_KEY] keep it safe"
+    assert key[4:12] not in text and key[-8:] not in text, text
+    assert text == f"{LEAD}the deploy key is {MASK}{tail}"
 
 
-def test_anthropic_stream_blocked_on_output_raises_a_status_error(output) -> None:
+def test_anthropic_stream_blocked_on_output_raises_on_the_error_event(output) -> None:
     _, client = output
     key = aws_key()
     received: list[str] = []
     with pytest.raises(anthropic.APIStatusError) as caught:
         with client.messages.stream(
-            model=CHUNKY, max_tokens=200, messages=user(f"the deploy key is {key} keep it safe"),
+            model=CHUNKY, max_tokens=500, messages=user(leaking_answer(key, "")),
             extra_headers=add(llm_output=["stop-secrets"]),
         ) as stream:
             for t in stream.text_stream:
                 received.append(t)
     e = caught.value
-    # The SDK turns the `error` event into a status error carrying the
-    # stream's own status (200) and the event's body.
+    # The SDK turns an `error` event into a status error carrying the
+    # event's body (and the stream's own status, 200).
     assert isinstance(e.body, dict) and e.body["type"] == "error", e.body
-    assert e.body["error"]["type"] == "invalid_request_error"
-    assert "stop-secrets" in e.body["error"]["message"] and "llm_output" in e.body["error"]["message"]
-    before = "".join(received)
-    assert key[:8] not in before and key[12:] not in before, before
+    message = e.body["error"]["message"]
+    assert "stop-secrets" in message and "llm_output" in message, message
+    assert key[4:] not in message
+    assert f"{LEAD}the deploy key is ".startswith("".join(received)), received
+    # The same block as a 400 on /v1/messages, and as the stream guard
+    # writes it for an Anthropic upstream: invalid_request_error.
+    assert e.body["error"]["type"] == "invalid_request_error", e.body

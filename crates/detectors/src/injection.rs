@@ -124,6 +124,11 @@ enum Tag {
     DecodeFollow,
     Curl,
     PipeShell,
+    AiNoun,
+    OutputRef {
+        quantified: bool,
+    },
+    CmdVerb,
 }
 
 /// Override verbs and targets that are common in ordinary prose ("skip the
@@ -273,6 +278,7 @@ const TO_LEADS: &[&str] = &[
     "task",
     "job",
     "goal",
+    "are",
 ];
 const MODALS: &[&str] = &["must", "should", "will", "shall", "can", "could", "would", "may", "need"];
 const ADDRESSEES: &[&str] = &["you", "assistant", "ai", "agent", "model", "bot", "llm"];
@@ -299,6 +305,8 @@ const K_INVISIBLE_RUN: u32 = RULE_KEY + 13;
 const K_INTRA_WORD: u32 = RULE_KEY + 14;
 const K_ZERO_WIDTH: u32 = RULE_KEY + 15;
 const K_YOUR_RULES: u32 = RULE_KEY + 16;
+const K_ADDRESSED: u32 = RULE_KEY + 17;
+const K_OUTPUT: u32 = RULE_KEY + 18;
 
 /// Base64 runs decoded per scan, and bytes decoded in all.
 const MAX_B64_CANDIDATES: usize = 8;
@@ -583,7 +591,7 @@ impl Injection {
         for p in phrases::OVERRIDE_TARGETS {
             add(p, Tag::Target { strong: !WEAK_TARGETS.contains(p) });
         }
-        let lists: [(&[&str], Tag); 18] = [
+        let lists: [(&[&str], Tag); 22] = [
             (phrases::OVERRIDE_TARGETS_QUALIFIED, Tag::TargetQualified),
             (phrases::NULLIFIERS, Tag::Nullifier),
             (phrases::ROLE_CONTEXTS, Tag::RoleContext),
@@ -602,6 +610,10 @@ impl Injection {
             (&["http://", "https://"], Tag::Url),
             (&["<!--"], Tag::CommentOpen),
             (&["!["], Tag::MarkdownImage),
+            (phrases::AI_NOUNS, Tag::AiNoun),
+            (phrases::OUTPUT_REFS, Tag::OutputRef { quantified: false }),
+            (phrases::OUTPUT_REFS_QUANTIFIED, Tag::OutputRef { quantified: true }),
+            (phrases::CMD_VERBS, Tag::CmdVerb),
         ];
         for (list, tag) in lists {
             for p in list {
@@ -734,6 +746,8 @@ impl Injection {
                     }
                 }
                 Tag::CommentOpen => cx.comment_rule(k, acc),
+                Tag::AiNoun if tool => cx.addressed_rule(k, acc),
+                Tag::OutputRef { quantified } if tool => cx.output_rule(k, quantified, acc),
                 Tag::Base64Word => {
                     let near = hits.iter().any(|o| o.tag == Tag::DecodeFollow && o.start.abs_diff(h.start) <= 80);
                     if near {
@@ -934,7 +948,9 @@ impl Cx<'_> {
     /// more so for "my …" (written as if by the user) and with a destination.
     fn action_rule(&self, k: usize, acc: &mut Acc) {
         let Some(&v) = self.hits.get(k) else { return };
-        if !imperative(self.buf, v.start) || negated(self.buf, v.start) {
+        // "Can you move all my funds …": a request, a little weaker than an order.
+        let asked = !imperative(self.buf, v.start) && polite_request(self.buf, v.start);
+        if !(imperative(self.buf, v.start) || asked) || negated(self.buf, v.start) {
             return;
         }
         let Some(o) = self.find(k, 70, |t| matches!(t, Tag::ActionObject { .. })) else { return };
@@ -947,13 +963,17 @@ impl Cx<'_> {
         let dest_end = (v.end + 140).min(self.buf.len());
         let dest = self.hits[k..].iter().take_while(|o| o.start < dest_end).any(|o| o.tag == Tag::Url)
             || has_email(&self.buf[v.end..dest_end])
-            || has_account_number(&self.buf[v.end..dest_end]);
+            || has_account_number(&self.buf[v.end..dest_end])
+            || contains(&self.buf[v.end..dest_end], b"account ending");
         let mut weight: f32 = if sensitive { 0.45 } else { 0.3 };
         if mine {
             weight += 0.2;
         }
         if dest {
             weight += if sensitive { 0.3 } else { 0.2 };
+        }
+        if asked {
+            weight -= 0.1;
         }
         acc.add(K_ACTION, Fam::ToolHijack, weight, self.base + v.start);
     }
@@ -1008,6 +1028,76 @@ impl Cx<'_> {
                 self.w(0.3, if to_ai && instructs { 0.65 } else { 0.5 }),
                 self.base + c.start,
             );
+        }
+    }
+
+    /// In a tool's output: an AI reader addressed ("Bot:", "dear model", "the
+    /// agent reading this", "for the LLM") and then given a command.
+    fn addressed_rule(&self, k: usize, acc: &mut Acc) {
+        let Some(&n) = self.hits.get(k) else { return };
+        let after = &self.buf[n.end..(n.end + 40).min(self.buf.len())];
+        let vocative = match after.iter().position(|&c| c != b' ') {
+            Some(i) => {
+                matches!(after[i], b':' | b',' | b']' | b')' | b'-' | 0xE2) && !after[i..].starts_with(b"-based")
+            }
+            None => false,
+        };
+        let before = &self.buf[n.start.saturating_sub(40)..n.start];
+        let lead: Vec<&[u8]> = words(before).collect();
+        let lead = &lead[lead.len().saturating_sub(3)..];
+        let called =
+            lead.iter().any(|w| matches!(*w, b"hey" | b"dear" | b"attention" | b"to" | b"for" | b"as" | b"you"));
+        let reading_this = words(after).take(4).any(|w| w == b"this");
+        if !(vocative || called || reading_this) {
+            return;
+        }
+        let end = (n.end + 160).min(self.buf.len());
+        let mut sentence_ends = 0;
+        let mut last = n.end;
+        for o in self.hits[k + 1..].iter().take_while(|o| o.start < end) {
+            if o.start < last {
+                continue;
+            }
+            if has_sentence_end(&self.buf[last..o.start]) {
+                sentence_ends += 1;
+            }
+            last = o.start;
+            if sentence_ends > 1 {
+                return;
+            }
+            let cmd = matches!(
+                o.tag,
+                Tag::CmdVerb | Tag::ActionVerb | Tag::OverrideVerb { .. } | Tag::ExfilVerb { strong: true }
+            );
+            if !cmd || negated(self.buf, o.start) {
+                continue;
+            }
+            let modal = in_list(last_word(self.buf, o.start).0, MODALS)
+                || matches!(last_word(self.buf, o.start).0, b"to")
+                    && in_list(last_word(self.buf, last_word(self.buf, o.start).1).0, TO_LEADS);
+            if imperative(self.buf, o.start) || modal {
+                acc.add(K_ADDRESSED, Fam::Hidden, 0.6, self.base + n.start);
+                return;
+            }
+        }
+    }
+
+    /// In a tool's output: an order about the answer being written ("End
+    /// every reply with …", "Write your answer as …", "your reply must …").
+    fn output_rule(&self, k: usize, quantified: bool, acc: &mut Acc) {
+        let Some(&r) = self.hits.get(k) else { return };
+        let from = r.start.saturating_sub(60);
+        let ordered = self.hits[..k].iter().rev().take_while(|o| o.start >= from).any(|o| {
+            matches!(o.tag, Tag::CmdVerb | Tag::ActionVerb)
+                && !has_sentence_end(&self.buf[o.end..r.start])
+                && imperative(self.buf, o.start)
+                && !negated(self.buf, o.start)
+        });
+        let post = &self.buf[r.end..(r.end + 16).min(self.buf.len())];
+        let obliged =
+            words(post).next().is_some_and(|w| matches!(w, b"must" | b"should" | b"shall" | b"has" | b"needs"));
+        if ordered || obliged {
+            acc.add(K_OUTPUT, Fam::Hidden, if quantified { 0.55 } else { 0.4 }, self.base + r.start);
         }
     }
 
@@ -1112,6 +1202,15 @@ fn imperative(buf: &[u8], pos: usize) -> bool {
         return in_list(last_word(buf, s1).0, ADDRESSEES);
     }
     false
+}
+
+/// "can you move …", "could you please send …".
+fn polite_request(buf: &[u8], pos: usize) -> bool {
+    let (mut w, mut s) = last_word(buf, pos);
+    if matches!(w, b"please" | b"kindly") {
+        (w, s) = last_word(buf, s);
+    }
+    w == b"you" && matches!(last_word(buf, s).0, b"can" | b"could" | b"would" | b"will")
 }
 
 /// "do not ignore", "never forget", "don't send".

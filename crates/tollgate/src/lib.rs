@@ -2,13 +2,13 @@
 //!
 //! Module map, bottom layer first (see ARCHITECTURE.md for the pipeline,
 //! the layering rules and the invariants):
-//! - leaves, no I/O: [`glob`], [`digest`], [`redact`], [`resource`] (what a
+//! - leaves: [`glob`], [`digest`], [`netguard`] (SSRF rules), [`redact`], [`resource`] (what a
 //!   call calls: `Kind`, `Called`), [`wire`] (wire formats), [`translate`]
 //!   (hub ⇄ provider formats), [`pricing`].
 //! - [`identity`]: principals, virtual keys, JWT issuers, authentication,
 //!   allowlists for models, tools and agents.
 //! - policy domains: [`matching`] (`when`, `limit_by`), [`limits`],
-//!   [`budgets`], [`events`], [`providers`] (upstream wire families and the
+//!   [`budgets`], [`guardrails`], [`events`], [`providers`] (upstream wire families and the
 //!   one HTTP exchange), [`routing`] (model catalog, virtual models,
 //!   strategies, retries, breakers); [`error`] maps them all to HTTP.
 //! - durable state and writers: [`store`], [`audit`], [`reqlog`], [`traces`],
@@ -20,7 +20,7 @@
 //!   call (authenticate, metadata, authorize, limits, budgets, guardrail
 //!   hooks, record); [`pipeline`]: the model-call stages around it.
 //! - surfaces: [`server`] (data and admin planes), [`cli_keys`],
-//!   [`cli_logs`], [`demo`].
+//!   [`cli_logs`], [`cli_guardrails`], [`demo`].
 
 pub mod admission;
 pub mod audit;

@@ -124,4 +124,18 @@ mod tests {
         assert_eq!(c.check(&input("web", "files/read", "x")), Ok(Ok(())));
         assert!(CedarCheck::build(json!({"policies": "permit(principal"})).is_err());
     }
+
+    #[test]
+    fn the_documented_guard_on_missing_arguments_evaluates() {
+        let c = CedarCheck::build(json!({"policies": r#"
+            permit(principal, action, resource);
+            forbid(principal, action, resource) when { context has arguments && context.arguments has sql && context.arguments.sql like "*DROP*" };
+        "#}))
+        .expect("policies parse");
+        let mut model_call = input("web", "m", "");
+        model_call.resource_type = "Model";
+        model_call.context = json!({"subject": {"id": "key:ci", "team": "web", "groups": []}, "metadata": {}});
+        assert_eq!(c.check(&model_call), Ok(Ok(())));
+        assert!(c.check(&input("web", "db/query", "DROP TABLE t")).expect("evaluates").is_err());
+    }
 }
