@@ -210,7 +210,8 @@ def test_openai_pii_restore_gives_the_user_their_card_back(restore) -> None:
     assert raw.parse().choices[0].message.content == PII_TEXT
 
 
-@pytest.mark.parametrize("tail", ["", " and that is all, thank you very much for your patience with this"])
+@pytest.mark.parametrize("tail", ["", " and that is all, thank you very much for your patience with this"],
+                         ids=["card-near-the-end", "long-tail"])
 def test_openai_pii_restore_on_a_stream_with_placeholders_split_across_chunks(restore, tail: str) -> None:
     client, _ = restore
     text = LEAD + PII_TEXT + tail

@@ -1089,6 +1089,8 @@ impl Cx<'_> {
         let from = r.start.saturating_sub(60);
         let ordered = self.hits[..k].iter().rev().take_while(|o| o.start >= from).any(|o| {
             matches!(o.tag, Tag::CmdVerb | Tag::ActionVerb)
+                // "your reply" only as the verb's object ("write your answer as …"), not "… in your response".
+                && (quantified || o.end + 2 >= r.start)
                 && !has_sentence_end(&self.buf[o.end..r.start])
                 && imperative(self.buf, o.start)
                 && !negated(self.buf, o.start)
@@ -1198,7 +1200,8 @@ fn imperative(buf: &[u8], pos: usize) -> bool {
     if w1 == b"to" {
         return in_list(last_word(buf, s1).0, TO_LEADS);
     }
-    if in_list(w1, MODALS) {
+    // "you must send" orders; "you can change it" only permits.
+    if in_list(w1, MODALS) && !matches!(w1, b"can" | b"could" | b"may") {
         return in_list(last_word(buf, s1).0, ADDRESSEES);
     }
     false

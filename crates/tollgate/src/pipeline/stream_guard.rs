@@ -189,7 +189,11 @@ impl Guard {
     /// Checks and releases what a lane can release (`last`: all of it).
     async fn process(&mut self, lane: u64, last: bool, tx: &Tx) -> Result<(), Stop> {
         let Some(l) = self.lanes.get_mut(&lane) else { return Ok(()) };
-        let cut = if last { l.pending.len() } else { release_point(&l.pending, &self.placeholders, self.whole) };
+        let cut = if last {
+            l.pending.len()
+        } else {
+            outside_findings(&self.active, &l.pending, release_point(&l.pending, &self.placeholders, self.whole))
+        };
         if cut == 0 {
             return Ok(());
         }
@@ -348,7 +352,8 @@ fn text_of(v: &Value, dialect: Dialect) -> Option<(u64, &str)> {
                 return None;
             }
             let delta = c.get("delta")?;
-            if delta.get("tool_calls").is_some() {
+            // The role chunk and tool calls go on as they are.
+            if delta.get("tool_calls").is_some() || delta.get("role").is_some() {
                 return None;
             }
             Some((c.get("index").and_then(Value::as_u64).unwrap_or(0), delta.get("content")?.as_str()?))
@@ -364,6 +369,28 @@ fn text_of(v: &Value, dialect: Dialect) -> Option<(u64, &str)> {
             Some((v.get("index").and_then(Value::as_u64).unwrap_or(0), d.get("text")?.as_str()?))
         }
     }
+}
+
+/// Moves `cut` back to the start of any value a text guardrail finds
+/// across it. With `cut` at least [`HOLD`] bytes before the end, a value of
+/// up to that length lying across it is already whole in `pending`, so it
+/// is found here and released (or not) in one piece.
+fn outside_findings(active: &[Arc<Guardrail>], pending: &str, mut cut: usize) -> usize {
+    if cut == 0 {
+        return 0;
+    }
+    let mut spans = Vec::new();
+    for g in active {
+        // An injection finding is the whole text: it blocks, it is never cut around.
+        if is_text(g) && g.kind != GuardrailType::PromptInjection {
+            spans.extend(g.check.findings(pending, Source::Assistant).unwrap_or_default());
+        }
+    }
+    // Moving the cut back can land it inside an earlier value: repeat until none crosses it.
+    while let Some(f) = spans.iter().find(|f| f.start < cut && f.end > cut) {
+        cut = f.start;
+    }
+    cut
 }
 
 /// How much of `pending` may go out now without cutting a value that may

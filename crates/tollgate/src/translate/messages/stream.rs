@@ -66,6 +66,8 @@ impl FromHub {
             let message = e.get("message").and_then(Value::as_str).unwrap_or("the upstream stream failed");
             let status = match e.get("code").and_then(Value::as_str) {
                 Some("upstream_timeout") => 504,
+                // An output guardrail ended the stream: the client's request, not the upstream, failed.
+                Some("guardrail_blocked") => 400,
                 _ => 502,
             };
             return self.error(out, status, message);
