@@ -155,6 +155,7 @@ GUARD_TEXT="Please summarise the incident review for the billing migration. Late
 printf '{"model":"up/gpt-4o-mini","messages":[{"role":"user","content":"%s"}]}' "$GUARD_TEXT" >"$TMP/guard.json"
 printf '{"model":"up/gpt-4o-mini","messages":[{"role":"user","content":"%s"}]}' "${GUARD_TEXT/jane.doe@example.com/jane}" >"$TMP/guard-plain.json"
 printf '{"model":"up/gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"%s"}]}' "$GUARD_TEXT" >"$TMP/guard-stream.json"
+printf '{"model":"up/gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"%s"}]}' "${GUARD_TEXT/jane.doe@example.com/jane}" >"$TMP/guard-plain-stream.json"
 GUARD_HEADER='x-tollgate-guardrails: {"llm_input":["pii","secrets"],"llm_output":["secrets-out"]}'
 
 cat >"$TMP/tollgate.yaml" <<EOF
@@ -377,6 +378,7 @@ run_oha s-plain-max gw "$TMP/guard-plain.json" "$DURATION" "$MAX_CONC"
 run_oha s-plain-rate gw "$TMP/guard-plain.json" "$DURATION" "$RATE_CONC" "$RATE"
 run_oha s-guard-max guard "$TMP/guard.json" "$DURATION" "$MAX_CONC"
 run_oha s-guard-rate guard "$TMP/guard.json" "$DURATION" "$RATE_CONC" "$RATE"
+run_oha s-plain-stream gw "$TMP/guard-plain-stream.json" "$DURATION" "$STREAM_CONC"
 run_oha s-guard-stream guard "$TMP/guard-stream.json" "$DURATION" "$STREAM_CONC"
 
 # ----------------------------------------------------------------- report ---
@@ -433,7 +435,7 @@ OHA_VERSION=$("$OHA" --version 2>/dev/null || echo unknown)
     echo "guardrails (s-*): pii (mutate) + secrets on input, secrets (mutate) on output, ~700-byte prompt, vs the same prompt without:"
     echo "  throughput: $(awk -v v="$(field s-guard-max 4)" -v g="$(field s-plain-max 4)" 'BEGIN { printf "%.0f%%", 100 * v / g }') of the unguarded path"
     echo "  added at $RATE req/s, p50: $(overhead_us "$(field s-guard-rate 5)" "$(field s-plain-rate 5)") us, p99: $(overhead_us "$(field s-guard-rate 6)" "$(field s-plain-rate 6)") us"
-    echo "  streamed with the output scan: p50 $(overhead_us "$(field s-guard-stream 5)" "$(field c-gw-stream 5)") us over the unguarded stream"
+    echo "  streamed with the output scan: p50 $(overhead_us "$(field s-guard-stream 5)" "$(field s-plain-stream 5)") us over the same stream unguarded"
     echo "streaming, gateway - direct (time to full stream, closed loop at -c $STREAM_CONC, includes queueing):"
     echo "  p50: $(overhead_us "$(field c-gw-stream 5)" "$(field c-direct-stream 5)") us"
     echo "  p99: $(overhead_us "$(field c-gw-stream 6)" "$(field c-direct-stream 6)") us"
