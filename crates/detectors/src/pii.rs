@@ -238,7 +238,10 @@ fn tokenize(b: &[u8], s: usize, toks: &mut Vec<Tok>) -> usize {
         // NINO suffix, or a month name; and two in a row always end it.
         let pair = p - ts == 2 && b[ts..p].iter().all(u8::is_ascii_hexdigit);
         let word = digits == 0 && !pair;
-        if p == ts || (word && (bare || (p - ts > 4 && !month_name(&b[ts..p])))) {
+        // After a country code and check digits (`IT60`, `CH93`), letter-only
+        // groups of four are an account number's, not words of prose.
+        let iban_group = word && p - ts <= 4 && toks.first().is_some_and(|t: &Tok| iban_head(&b[t.s..t.e]));
+        if p == ts || (word && !iban_group && (bare || (p - ts > 4 && !month_name(&b[ts..p])))) {
             break;
         }
         bare = word;
@@ -257,6 +260,11 @@ fn tokenize(b: &[u8], s: usize, toks: &mut Vec<Tok>) -> usize {
         t.rest = rest;
     }
     toks.last().map_or(s, |t| t.e)
+}
+
+/// A group that can open an IBAN: two letters, then two digits.
+fn iban_head(t: &[u8]) -> bool {
+    t.len() >= 4 && t[..2].iter().all(u8::is_ascii_alphabetic) && t[2..4].iter().all(u8::is_ascii_digit)
 }
 
 fn month_name(word: &[u8]) -> bool {
@@ -692,6 +700,7 @@ mod tests {
         IBAN  | IBAN: [[DE89 3704 0044 0532 0130 00]]. or [[DE89370400440532013000]]
         IBAN  | pay [[GB82 WEST 1234 5698 7654 32]] today, [[GB82WEST12345698765432]], [[gb82west12345698765432]]
         IBAN  | [[FR1420041010050500013M02606]], [[NL91ABNA0417164300]], [[NO9386011117947]]
+        IBAN  | to [[IT60 X054 2811 1010 0000 0123 456]] or [[CH93 0076 2011 6238 5295 7]] today
         -     | DE88370400440532013000 (check), DE8937040044053201300 (length), XDE89370400440532013000
         -     | US64SVBKUS6S3300958879 (no IBAN country)
         US_SSN | SSN [[123-45-6789]], her number is [[536 22 1234]], or [[536.22.1234]]
