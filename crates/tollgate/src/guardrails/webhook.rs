@@ -78,8 +78,10 @@ impl Webhook {
         for (k, v) in &o.headers {
             let name = http::HeaderName::from_bytes(k.as_bytes())
                 .map_err(|_| format!("headers: `{k}` is not a header name"))?;
-            let value = http::HeaderValue::from_str(v)
+            let mut value = http::HeaderValue::from_str(v)
                 .map_err(|_| format!("headers: the value of `{k}` is not a valid header value"))?;
+            // Usually a credential: kept out of debug output.
+            value.set_sensitive(true);
             headers.insert(name, value);
         }
         Ok(Webhook { url, headers, allow_private: o.allow_private_network, mutate: action == GuardrailAction::Mutate })
@@ -113,6 +115,29 @@ impl Webhook {
             "pass" => Ok(Outcome::Pass(if self.mutate { a.content } else { None })),
             "block" => Ok(Outcome::Block(a.reason.unwrap_or_else(|| "blocked by the webhook".into()))),
             other => Err(format!("the webhook's verdict `{other}` is neither pass nor block")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_values_stay_out_of_debug_output_and_urls_are_checked() {
+        let w = Webhook::build(
+            serde_json::json!({"url": "https://dlp.example.com/check", "headers": {"authorization": "Bearer s3cr3t-token"}}),
+            GuardrailAction::Validate,
+        )
+        .expect("builds");
+        assert!(!format!("{w:?}").contains("s3cr3t"));
+        for (url, says) in [
+            ("ftp://x/y", "not an http(s) URL"),
+            ("http://169.254.169.254/latest", "link-local"),
+            ("http://127.0.0.1:9/x", "allow_private_network"),
+        ] {
+            let e = Webhook::build(serde_json::json!({"url": url}), GuardrailAction::Validate).expect_err(url);
+            assert!(e.contains(says), "{url}: {e}");
         }
     }
 }
