@@ -227,8 +227,7 @@ pub async fn check(
         let validators: Vec<&Arc<Guardrail>> =
             active.iter().filter(|g| g.action == GuardrailAction::Validate).collect();
         // In-process checks take microseconds: inline. External ones run together.
-        let (local, remote): (Vec<_>, Vec<_>) =
-            validators.into_iter().partition(|g| !matches!(g.kind, GuardrailType::Webhook | GuardrailType::LlmJudge));
+        let (local, remote): (Vec<_>, Vec<_>) = validators.into_iter().partition(|g| !g.check.is_external());
         let mut results = Vec::with_capacity(local.len() + remote.len());
         for g in local {
             let started = Instant::now();
@@ -423,18 +422,14 @@ pub fn rewrite(g: &Guardrail, text: &str, source: Source, placeholders: &mut Pla
 /// Findings of a text check over every text of `doc`; `None` for the
 /// other types.
 pub fn text_findings(g: &Guardrail, doc: &mut Value, shape: Shape) -> Option<Vec<detectors::Finding>> {
+    if !g.check.is_text() {
+        return None;
+    }
     let mut all = Vec::new();
     for (source, text) in content::texts(doc, shape) {
         all.extend(g.check.findings(text, source)?);
     }
-    if matches!(
-        g.check,
-        Check::Pii(_) | Check::Secrets(_) | Check::PromptInjection(_) | Check::DenyList(_) | Check::Regex(_)
-    ) {
-        Some(all)
-    } else {
-        None
-    }
+    Some(all)
 }
 
 async fn timed<T>(g: &Guardrail, f: impl Future<Output = Result<T, String>>) -> Result<T, String> {

@@ -117,6 +117,19 @@ impl Check {
         })
     }
 
+    /// The in-process checks over text, which answer through [`Check::findings`].
+    pub fn is_text(&self) -> bool {
+        matches!(
+            self,
+            Check::Pii(_) | Check::Secrets(_) | Check::PromptInjection(_) | Check::DenyList(_) | Check::Regex(_)
+        )
+    }
+
+    /// The checks that call out (and so run concurrently, with a timeout).
+    pub fn is_external(&self) -> bool {
+        matches!(self, Check::Webhook(_) | Check::LlmJudge(_))
+    }
+
     /// Whether this check can rewrite content (config rejects `mutate` otherwise).
     fn can_mutate(kind: GuardrailType) -> bool {
         matches!(

@@ -114,12 +114,12 @@ pub async fn run(ctx: &mut RequestCtx, headers: &HeaderMap, body: Body) -> Resul
         Dialect::Anthropic => Shape::MessagesRequest,
     };
     match guardrails::run(&mut ctx.adm, Hook::LlmInput, shape, Cow::Borrowed(&bytes[..])).await? {
-        Cow::Borrowed(_) => forward(ctx, headers, &bytes, &req, native.as_ref(), &estimate).await,
+        Cow::Borrowed(_) => forward(ctx, &bytes, &req, native.as_ref(), &estimate).await,
         Cow::Owned(rewritten) => {
             let bytes = bytes::Bytes::from(rewritten);
             let mut hub = None;
             let (req, native) = read(ctx, headers, &bytes, &mut hub)?;
-            forward(ctx, headers, &bytes, &req, native.as_ref(), &estimate).await
+            forward(ctx, &bytes, &req, native.as_ref(), &estimate).await
         }
     }
 }
@@ -147,7 +147,6 @@ fn read<'a>(
 /// Stages 8–13, on the request as the input guardrails let it through.
 async fn forward(
     ctx: &mut RequestCtx,
-    _headers: &HeaderMap,
     bytes: &bytes::Bytes,
     req: &receive::Parsed<'_>,
     native: Option<&Native<'_>>,

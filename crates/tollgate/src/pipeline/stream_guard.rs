@@ -71,15 +71,7 @@ pub fn guard(adm: &mut Admission, body: Body, dialect: Dialect) -> Body {
 
 /// In-process text checks (and `max_size`) scan as the text passes.
 fn is_text(g: &Guardrail) -> bool {
-    matches!(
-        g.kind,
-        GuardrailType::Pii
-            | GuardrailType::Secrets
-            | GuardrailType::PromptInjection
-            | GuardrailType::DenyList
-            | GuardrailType::Regex
-            | GuardrailType::MaxSize
-    )
+    g.check.is_text() || g.kind == GuardrailType::MaxSize
 }
 
 #[derive(Default)]
