@@ -46,7 +46,7 @@ pub enum Outcome {
 
 impl Live {
     pub fn new(source: Source, shared: Shared) -> Result<Arc<Live>, ConfigErrors> {
-        let snap = load(&source, 1, &shared)?;
+        let snap = load(&source, 1, &shared, false)?.expect("loaded without skip_empty");
         Ok(Arc::new(Live {
             current: ArcSwap::from_pointee(snap),
             versions: AtomicU64::new(1),
@@ -80,13 +80,28 @@ impl Live {
 
     /// `reload`, audited as done by `actor` (a principal id).
     pub fn reload_as(&self, actor: &str, trigger: &str, only_if_changed: bool) -> Result<Outcome, ConfigErrors> {
+        self.reload_inner(actor, trigger, only_if_changed, false)
+    }
+
+    fn reload_inner(
+        &self,
+        actor: &str,
+        trigger: &str,
+        only_if_changed: bool,
+        mid_write_guard: bool,
+    ) -> Result<Outcome, ConfigErrors> {
         let _one_at_a_time = self.reloading.lock().unwrap_or_else(|p| p.into_inner());
         let version = self.versions.load(Ordering::Relaxed) + 1;
-        let result = load(&self.source, version, &self.shared);
+        let result = load(&self.source, version, &self.shared, mid_write_guard);
         let old = self.current.load();
         match result {
-            Ok(snap) if only_if_changed && snap.digest == old.digest => Ok(Outcome::Unchanged { version: old.version }),
-            Ok(snap) => {
+            // The file was caught between truncation and write: the write's
+            // own change event brings the next reload.
+            Ok(None) => Ok(Outcome::Unchanged { version: old.version }),
+            Ok(Some(snap)) if only_if_changed && snap.digest == old.digest => {
+                Ok(Outcome::Unchanged { version: old.version })
+            }
+            Ok(Some(snap)) => {
                 if snap.server.listen != old.server.listen || snap.server.admin_listen != old.server.admin_listen {
                     tracing::warn!("listen addresses changed in the config; they take effect at the next restart");
                 }
@@ -144,13 +159,25 @@ impl Live {
     }
 }
 
-fn load(source: &Source, version: u64, shared: &Shared) -> Result<Snapshot, ConfigErrors> {
+/// With `skip_empty`, an empty file loads as `None`: a
+/// watcher that wakes on a write (`open(O_TRUNC)` then `write`) can read the
+/// file in between, and an empty config is valid — it would drop every key
+/// until the next event.
+fn load(source: &Source, version: u64, shared: &Shared, skip_empty: bool) -> Result<Option<Snapshot>, ConfigErrors> {
     match source {
-        Source::File(p) => load_path(p, version, shared),
+        Source::File(p) if skip_empty => {
+            let origin = p.display().to_string();
+            match std::fs::read_to_string(p) {
+                Ok(text) if text.trim().is_empty() => Ok(None),
+                Ok(text) => load_text(&text, &origin, version, shared, env_properties()).map(Some),
+                Err(_) => load_path(p, version, shared).map(Some),
+            }
+        }
+        Source::File(p) => load_path(p, version, shared).map(Some),
         Source::Text { text, origin, props } => {
             let mut all = env_properties();
             all.extend(props.iter().map(|(k, v)| (k.clone(), v.clone())));
-            load_text(text, origin, version, shared, all)
+            load_text(text, origin, version, shared, all).map(Some)
         }
     }
 }
@@ -181,7 +208,7 @@ fn watch_file(live: Arc<Live>, path: &Path) -> notify::Result<()> {
             tokio::time::sleep(Duration::from_millis(100)).await;
             while rx.try_recv().is_ok() {}
             let live = live.clone();
-            let _ = tokio::task::spawn_blocking(move || live.reload("file change", true)).await;
+            let _ = tokio::task::spawn_blocking(move || live.reload_inner("-", "file change", true, true)).await;
         }
     });
     Ok(())

@@ -73,6 +73,22 @@ async fn in_flight_requests_finish_on_the_snapshot_they_started_with() {
     assert_eq!(new.json()["choices"][0]["message"]["content"], "new");
 }
 
+#[tokio::test]
+async fn the_watcher_does_not_take_a_file_caught_mid_write_for_a_config() {
+    // `open(O_TRUNC)` then `write`: a watcher waking in between sees an
+    // empty file, which as a config would drop the master key.
+    let up = MockUpstream::start().await;
+    let h = Harness::start(&with_reply(&up.base_url(), "old", "")).await;
+    std::fs::write(&h.config_path, "").unwrap();
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(h.chat(Some(MASTER), &json!({ "model": "slow/m", "messages": user("x") })).await.status, 200);
+    std::fs::write(&h.config_path, with_reply(&up.base_url(), "old", ", { name: watched }")).unwrap();
+    eventually("the completed write is picked up", async || {
+        h.chat(Some(MASTER), &json!({ "model": "slow/watched", "messages": user("x") })).await.status == 200
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn config_changes_under_load_fail_no_request() {
     let up = MockUpstream::start().await;
