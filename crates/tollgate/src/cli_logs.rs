@@ -59,7 +59,7 @@ pub struct UsageArgs {
     json: bool,
 }
 
-fn enc(s: &str) -> String {
+pub(crate) fn enc(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
@@ -74,7 +74,11 @@ fn push(q: &mut Vec<String>, k: &str, v: Option<&str>) {
     }
 }
 
-async fn get(admin_url: Option<String>, tool: &str, path: String) -> Result<(Value, bytes::Bytes), ExitCode> {
+pub(crate) async fn get(
+    admin_url: Option<String>,
+    tool: &str,
+    path: String,
+) -> Result<(Value, bytes::Bytes), ExitCode> {
     let Some((base, key)) = admin_target(admin_url, tool) else { return Err(ExitCode::FAILURE) };
     let (status, bytes) = admin_call(Method::GET, &format!("{base}{path}"), &key, None).await.map_err(|e| {
         eprintln!("tollgate {tool}: {e}");

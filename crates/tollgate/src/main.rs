@@ -69,6 +69,13 @@ enum Command {
         #[command(flatten)]
         args: tollgate::cli_logs::UsageArgs,
     },
+    /// MCP servers of a running gateway: health, tools, approvals (admin API).
+    Mcp {
+        #[arg(long, global = true)]
+        admin_url: Option<String>,
+        #[command(subcommand)]
+        command: tollgate::cli_mcp::McpCommand,
+    },
     /// The built-in guardrail detectors, offline.
     Guardrails {
         #[command(subcommand)]
@@ -125,6 +132,7 @@ fn main() -> ExitCode {
             }
         },
         Command::Audit { command: AuditCommand::Verify { config } } => runtime().block_on(audit_verify(config)),
+        Command::Mcp { admin_url, command } => runtime().block_on(tollgate::cli_mcp::run(command, admin_url)),
         Command::Logs { admin_url, args } => runtime().block_on(tollgate::cli_logs::logs(args, admin_url)),
         Command::Usage { admin_url, args } => runtime().block_on(tollgate::cli_logs::usage(args, admin_url)),
     }

@@ -66,6 +66,18 @@ pub struct GuardrailTimeLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct McpLabels {
+    pub server: String,
+    pub tool: String,
+    pub decision: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct McpServerLabels {
+    pub server: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct CircuitLabels {
     pub virtual_model: String,
     pub target: String,
@@ -109,6 +121,8 @@ pub struct Metrics {
     pub ttft: Family<ProviderLabels, Histogram, Buckets>,
     pub guardrail_decisions: Family<GuardrailLabels, Counter>,
     pub guardrail_duration: Family<GuardrailTimeLabels, Histogram, Buckets>,
+    pub mcp_calls: Family<McpLabels, Counter>,
+    pub mcp_duration: Family<McpServerLabels, Histogram, Buckets>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -137,6 +151,8 @@ impl Default for Metrics {
             ttft: Family::new_with_constructor(Buckets(latency)),
             guardrail_decisions: Family::default(),
             guardrail_duration: Family::new_with_constructor(Buckets(guardrail_latency)),
+            mcp_calls: Family::default(),
+            mcp_duration: Family::new_with_constructor(Buckets(latency)),
             registry: Registry::default(),
         };
         registry.register("requests", "Requests answered, by route, model, provider and status", m.requests.clone());
@@ -186,6 +202,16 @@ impl Default for Metrics {
             "guardrail_duration_seconds",
             "Time one guardrail took on one hook",
             m.guardrail_duration.clone(),
+        );
+        registry.register(
+            "mcp_tool_calls",
+            "MCP tool calls, by server, tool and decision (allowed, refused, blocked, error)",
+            m.mcp_calls.clone(),
+        );
+        registry.register(
+            "mcp_tool_call_duration_seconds",
+            "Time from a tools/call to its answer, by server",
+            m.mcp_duration.clone(),
         );
         Metrics { registry, ..m }
     }

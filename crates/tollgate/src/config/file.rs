@@ -103,6 +103,9 @@ pub struct ServerSection {
     pub max_body_size: ByteSize,
     /// Largest non-streaming upstream response accepted. Default `64MiB`.
     pub max_response_size: ByteSize,
+    /// Browser origins allowed to call `/mcp/…` besides the gateway's own
+    /// (e.g. `https://inspector.example.com`); other origins get 403.
+    pub allowed_origins: Vec<String>,
 }
 
 impl Default for ServerSection {
@@ -112,6 +115,7 @@ impl Default for ServerSection {
             admin_listen: Loc::unplaced("127.0.0.1:4001".into()),
             max_body_size: ByteSize(10 << 20),
             max_response_size: ByteSize(64 << 20),
+            allowed_origins: Vec::new(),
         }
     }
 }
@@ -795,6 +799,31 @@ pub struct McpServerSection {
     /// Pin each tool's definition at approval; a changed one is held until re-approved.
     #[serde(default)]
     pub pin_tools: bool,
+    /// With `pin_tools`: `first_sight` (default) pins a tool's definition
+    /// the first time it is seen; `approval` holds every tool until an
+    /// admin approves it.
+    #[serde(default)]
+    pub pin_on: PinOn,
+    /// For stdio servers: `shared` (default), one process for every client;
+    /// `per_session`, one process per client session.
+    #[serde(default)]
+    pub process: ProcessMode,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PinOn {
+    #[default]
+    FirstSight,
+    Approval,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ProcessMode {
+    #[default]
+    Shared,
+    PerSession,
 }
 
 /// How an MCP server is reached, from the one transport field a server sets.
@@ -847,8 +876,32 @@ pub enum McpAuthType {
 #[serde(deny_unknown_fields)]
 pub struct VirtualMcpServerSection {
     pub name: Loc<String>,
-    /// `<server>/<tool>` entries.
+    /// `<server>/<tool>` globs, e.g. `github/search_*`.
     pub tools: Vec<String>,
+    /// How tool names are shown: `always` `<server>__<tool>`, `on_conflict`
+    /// (default) only where two servers have a tool of the same name, `never`.
+    #[serde(default)]
+    pub prefix: PrefixMode,
+    /// Per-tool overrides, keyed by `<server>/<tool>`.
+    #[serde(default)]
+    pub overrides: BTreeMap<String, ToolOverrideSection>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PrefixMode {
+    Always,
+    #[default]
+    OnConflict,
+    Never,
+}
+
+/// A tool shown under another name or description in a virtual server.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct ToolOverrideSection {
+    pub rename: Option<String>,
+    pub description: Option<String>,
 }
 
 /// Admin roles a key can carry. A key without a role is data-plane only.

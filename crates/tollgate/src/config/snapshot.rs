@@ -29,6 +29,8 @@ pub struct Snapshot {
     pub webhooks: Vec<crate::events::Webhook>,
     /// Guardrail definitions and the org-wide lists per hook.
     pub guardrails: crate::guardrails::Guardrails,
+    /// MCP servers and virtual servers, as `/mcp/<name>` serves them.
+    pub mcp: Arc<crate::mcp::registry::Registry>,
     /// OTLP endpoint and service name, when traces are exported.
     pub otlp: Option<(http::Uri, String)>,
     pub log_enabled: bool,
@@ -46,6 +48,8 @@ pub struct ServerSettings {
     pub admin_listen: SocketAddr,
     pub max_body_size: usize,
     pub max_response_size: usize,
+    /// Lower-case origins (`scheme://host[:port]`) allowed on `/mcp/…` besides the gateway's own.
+    pub allowed_origins: Vec<String>,
     /// Opened at start-up; a change takes effect at the next restart.
     pub store: crate::store::StoreUrl,
 }

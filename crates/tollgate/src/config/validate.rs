@@ -3,6 +3,7 @@
 //! hint, so `tollgate check` can print them all at once.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use super::diag::{Diagnostic, Diags};
 use super::file::ConfigFile;
@@ -47,22 +48,7 @@ pub fn build_snapshot(
         allowed_values: file.metadata.allowed_values.clone(),
     };
 
-    for s in &file.mcp_servers {
-        if let Err(e) = s.transport() {
-            d.at(&s.name, e, "set exactly one: url (Streamable HTTP), sse_url (legacy SSE) or command (stdio)");
-        }
-        let a = &s.auth;
-        if a.kind == super::file::McpAuthType::StaticHeader && (a.header.is_none() || a.value.is_none()) {
-            d.at(&s.name, format!("MCP server `{}`: static_header auth needs `header` and `value`", s.name.value), "");
-        }
-    }
-    for (section, present) in
-        [("mcp_servers", !file.mcp_servers.is_empty()), ("virtual_mcp_servers", !file.virtual_mcp_servers.is_empty())]
-    {
-        if present {
-            warnings.push(format!("`{section}` is checked but not enforced by this build yet"));
-        }
-    }
+    let mcp = crate::mcp::registry::build(&file.mcp_servers, &file.virtual_mcp_servers, &mut d);
 
     let guardrails = crate::guardrails::build(&file.guardrails, &mut d);
 
@@ -79,6 +65,7 @@ pub fn build_snapshot(
                 rate_limits,
                 budgets,
                 guardrails,
+                mcp: Arc::new(mcp),
                 webhooks,
                 log_retention: file.logging.retention.map(|d| d.0),
                 log_enabled: file.logging.enabled.unwrap_or(true),
@@ -133,5 +120,6 @@ fn server(file: &ConfigFile, d: &mut Diags) -> Option<ServerSettings> {
         admin_listen: admin?,
         max_body_size: usize::try_from(s.max_body_size.0).unwrap_or(usize::MAX),
         max_response_size: usize::try_from(s.max_response_size.0).unwrap_or(usize::MAX),
+        allowed_origins: s.allowed_origins.iter().map(|o| o.trim_end_matches('/').to_ascii_lowercase()).collect(),
     })
 }

@@ -66,10 +66,32 @@ pub struct LogEntry {
     /// Every guardrail that ran on this call: name, hook, outcome, time.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub guardrails: Vec<GuardrailLog>,
+    /// A tool call's particulars (`kind: mcp`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mcp: Option<McpLog>,
     /// Whether the entry goes to the request log (`logging.enabled`); an
     /// entry built only for tracing does not.
     #[serde(skip)]
     pub log: bool,
+}
+
+/// An MCP tool call in the request log. Never the arguments or result
+/// themselves: their hash and size.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct McpLog {
+    /// The endpoint called (`/mcp/<endpoint>`): a server or a virtual server.
+    pub endpoint: String,
+    pub server: String,
+    pub tool: String,
+    /// SHA-256 of the arguments as the client sent them (canonical JSON).
+    pub arguments_sha256: String,
+    pub result_bytes: u64,
+    /// `allowed`, `refused` (unknown, not allowed, quarantined, limited),
+    /// `blocked` (a guardrail) or `error` (the server failed).
+    pub decision: String,
+    /// The result was a tool error (`isError`).
+    #[serde(default)]
+    pub is_error: bool,
 }
 
 /// One guardrail decision in the request log. Never the matched text.

@@ -31,6 +31,9 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/admin/keys", get(super::admin_keys::list).post(super::admin_keys::create))
         .route("/admin/keys/{id}", get(super::admin_keys::get_one).delete(super::admin_keys::revoke))
         .route("/admin/keys/{id}/rotate", post(super::admin_keys::rotate))
+        .route("/admin/mcp/servers", get(super::admin_mcp::list))
+        .route("/admin/mcp/servers/{server}", get(super::admin_mcp::one))
+        .route("/admin/mcp/servers/{server}/tools/{tool}/approve", post(super::admin_mcp::approve))
         .route("/admin/{kind}", get(super::admin_overlays::list))
         .route(
             "/admin/{kind}/{id}",

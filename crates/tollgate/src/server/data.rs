@@ -29,6 +29,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/v1/models/{*id}", get(model))
         .route("/health", get(health))
         .route("/ready", get(ready))
+        .merge(crate::mcp::front::routes())
         .fallback(not_found)
         .with_state(app)
 }

@@ -4,6 +4,7 @@
 pub mod admin;
 mod admin_keys;
 mod admin_logs;
+mod admin_mcp;
 mod admin_overlays;
 pub mod data;
 
@@ -135,6 +136,7 @@ impl Gateway {
             }
         }
         let store = Arc::new(store);
+        shared.mcp.install(store.clone(), &live).await.map_err(std::io::Error::other)?;
         crate::identity::jwt::prefetch(&snap.auth.jwt);
         let data = TcpListener::bind(snap.server.listen).await?;
         let admin = TcpListener::bind(snap.server.admin_listen).await?;

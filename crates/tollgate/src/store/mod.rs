@@ -55,6 +55,7 @@ pub struct MemoryStore {
     secret: std::sync::OnceLock<[u8; 32]>,
     keys: std::sync::Mutex<Vec<(Vec<u8>, KeyRecord)>>,
     overlays: std::sync::Mutex<Vec<Entry>>,
+    pins: std::sync::Mutex<std::collections::HashMap<String, String>>,
     audit: std::sync::Mutex<Vec<crate::audit::chain::Entry>>,
     /// The newest `MEMORY_LOG_CAP` entries, oldest first, and their ids.
     logs: std::sync::Mutex<(
@@ -202,6 +203,32 @@ impl Store {
                 let mut v: Vec<_> = guard.0.iter().filter(|e| e.time >= from && e.time <= to).cloned().collect();
                 v.sort_by_key(|e| e.time);
                 Ok(v)
+            }
+        }
+    }
+
+    /// Approved MCP tool definitions: `<server>/<tool>` → definition hash.
+    pub async fn load_mcp_pins(&self) -> Result<Vec<(String, String)>, String> {
+        match self {
+            Store::Sqlite(s) => blocking(s, |s| s.load_mcp_pins()).await,
+            Store::Postgres(p) => p.load_mcp_pins().await,
+            Store::Memory(m) => Ok(m
+                .pins
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect()),
+        }
+    }
+
+    pub async fn put_mcp_pin(&self, tool: String, hash: String) -> Result<(), String> {
+        match self {
+            Store::Sqlite(s) => blocking(s, move |s| s.put_mcp_pin(&tool, &hash)).await,
+            Store::Postgres(p) => p.put_mcp_pin(&tool, &hash).await,
+            Store::Memory(m) => {
+                m.pins.lock().unwrap_or_else(|p| p.into_inner()).insert(tool, hash);
+                Ok(())
             }
         }
     }

@@ -26,6 +26,7 @@ const MIGRATIONS: &[&str] = &[
         target TEXT NOT NULL, outcome TEXT NOT NULL, prev_hash TEXT NOT NULL, hash TEXT NOT NULL)",
     "CREATE TABLE request_log (id TEXT PRIMARY KEY, time BIGINT NOT NULL, entry TEXT NOT NULL);
      CREATE INDEX request_log_time ON request_log (time)",
+    "CREATE TABLE mcp_pins (tool TEXT PRIMARY KEY, hash TEXT NOT NULL)",
 ];
 
 pub struct PgStore {
@@ -225,6 +226,26 @@ impl PgStore {
         rows.iter()
             .map(|r| serde_json::from_str(r.get::<_, &str>(0)).map_err(|e| format!("stored log entry: {e}")))
             .collect()
+    }
+
+    pub async fn load_mcp_pins(&self) -> Result<Vec<(String, String)>, String> {
+        let guard = self.client().await?;
+        let Some(client) = guard.as_ref() else { return Err("postgres: no connection".into()) };
+        let rows = client.query("SELECT tool, hash FROM mcp_pins", &[]).await.map_err(err)?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
+    pub async fn put_mcp_pin(&self, tool: &str, hash: &str) -> Result<(), String> {
+        let guard = self.client().await?;
+        let Some(client) = guard.as_ref() else { return Err("postgres: no connection".into()) };
+        client
+            .execute(
+                "INSERT INTO mcp_pins (tool, hash) VALUES ($1, $2) ON CONFLICT (tool) DO UPDATE SET hash = EXCLUDED.hash",
+                &[&tool, &hash],
+            )
+            .await
+            .map_err(err)?;
+        Ok(())
     }
 
     pub async fn load_overlays(&self) -> Result<Vec<Entry>, String> {

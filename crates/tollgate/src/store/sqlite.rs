@@ -30,6 +30,7 @@ const MIGRATIONS: &[&str] = &[
         target TEXT NOT NULL, outcome TEXT NOT NULL, prev_hash TEXT NOT NULL, hash TEXT NOT NULL);",
     "CREATE TABLE request_log (id TEXT PRIMARY KEY, time INTEGER NOT NULL, entry TEXT NOT NULL);
      CREATE INDEX request_log_time ON request_log (time);",
+    "CREATE TABLE mcp_pins (tool TEXT PRIMARY KEY, hash TEXT NOT NULL);",
 ];
 
 pub struct SqliteStore {
@@ -248,6 +249,23 @@ impl SqliteStore {
     }
 
     /// Upserts rows in one transaction (one writer, batched).
+    pub fn load_mcp_pins(&self) -> Result<Vec<(String, String)>, String> {
+        let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        let mut stmt = conn.prepare("SELECT tool, hash FROM mcp_pins").map_err(err)?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).map_err(err)?;
+        rows.collect::<Result<_, _>>().map_err(err)
+    }
+
+    pub fn put_mcp_pin(&self, tool: &str, hash: &str) -> Result<(), String> {
+        let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        conn.execute(
+            "INSERT INTO mcp_pins (tool, hash) VALUES (?1, ?2) ON CONFLICT (tool) DO UPDATE SET hash = excluded.hash",
+            params![tool, hash],
+        )
+        .map_err(err)?;
+        Ok(())
+    }
+
     pub fn save_spend(&self, rows: &[AccountRow]) -> Result<(), String> {
         let mut conn = self.conn();
         let tx = conn.transaction().map_err(err)?;
