@@ -11,6 +11,9 @@
 //! or stalled streams, in-stream errors, connection resets — and a record of
 //! every request it received, so a test can assert on exactly what the
 //! gateway sent.
+//!
+//! [`McpMock`] is a mock MCP server (Streamable HTTP and legacy SSE); the
+//! `mock-mcp` binary serves the same tools over stdio.
 #![expect(clippy::disallowed_methods, reason = "mock servers spawn a task per connection, as any test server does")]
 
 mod anthropic;
@@ -18,10 +21,15 @@ mod bedrock;
 mod cohere;
 mod gemini;
 mod json_server;
+mod mcp;
 mod openai;
 pub mod wire;
 
 pub use json_server::JsonServer;
+pub use mcp::{
+    BUILTIN_TOOLS, Exchange, INJECT_TEXT, LEAK_TEXT, McpMock, McpOptions, McpTools, RUG_PULL_DESCRIPTION, Received,
+    is_request, list_changed,
+};
 
 use std::collections::VecDeque;
 use std::convert::Infallible;

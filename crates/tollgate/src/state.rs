@@ -31,8 +31,6 @@ pub struct Shared {
     /// The gateway's own data plane, for guardrails that call a model
     /// through it (`llm_judge`).
     pub loopback: Loopback,
-    /// MCP connections, tool inventories, pins and client sessions.
-    pub mcp: Arc<crate::mcp::Hub>,
 }
 
 impl Default for Shared {
@@ -51,7 +49,6 @@ impl Default for Shared {
             audit: crate::audit::AuditLog::default(),
             reqlog: crate::reqlog::RequestLog::default(),
             loopback: Loopback::default(),
-            mcp: Arc::default(),
             events,
         }
     }

@@ -11,6 +11,7 @@ use std::time::Instant;
 use http::HeaderMap;
 use serde_json::{Value, json};
 
+use super::Hub;
 use super::catalog::{self, Exposed};
 use super::inventory::Standing;
 use super::registry::Front;
@@ -30,6 +31,7 @@ use crate::state::Shared;
 /// What a request to one endpoint carries; owned, so its handling can
 /// outlive the HTTP request that started it (a streamed answer).
 pub struct Ctx {
+    pub hub: Arc<Hub>,
     pub shared: Arc<Shared>,
     pub snap: Arc<Snapshot>,
     pub principal: Arc<Principal>,
@@ -66,7 +68,7 @@ pub async fn tools_call(ctx: &Ctx, client_id: &Value, params: Value, relay: &Rel
     let args = params.get("arguments").cloned().unwrap_or_else(|| json!({}));
     let mut adm = Admission::new(ctx.request_id.clone(), Kind::Mcp, ctx.snap.clone(), ctx.shared.clone(), &ctx.headers);
     adm.principal = Some(ctx.principal.clone());
-    let tools = catalog::tools(&ctx.shared, &ctx.snap, ctx.front(), false).await;
+    let tools = catalog::tools(&ctx.hub, &ctx.shared, &ctx.snap, ctx.front(), false).await;
     let found = tools.into_iter().find(|e| e.name == name && catalog::allowed(&ctx.snap, &ctx.principal, e));
     let Some(exposed) = found else {
         // Not there, or not for this caller: the same answer either way.
@@ -132,7 +134,7 @@ async fn governed(
     }
     params["name"] = Value::String(exposed.tool.clone());
     params["arguments"] = args;
-    let conn = match ctx.shared.mcp.conn(&ctx.shared, &exposed.server, ctx.session.as_deref()).await {
+    let conn = match ctx.hub.conn(&ctx.shared, &exposed.server, ctx.session.as_deref()).await {
         Ok(c) => c,
         Err(e) => {
             return (

@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
+use super::Hub;
 use super::inventory::Standing;
 use super::registry::{Front, ServerDef};
 use crate::config::file::PrefixMode;
@@ -50,13 +51,19 @@ pub fn allowed(snap: &Snapshot, principal: &Principal, e: &Exposed) -> bool {
 }
 
 /// Every tool of the endpoint, read fresh from the servers when `fresh`.
-pub async fn tools(shared: &Arc<Shared>, snap: &Snapshot, front: Front<'_>, fresh: bool) -> Vec<Exposed> {
+pub async fn tools(
+    hub: &Arc<Hub>,
+    shared: &Arc<Shared>,
+    snap: &Snapshot,
+    front: Front<'_>,
+    fresh: bool,
+) -> Vec<Exposed> {
     let mut all = Vec::new();
     for name in front.servers() {
         let Some(def) = snap.mcp.servers.get(&name) else { continue };
-        let inv = if fresh { shared.mcp.refresh(shared, def).await } else { shared.mcp.inventory(shared, def).await };
+        let inv = if fresh { hub.refresh(shared, def).await } else { hub.inventory(shared, def).await };
         for t in &inv.tools {
-            let standing = shared.mcp.standing(def, t);
+            let standing = hub.standing(def, t);
             all.push((def.clone(), t.name.clone(), t.definition.clone(), standing));
         }
     }

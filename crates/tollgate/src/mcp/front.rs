@@ -26,11 +26,12 @@ use http::{HeaderMap, HeaderValue, StatusCode, header};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
+use super::Hub;
 use super::call::{self, Ctx};
 use super::registry::Front;
 use super::rpc::{self, Msg};
 use super::session::Session;
-use crate::server::App;
+use crate::config::reload::Live;
 
 /// Methods a real server's endpoint relays as they are (a virtual server
 /// composes tools only).
@@ -49,11 +50,22 @@ const RELAYED: [&str; 9] = [
 /// SSE comment sent on idle streams so proxies keep them open.
 const KEEPALIVE: Duration = Duration::from_secs(15);
 
-pub fn routes() -> Router<Arc<App>> {
+/// What the MCP endpoints run on.
+pub struct Door {
+    pub live: Arc<Live>,
+    pub hub: Arc<Hub>,
+    /// Request ids, from the server's one sequence.
+    pub ids: Box<dyn Fn() -> String + Send + Sync>,
+}
+
+type App = Door;
+
+pub fn routes<S: Clone + Send + Sync + 'static>(door: Arc<Door>) -> Router<S> {
     Router::new()
         .route("/mcp/{name}", post(post_message).get(open_stream).delete(end_session))
         .route("/mcp/{name}/sse", get(legacy_open))
         .route("/mcp/{name}/message", post(legacy_message))
+        .with_state(door)
 }
 
 fn rpc_response(status: StatusCode, body: &Value) -> Response {
@@ -107,13 +119,14 @@ async fn enter(app: &App, name: &str, headers: &HeaderMap) -> Result<Ctx, Respon
         }
     }
     Ok(Ctx {
+        hub: app.hub.clone(),
         shared,
         snap,
         principal,
         headers: headers.clone(),
         session: None,
         endpoint: name.to_string(),
-        request_id: app.ids.next(),
+        request_id: (app.ids)(),
         conn: Mutex::new(None),
     })
 }
@@ -134,7 +147,7 @@ fn origin_ok(headers: &HeaderMap, allowed: &[String]) -> bool {
 fn session_of(ctx: &Ctx, headers: &HeaderMap) -> Result<Option<Arc<Session>>, Response> {
     let Some(id) = headers.get("mcp-session-id") else { return Ok(None) };
     let id = id.to_str().unwrap_or("");
-    match ctx.shared.mcp.sessions.get(id, &ctx.endpoint, &ctx.principal.id) {
+    match ctx.hub.sessions.get(id, &ctx.endpoint, &ctx.principal.id) {
         Some(s) => Ok(Some(s)),
         None => {
             Err(refuse(StatusCode::NOT_FOUND, rpc::INVALID_REQUEST, "unknown or ended MCP session; initialize again"))
@@ -219,7 +232,7 @@ async fn initialize(ctx: &Ctx, id: Value, params: &Value, legacy: bool) -> Respo
     let caps = params.get("capabilities").cloned().unwrap_or_else(|| json!({}));
     let session = match (&ctx.session, legacy) {
         (Some(s), true) => s.clone(),
-        _ => ctx.shared.mcp.sessions.create(&ctx.endpoint, &ctx.principal.id, false),
+        _ => ctx.hub.sessions.create(&ctx.endpoint, &ctx.principal.id, false),
     };
     session.set_initialized(version, caps);
     let result = init_result(ctx, version).await;
@@ -242,7 +255,7 @@ async fn init_result(ctx: &Ctx, version: &str) -> Value {
         // The server's own features, as it declared them; a server that is
         // down now still gets its endpoint initialised with tools.
         let info = async {
-            let conn = ctx.shared.mcp.conn(&ctx.shared, def, None).await?;
+            let conn = ctx.hub.conn(&ctx.shared, def, None).await?;
             conn.info().await
         };
         if let Ok(Ok(info)) = tokio::time::timeout(Duration::from_secs(10), info).await {
@@ -270,7 +283,7 @@ async fn notification(ctx: &Ctx, method: &str, params: &Value) {
     match method {
         "notifications/cancelled" => s.cancel(params).await,
         "notifications/roots/list_changed" => {
-            for conn in ctx.shared.mcp.session_conns(&s.id) {
+            for conn in ctx.hub.session_conns(&s.id) {
                 conn.notify(method, params.clone()).await;
             }
         }
@@ -388,7 +401,7 @@ async fn dispatch(ctx: &Ctx, id: Value, method: &str, params: Value, relay: &mps
 
 /// Exactly the tools this caller may call (read fresh from the servers).
 async fn tools_list(ctx: &Ctx) -> Value {
-    let tools = super::catalog::tools(&ctx.shared, &ctx.snap, ctx.front(), true).await;
+    let tools = super::catalog::tools(&ctx.hub, &ctx.shared, &ctx.snap, ctx.front(), true).await;
     let shown: Vec<Value> = tools
         .into_iter()
         .filter(|e| super::catalog::visible(&ctx.snap, &ctx.principal, e))
@@ -412,11 +425,11 @@ async fn relayed(
             format!("Method not found: {method} (a virtual server has tools only)"),
         ));
     };
-    let tools = super::catalog::tools(&ctx.shared, &ctx.snap, ctx.front(), false).await;
+    let tools = super::catalog::tools(&ctx.hub, &ctx.shared, &ctx.snap, ctx.front(), false).await;
     if !tools.iter().any(|e| super::catalog::allowed(&ctx.snap, &ctx.principal, e)) {
         return Err(rpc::error_body(rpc::METHOD_NOT_FOUND, format!("Method not found: {method}")));
     }
-    let conn = ctx.shared.mcp.conn(&ctx.shared, def, ctx.session.as_deref()).await?;
+    let conn = ctx.hub.conn(&ctx.shared, def, ctx.session.as_deref()).await?;
     call::forward(ctx, &conn, id, method, params, relay).await
 }
 
@@ -482,9 +495,9 @@ async fn end_session(State(app): State<Arc<App>>, Path(name): Path<String>, head
     };
     match session_of(&ctx, &headers) {
         Ok(Some(s)) => {
-            ctx.shared.mcp.sessions.remove(&s.id);
+            ctx.hub.sessions.remove(&s.id);
             s.detach();
-            ctx.shared.mcp.close_session(&s.id).await;
+            ctx.hub.close_session(&s.id).await;
             let mut r = Response::new(Body::empty());
             *r.status_mut() = StatusCode::OK;
             r
@@ -501,7 +514,7 @@ async fn legacy_open(State(app): State<Arc<App>>, Path(name): Path<String>, head
         Ok(c) => c,
         Err(r) => return r,
     };
-    let session = ctx.shared.mcp.sessions.create(&ctx.endpoint, &ctx.principal.id, true);
+    let session = ctx.hub.sessions.create(&ctx.endpoint, &ctx.principal.id, true);
     let mut rx = session.attach();
     let (out, body_rx) = mpsc::unbounded_channel::<Bytes>();
     let _ = out.send(Bytes::from(format!("event: endpoint\ndata: /mcp/{name}/message?sessionId={}\n\n", session.id)));
@@ -513,11 +526,11 @@ async fn legacy_open(State(app): State<Arc<App>>, Path(name): Path<String>, head
         }
     });
     // The stream is the session: when the client goes, so does the session.
-    let (shared, id) = (ctx.shared.clone(), session.id.clone());
+    let (hub, id) = (ctx.hub.clone(), session.id.clone());
     let end: Box<dyn FnOnce() + Send> = Box::new(move || {
-        if let Some(s) = shared.mcp.sessions.remove(&id) {
+        if let Some(s) = hub.sessions.remove(&id) {
             s.detach();
-            crate::task::spawn("mcp-legacy-close", async move { shared.mcp.close_session(&s.id).await });
+            crate::task::spawn("mcp-legacy-close", async move { hub.close_session(&s.id).await });
         }
     });
     sse_response(body_rx, Some(end))
@@ -540,7 +553,7 @@ async fn legacy_message(
         Ok(c) => c,
         Err(r) => return r,
     };
-    let Some(session) = ctx.shared.mcp.sessions.get(&q.session_id, &ctx.endpoint, &ctx.principal.id) else {
+    let Some(session) = ctx.hub.sessions.get(&q.session_id, &ctx.endpoint, &ctx.principal.id) else {
         return refuse(StatusCode::NOT_FOUND, rpc::INVALID_REQUEST, "unknown or ended MCP session");
     };
     ctx.session = Some(session.clone());

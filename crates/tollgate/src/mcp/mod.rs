@@ -41,6 +41,9 @@ type ConnKey = (String, Option<String>);
 
 /// How long a client session may sit idle before it is forgotten.
 pub const SESSION_IDLE: Duration = Duration::from_secs(3600);
+/// How often servers' tools are re-read when nobody asks (a definition
+/// that changes without `list_changed` is still caught).
+pub const REREAD_EVERY: Duration = Duration::from_secs(300);
 
 #[derive(Default)]
 pub struct Hub {
@@ -119,6 +122,9 @@ impl Hub {
             }
         };
         let conn = Arc::new(conn);
+        if let (Some(s), true) = (session, def.per_session()) {
+            forward_events(&conn, s);
+        }
         self.conns.lock().unwrap_or_else(|p| p.into_inner()).insert(key, conn.clone());
         Ok(conn)
     }
@@ -147,7 +153,7 @@ impl Hub {
     }
 
     /// The server's tools as last read, reading them first if never read.
-    pub async fn inventory(&self, shared: &Arc<Shared>, def: &ServerDef) -> Arc<Inventory> {
+    pub async fn inventory(self: &Arc<Self>, shared: &Arc<Shared>, def: &ServerDef) -> Arc<Inventory> {
         let known = self.inventories.read().unwrap_or_else(|p| p.into_inner()).get(&def.name).cloned();
         match known {
             Some(i) if i.error.is_none() => i,
@@ -157,7 +163,7 @@ impl Hub {
 
     /// Reads the server's tools again (every page), records first-sight
     /// pins and reports newly quarantined tools.
-    pub async fn refresh(&self, shared: &Arc<Shared>, def: &ServerDef) -> Arc<Inventory> {
+    pub async fn refresh(self: &Arc<Self>, shared: &Arc<Shared>, def: &ServerDef) -> Arc<Inventory> {
         let inv = match self.read_tools(shared, def).await {
             Ok(pages) => Inventory { tools: inventory::tools_of(&pages), checked_ms: inventory::now_ms(), error: None },
             Err(e) => {
@@ -176,7 +182,7 @@ impl Hub {
         inv
     }
 
-    async fn read_tools(&self, shared: &Arc<Shared>, def: &ServerDef) -> Result<Vec<Value>, Value> {
+    async fn read_tools(self: &Arc<Self>, shared: &Arc<Shared>, def: &ServerDef) -> Result<Vec<Value>, Value> {
         let conn = self.conn(shared, def, None).await?;
         self.watch(shared, &conn, def);
         let mut pages = Vec::new();
@@ -196,12 +202,12 @@ impl Hub {
 
     /// Re-reads a server's tools when it says they changed, and tells the
     /// clients of every endpoint that shows them.
-    fn watch(&self, shared: &Arc<Shared>, conn: &Arc<Conn>, def: &ServerDef) {
+    fn watch(self: &Arc<Self>, shared: &Arc<Shared>, conn: &Arc<Conn>, def: &ServerDef) {
         if conn.watched.swap(true, std::sync::atomic::Ordering::Relaxed) {
             return;
         }
         let mut rx = conn.events.subscribe();
-        let (shared, server) = (Arc::downgrade(shared), def.name.clone());
+        let (hub, shared, server) = (Arc::downgrade(self), Arc::downgrade(shared), def.name.clone());
         crate::task::spawn("mcp-list-changed", async move {
             loop {
                 let v = match rx.recv().await {
@@ -212,11 +218,11 @@ impl Hub {
                 if v["method"] != "notifications/tools/list_changed" {
                     continue;
                 }
-                let Some(shared) = shared.upgrade() else { break };
-                let Some(live) = shared.mcp.snapshot() else { continue };
+                let (Some(hub), Some(shared)) = (hub.upgrade(), shared.upgrade()) else { break };
+                let Some(live) = hub.snapshot() else { continue };
                 let Some(def) = live.mcp.servers.get(&server).cloned() else { continue };
-                shared.mcp.refresh(&shared, &def).await;
-                shared.mcp.sessions.notify_servers(&live.mcp, &server, "notifications/tools/list_changed");
+                hub.refresh(&shared, &def).await;
+                hub.sessions.notify_servers(&live.mcp, &server, "notifications/tools/list_changed");
             }
         });
     }
@@ -271,7 +277,7 @@ impl Hub {
 
     /// Pins the tool's current definition; `Err` says why not.
     pub async fn approve(
-        &self,
+        self: &Arc<Self>,
         shared: &Arc<Shared>,
         def: &ServerDef,
         tool: &str,
@@ -293,6 +299,38 @@ impl Hub {
         Ok(t.hash.clone())
     }
 
+    /// Forgets idle sessions (closing their upstream sessions) every
+    /// minute, and re-reads every server's tools every `REREAD_EVERY`.
+    pub fn spawn_maintenance(self: &Arc<Self>, shared: &Arc<Shared>) {
+        let (hub, weak) = (Arc::downgrade(self), Arc::downgrade(shared));
+        crate::task::spawn("mcp-maintenance", async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(60));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut last_reread = std::time::Instant::now();
+            loop {
+                tick.tick().await;
+                let (Some(hub), Some(shared)) = (hub.upgrade(), weak.upgrade()) else { return };
+                for s in hub.sessions.sweep(SESSION_IDLE) {
+                    s.detach();
+                    hub.close_session(&s.id).await;
+                }
+                if last_reread.elapsed() >= REREAD_EVERY {
+                    last_reread = std::time::Instant::now();
+                    let Some(snap) = hub.snapshot() else { continue };
+                    for def in snap.mcp.servers.values() {
+                        let before =
+                            hub.cached(&def.name).map(|i| i.tools.iter().map(|t| t.hash.clone()).collect::<Vec<_>>());
+                        let after = hub.refresh(&shared, def).await;
+                        let now: Vec<String> = after.tools.iter().map(|t| t.hash.clone()).collect();
+                        if after.error.is_none() && before.is_some_and(|b| b != now) {
+                            hub.sessions.notify_servers(&snap.mcp, &def.name, "notifications/tools/list_changed");
+                        }
+                    }
+                }
+            }
+        });
+    }
+
     pub fn snapshot(&self) -> Option<Arc<crate::config::snapshot::Snapshot>> {
         self.live.get()?.upgrade().map(|l| l.snapshot())
     }
@@ -300,4 +338,25 @@ impl Hub {
     pub fn cached(&self, server: &str) -> Option<Arc<Inventory>> {
         self.inventories.read().unwrap_or_else(|p| p.into_inner()).get(server).cloned()
     }
+}
+
+/// What a client's own upstream session says outside any request (log
+/// messages, resource updates) goes to that client's stream; tool-list
+/// changes are announced by the hub once it has re-read the tools.
+fn forward_events(conn: &Arc<Conn>, session: &session::Session) {
+    let mut rx = conn.events.subscribe();
+    let session = session.me();
+    crate::task::spawn("mcp-session-events", async move {
+        loop {
+            match rx.recv().await {
+                Ok(v) if v["method"] == "notifications/tools/list_changed" => {}
+                Ok(v) => {
+                    let Some(s) = session.upgrade() else { return };
+                    s.push(v);
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(_) => return,
+            }
+        }
+    });
 }

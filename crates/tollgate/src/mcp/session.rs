@@ -32,6 +32,7 @@ pub struct Session {
     inflight: Mutex<HashMap<String, (Arc<Conn>, Value)>>,
     seq: AtomicU64,
     last_seen: Mutex<Instant>,
+    me: std::sync::Weak<Session>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -39,6 +40,11 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Session {
+    /// A handle that does not keep the session alive.
+    pub fn me(&self) -> std::sync::Weak<Session> {
+        self.me.clone()
+    }
+
     pub fn version(&self) -> String {
         lock(&self.version).clone()
     }
@@ -120,7 +126,8 @@ pub struct Sessions {
 impl Sessions {
     pub fn create(&self, front: &str, subject: &str, legacy_sse: bool) -> Arc<Session> {
         let id = hex::encode(crate::digest::os_random::<16>());
-        let s = Arc::new(Session {
+        let s = Arc::new_cyclic(|me| Session {
+            me: me.clone(),
             id: id.clone(),
             front: front.to_string(),
             subject: subject.to_string(),

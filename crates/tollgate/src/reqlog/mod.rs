@@ -260,6 +260,7 @@ mod tests {
             request_body: None,
             response_body: None,
             guardrails: vec![],
+            mcp: None,
             log: true,
         }
     }

@@ -34,7 +34,7 @@ fn shown(target: &str) -> String {
 
 async fn server_json(app: &App, def: &Arc<ServerDef>, refresh: bool) -> Value {
     let shared = app.live.shared();
-    let inv = if refresh { Some(shared.mcp.refresh(&shared, def).await) } else { shared.mcp.cached(&def.name) };
+    let inv = if refresh { Some(app.mcp.refresh(&shared, def).await) } else { app.mcp.cached(&def.name) };
     let (transport, target) = def.describe();
     let tools: Vec<Value> = inv
         .iter()
@@ -43,7 +43,7 @@ async fn server_json(app: &App, def: &Arc<ServerDef>, refresh: bool) -> Value {
             json!({
                 "name": t.name,
                 "sha256": t.hash,
-                "standing": shared.mcp.standing(def, t),
+                "standing": app.mcp.standing(def, t),
                 "definition": t.definition,
             })
         })
@@ -76,12 +76,12 @@ pub async fn list(State(app): State<Arc<App>>, Query(q): Query<ListParams>, req:
     let shared = app.live.shared();
     let mut virtuals = Vec::new();
     for v in snap.mcp.virtuals.values() {
-        let tools = crate::mcp::catalog::tools(&shared, &snap, Front::Virtual(v), q.refresh).await;
+        let tools = crate::mcp::catalog::tools(&app.mcp, &shared, &snap, Front::Virtual(v), q.refresh).await;
         let exposed: Vec<Value> =
             tools.iter().map(|e| json!({ "name": e.name, "tool": e.qualified(), "standing": e.standing })).collect();
         virtuals.push(json!({ "name": v.name, "servers": v.servers, "tools": exposed }));
     }
-    let body = json!({ "servers": servers, "virtual_servers": virtuals, "sessions": shared.mcp.sessions.count() });
+    let body = json!({ "servers": servers, "virtual_servers": virtuals, "sessions": app.mcp.sessions.count() });
     json_response(StatusCode::OK, body.to_string())
 }
 
@@ -111,9 +111,9 @@ pub async fn approve(
         return AdminError::UnknownRoute(format!("no MCP server `{server}`")).into_response();
     };
     let shared = app.live.shared();
-    match shared.mcp.approve(&shared, def, &tool, &caller.id).await {
+    match app.mcp.approve(&shared, def, &tool, &caller.id).await {
         Ok(hash) => {
-            shared.mcp.sessions.notify_servers(&snap.mcp, &server, "notifications/tools/list_changed");
+            app.mcp.sessions.notify_servers(&snap.mcp, &server, "notifications/tools/list_changed");
             json_response(
                 StatusCode::OK,
                 json!({ "server": server, "tool": tool, "sha256": hash, "standing": "approved" }).to_string(),

@@ -29,7 +29,14 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/v1/models/{*id}", get(model))
         .route("/health", get(health))
         .route("/ready", get(ready))
-        .merge(crate::mcp::front::routes())
+        .merge(crate::mcp::front::routes(Arc::new(crate::mcp::front::Door {
+            live: app.live.clone(),
+            hub: app.mcp.clone(),
+            ids: Box::new({
+                let app = Arc::downgrade(&app);
+                move || app.upgrade().map_or_else(|| "req_-".to_string(), |a| a.ids.next())
+            }),
+        })))
         .fallback(not_found)
         .with_state(app)
 }

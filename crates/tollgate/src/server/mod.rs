@@ -34,6 +34,8 @@ pub struct App {
     pub store: Arc<Store>,
     /// One overlay change at a time.
     pub overlay_lock: tokio::sync::Mutex<()>,
+    /// MCP connections, tool inventories, pins and client sessions.
+    pub mcp: Arc<crate::mcp::Hub>,
 }
 
 /// How often keys are re-read from a shared (PostgreSQL) store.
@@ -136,7 +138,9 @@ impl Gateway {
             }
         }
         let store = Arc::new(store);
-        shared.mcp.install(store.clone(), &live).await.map_err(std::io::Error::other)?;
+        let mcp = Arc::new(crate::mcp::Hub::default());
+        mcp.install(store.clone(), &live).await.map_err(std::io::Error::other)?;
+        mcp.spawn_maintenance(&shared);
         crate::identity::jwt::prefetch(&snap.auth.jwt);
         let data = TcpListener::bind(snap.server.listen).await?;
         let admin = TcpListener::bind(snap.server.admin_listen).await?;
@@ -146,6 +150,7 @@ impl Gateway {
             ready: AtomicBool::new(false),
             store: store.clone(),
             overlay_lock: Default::default(),
+            mcp,
         });
         install_loopback(&shared, Arc::downgrade(&app));
         let (stop, rx) = watch::channel(false);

@@ -385,6 +385,16 @@ mod tests {
                 duration_us: 7,
                 reason: Some("found EMAIL".into()),
             }],
+            // And a tool call's particulars.
+            mcp: Some(crate::reqlog::entry::McpLog {
+                endpoint: "files".into(),
+                server: "files".into(),
+                tool: "read".into(),
+                arguments_sha256: "ab".repeat(32),
+                result_bytes: 12,
+                decision: "allowed".into(),
+                is_error: false,
+            }),
             log: true,
         };
         s.append_logs(vec![entry("r1", 1_000), entry("r2", 2_000), entry("r3", 3_000)]).await.unwrap();
