@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs the SDK suites (openai, anthropic) against the built binaries.
+# Runs the SDK suites (Python openai, anthropic, mcp; npm @modelcontextprotocol/sdk)
+# against the built binaries.
 #
 #   tests/sdk/run.sh [pytest args...]
 #
@@ -14,6 +15,8 @@ if [[ ! -x "$venv/bin/python" ]]; then
     python3 -m venv "$venv"
 fi
 "$venv/bin/python" -m pip install -q --disable-pip-version-check -r "$repo/tests/sdk/requirements.txt"
+# The npm MCP SDK client (versions pinned by package-lock.json).
+(cd "$repo/tests/sdk/js" && npm ci --no-audit --no-fund --loglevel=error)
 
 cd "$repo"
 # exec: pytest's exit status is the script's.

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import subprocess
 import sys
@@ -326,3 +327,42 @@ def test_the_admin_api_lists_servers_with_health_and_tools(gw: Gateway) -> None:
         assert "shout" in {t["name"] for t in s["tools"]}
     assert servers["web"]["transport"] == "streamable_http"
     assert UPSTREAM_SECRET not in r.text
+
+
+# --- the official TypeScript SDK client ---------------------------------------------
+
+JS = HERE / "js"
+
+
+def js_client(url: str, key: str, transport: str, tool: str, args: dict) -> dict:
+    """Runs js/mcp_client.mjs (the npm `@modelcontextprotocol/sdk` client)."""
+    assert (JS / "node_modules" / "@modelcontextprotocol" / "sdk").is_dir(), \
+        "run `npm ci` in tests/sdk/js (tests/sdk/run.sh does)"
+    p = subprocess.run(["node", str(JS / "mcp_client.mjs"), url, key, transport, tool, json.dumps(args)],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    out = json.loads(p.stdout.strip().splitlines()[-1])
+    assert "fatal" not in out, out["fatal"]
+    return out
+
+
+def test_the_typescript_sdk_client_over_streamable_http(gw: Gateway) -> None:
+    out = js_client(gw.mcp("py"), MASTER_KEY, "http", "count", {"n": 2})
+    assert out["server"]["name"] == "tollgate/py"
+    assert out["sessionId"]
+    assert out["tools"] == ["ask", "count", "inject", "leak", "shout", "whoami"]
+    assert out["result"]["content"][0]["text"] == "counted to 2"
+    assert out["progress"] == [[1, 2], [2, 2]]
+
+
+def test_the_typescript_sdk_client_sees_only_its_tools_and_masked_results(gw: Gateway) -> None:
+    out = js_client(gw.mcp("py"), AGENT_KEY, "http", "leak", {})
+    assert out["tools"] == ["ask", "count", "shout"]
+    assert out["error"]["code"] == -32602 and "Unknown tool: leak" in out["error"]["message"]
+    out = js_client(gw.mcp("combo"), MASTER_KEY, "http", "leak", {})
+    assert out["result"]["content"][0]["text"] == f"the deploy key is {MASK} keep it safe"
+
+
+def test_the_typescript_sdk_client_over_legacy_sse(gw: Gateway) -> None:
+    out = js_client(gw.mcp("web") + "/sse", MASTER_KEY, "sse", "shout", {"text": "js over sse"})
+    assert out["result"]["content"][0]["text"] == "JS OVER SSE"
