@@ -70,7 +70,7 @@ pub async fn tools_call(ctx: &Ctx, client_id: &Value, params: Value, relay: &Rel
     adm.principal = Some(ctx.principal.clone());
     let tools = catalog::tools(&ctx.hub, &ctx.shared, &ctx.snap, ctx.front(), false).await;
     let found = tools.into_iter().find(|e| e.name == name && catalog::allowed(&ctx.snap, &ctx.principal, e));
-    let Some(exposed) = found else {
+    let Some(exposed) = found.or_else(|| catalog::unlisted(&ctx.snap, &ctx.principal, ctx.front(), &name)) else {
         // Not there, or not for this caller: the same answer either way.
         adm.requested = format!("{}/{name}", ctx.endpoint.as_str());
         let e = rpc::error_body(rpc::INVALID_PARAMS, format!("Unknown tool: {name}"));

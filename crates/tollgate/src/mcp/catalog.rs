@@ -50,6 +50,26 @@ pub fn allowed(snap: &Snapshot, principal: &Principal, e: &Exposed) -> bool {
     snap.auth.allows(principal, Called::Tool(&e.qualified()))
 }
 
+/// A tool a real server did not list, which the caller's allowlist would
+/// let it call (`github/*`): the call goes to the server, which answers in
+/// its own way — the tool may have appeared since the last read, or the
+/// server reports it unknown as it always does. Never on a pinned server
+/// (an unlisted tool has no pin) nor on a virtual one (its names are the
+/// gateway's). A name the allowlist refuses gets the gateway's unknown-tool
+/// error, whether or not the tool exists, so nothing about forbidden tools
+/// can be learned this way.
+pub fn unlisted(snap: &Snapshot, principal: &Principal, front: Front<'_>, name: &str) -> Option<Exposed> {
+    let Front::Server(def) = front else { return None };
+    let e = Exposed {
+        name: name.to_string(),
+        server: def.clone(),
+        tool: name.to_string(),
+        definition: Value::Null,
+        standing: Standing::Approved,
+    };
+    (!def.pin_tools && allowed(snap, principal, &e)).then_some(e)
+}
+
 /// Every tool of the endpoint, read fresh from the servers when `fresh`.
 pub async fn tools(
     hub: &Arc<Hub>,
