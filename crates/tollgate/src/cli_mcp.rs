@@ -26,10 +26,18 @@ pub enum McpCommand {
     },
     /// Pin a tool's current definition, releasing it from quarantine.
     Approve { server: String, tool: String },
+    /// A small MCP server on stdin/stdout (four ops tools, one of which
+    /// returns a credential), to try the gateway with:
+    /// `command: tollgate`, `args: [mcp, mock-server]`.
+    MockServer,
 }
 
 pub async fn run(cmd: McpCommand, admin_url: Option<String>) -> ExitCode {
     match cmd {
+        McpCommand::MockServer => match tokio::task::spawn_blocking(crate::mcp::mock_server::serve).await {
+            Ok(Ok(())) => ExitCode::SUCCESS,
+            _ => ExitCode::FAILURE,
+        },
         McpCommand::List { json } => {
             let (v, _) = match get(admin_url, "mcp", "/admin/mcp/servers?refresh=true".into()).await {
                 Ok(r) => r,

@@ -29,6 +29,13 @@ auth:
       key: "${DEMO_APP_KEY}"
       models: ["mock/*", "prod/*", "metered/*"]
       metadata: { team: demo }
+    - name: demo-agent
+      key: "${DEMO_AGENT_KEY}"
+      tools: ["ops/search_docs", "ops/read_file"]
+mcp_servers:
+  - name: ops
+    command: "${DEMO_EXE}"
+    args: [mcp, mock-server]
 providers:
   - name: mock
     type: mock
@@ -57,7 +64,7 @@ guardrails:
   definitions:
     - { name: pii-redaction, type: pii, action: mutate }
     - { name: no-secrets-out, type: secrets, action: mutate }
-  enforce: { llm_input: [pii-redaction], llm_output: [no-secrets-out] }
+  enforce: { llm_input: [pii-redaction], llm_output: [no-secrets-out], mcp_tool_post: [no-secrets-out] }
 virtual_models:
   - name: prod/assistant
     strategy: priority
@@ -79,14 +86,25 @@ pub fn random_key() -> String {
 struct Tour {
     client: Client<HttpConnector, Full<Bytes>>,
     base: String,
+    admin: String,
     app_key: String,
+    agent_key: String,
+    master: String,
 }
 
 pub async fn run(keep_running: bool) -> ExitCode {
     let app_key = random_key();
+    let agent_key = random_key();
     let master = random_key();
-    let props: HashMap<String, String> =
-        [("DEMO_MASTER_KEY".to_string(), master.clone()), ("DEMO_APP_KEY".to_string(), app_key.clone())].into();
+    // The MCP scene's tool server is this binary's own `mcp mock-server`.
+    let exe = std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_else(|_| "tollgate".into());
+    let props: HashMap<String, String> = [
+        ("DEMO_MASTER_KEY".to_string(), master.clone()),
+        ("DEMO_APP_KEY".to_string(), app_key.clone()),
+        ("DEMO_AGENT_KEY".to_string(), agent_key.clone()),
+        ("DEMO_EXE".to_string(), exe),
+    ]
+    .into();
     let source = Source::Text { text: DEMO_CONFIG.to_string(), origin: "demo".into(), props };
     let live = match Live::new(source, Shared::default()) {
         Ok(l) => l,
@@ -105,7 +123,10 @@ pub async fn run(keep_running: bool) -> ExitCode {
     let tour = Arc::new(Tour {
         client: Client::builder(TokioExecutor::new()).build_http(),
         base: format!("http://{}", gw.data_addr),
+        admin: format!("http://{}", gw.admin_addr),
         app_key: app_key.clone(),
+        agent_key,
+        master: master.clone(),
     });
     println!("tollgate demo — a gateway is running at {} (admin {})", tour.base, gw.admin_addr);
     println!("the application key `demo-app` may use mock/*; every request below is real HTTP.\n");
@@ -238,7 +259,87 @@ impl Tour {
             println!("   what the client received: {reply:?}");
             reply.contains("[REDACTED:AWS_ACCESS_KEY]")
         });
+
+        scene("9. MCP: an agent's key sees two of four tools; a forbidden call is refused; a leaked key is masked");
+        ok &= self.mcp_scene().await;
         ok
+    }
+
+    /// One MCP message to `/mcp/ops` with the agent's key; the session id
+    /// it returned (on initialize) and the JSON-RPC answer.
+    async fn mcp(&self, session: Option<&str>, msg: Value) -> Option<(Option<String>, Value)> {
+        let mut b = Request::builder()
+            .method(Method::POST)
+            .uri(format!("{}/mcp/ops", self.base))
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .header("authorization", format!("Bearer {}", self.agent_key));
+        if let Some(s) = session {
+            b = b.header("mcp-session-id", s);
+        }
+        let req = b.body(Full::new(Bytes::from(msg.to_string()))).ok()?;
+        let resp = self.client.request(req).await.ok()?;
+        let sid = resp.headers().get("mcp-session-id").and_then(|v| v.to_str().ok()).map(str::to_string);
+        let bytes = resp.into_body().collect().await.ok()?.to_bytes();
+        Some((sid, serde_json::from_slice(&bytes).ok()?))
+    }
+
+    async fn mcp_scene(&self) -> bool {
+        let call = |id: u64, name: &str, args: Value| json!({ "jsonrpc": "2.0", "id": id, "method": "tools/call", "params": { "name": name, "arguments": args } });
+        println!("   → POST /mcp/ops initialize (demo-agent key; the server has four tools)");
+        let init = json!({ "jsonrpc": "2.0", "id": 1, "method": "initialize",
+            "params": { "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": { "name": "demo", "version": "1" } } });
+        let Some((Some(sid), _)) = self.mcp(None, init).await else {
+            println!("   ✗ no MCP session");
+            return false;
+        };
+        let list = self.mcp(Some(&sid), json!({ "jsonrpc": "2.0", "id": 2, "method": "tools/list" })).await;
+        let names: Vec<String> = list
+            .and_then(|(_, v)| v.pointer("/result/tools").and_then(Value::as_array).cloned())
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|t| t["name"].as_str().map(str::to_string))
+            .collect();
+        println!("   ← tools/list: {names:?}");
+        let forbidden =
+            self.mcp(Some(&sid), call(3, "send_email", json!({ "to": "x@example.com", "body": "hi" }))).await;
+        let refusal = forbidden.as_ref().and_then(|(_, v)| v.pointer("/error/message")).cloned().unwrap_or(Value::Null);
+        println!("   → tools/call send_email  ← refused: {refusal}");
+        let read = self.mcp(Some(&sid), call(4, "read_file", json!({ "path": "deploy.env" }))).await;
+        let text = read
+            .as_ref()
+            .and_then(|(_, v)| v.pointer("/result/content/0/text").and_then(Value::as_str))
+            .unwrap_or("")
+            .to_string();
+        println!("   → tools/call read_file   ← {text:?}");
+        // The log writer batches; give it a moment.
+        tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+        let req = Request::builder()
+            .uri(format!("{}/admin/logs?kind=mcp", self.admin))
+            .header("authorization", format!("Bearer {}", self.master))
+            .body(Full::new(Bytes::new()));
+        let mut logged = 0;
+        if let Ok(req) = req
+            && let Ok(resp) = self.client.request(req).await
+            && let Ok(body) = resp.into_body().collect().await
+            && let Ok(v) = serde_json::from_slice::<Value>(&body.to_bytes())
+        {
+            println!("   the request log (GET /admin/logs?kind=mcp):");
+            for e in v["data"].as_array().into_iter().flatten().rev() {
+                logged += 1;
+                println!(
+                    "     {}  {}  {}  decision={}",
+                    e["subject"].as_str().unwrap_or("-"),
+                    e["requested_model"].as_str().unwrap_or("-"),
+                    e["status"],
+                    e.pointer("/mcp/decision").and_then(Value::as_str).unwrap_or("-"),
+                );
+            }
+        }
+        names == ["search_docs", "read_file"]
+            && refusal.as_str().is_some_and(|m| m.contains("Unknown tool"))
+            && text.contains("[REDACTED:AWS_ACCESS_KEY]")
+            && logged >= 2
     }
 
     fn request(&self, body: &Value, key: Option<&str>) -> Request<Full<Bytes>> {

@@ -19,6 +19,7 @@ pub mod call;
 pub mod catalog;
 pub mod front;
 pub mod inventory;
+pub mod mock_server;
 pub mod registry;
 pub mod rpc;
 pub mod session;
