@@ -76,7 +76,12 @@ impl McpMock {
     }
 
     pub async fn start_with(opts: McpOptions) -> McpMock {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("mock mcp: bind");
+        Self::start_on("127.0.0.1:0", opts).await
+    }
+
+    /// On a given address (the load benchmark needs a fixed port).
+    pub async fn start_on(addr: &str, opts: McpOptions) -> McpMock {
+        let listener = TcpListener::bind(addr).await.expect("mock mcp: bind");
         let addr = listener.local_addr().expect("mock mcp: local addr");
         let tools = McpTools::new(&opts.tools).with_page_size(opts.page_size);
         let state = Arc::new(McpState::new(tools, opts.disable_get_stream));

@@ -2,6 +2,8 @@
 //! JSON message a line on stdout (nothing else goes there; logs go to stderr).
 //!
 //! Run: `mock-mcp [--tools echo,add,…] [--record FILE] [--exit-after N] [--rug-pull-after N]`
+//! or `mock-mcp --http 127.0.0.1:9200` to serve Streamable HTTP and legacy
+//! SSE on a fixed address instead (the load benchmark's upstream);
 //! - `--tools`: the tools to expose, in order (default: all built-in ones);
 //! - `--record`: append every message received to FILE, one JSON a line;
 //! - `--exit-after`: exit (status 1) after answering N `tools/call`s, as a crash;
@@ -26,6 +28,7 @@ struct Args {
     record: Option<String>,
     exit_after: Option<usize>,
     rug_pull_after: Option<usize>,
+    http: Option<String>,
 }
 
 fn parse_args() -> Args {
@@ -39,6 +42,7 @@ fn parse_args() -> Args {
             "--record" => args.record = Some(value),
             "--exit-after" => args.exit_after = Some(number()),
             "--rug-pull-after" => args.rug_pull_after = Some(number()),
+            "--http" => args.http = Some(value),
             _ => usage(&format!("unknown argument {flag}")),
         }
     }
@@ -47,7 +51,7 @@ fn parse_args() -> Args {
 
 fn usage(problem: &str) -> ! {
     eprintln!(
-        "mock-mcp: {problem}\nusage: mock-mcp [--tools a,b] [--record FILE] [--exit-after N] [--rug-pull-after N]"
+        "mock-mcp: {problem}\nusage: mock-mcp [--tools a,b] [--record FILE] [--exit-after N] [--rug-pull-after N] [--http ADDR]"
     );
     std::process::exit(2)
 }
@@ -59,6 +63,19 @@ fn main() {
         .with_mark(std::env::var("MOCK_MCP_MARK").ok())
         .with_token(std::env::var("MOCK_MCP_TOKEN").ok());
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    if let Some(addr) = args.http.clone() {
+        rt.block_on(async move {
+            let opts = testkit::McpOptions { tools: names, page_size: 0, ..Default::default() };
+            let mock = testkit::McpMock::start_on(&addr, opts).await;
+            eprintln!("mock-mcp: Streamable HTTP on {}", mock.mcp_url());
+            loop {
+                // Under load the record would grow without bound; nobody reads it here.
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                mock.clear();
+            }
+        });
+        return;
+    }
     rt.block_on(serve(Arc::new(tools), Arc::new(args)));
     // The stdin reader may still be blocked in a read; do not wait for it.
     rt.shutdown_background();
