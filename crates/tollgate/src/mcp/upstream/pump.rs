@@ -162,6 +162,13 @@ impl PumpConn {
         let key = id.to_string();
         let (tx, rx) = oneshot::channel();
         self.shared.pending.lock().unwrap_or_else(|p| p.into_inner()).insert(key.clone(), tx);
+        // The streams may have ended between the check above and the insert
+        // (`closed` drains only what it finds); look again rather than wait
+        // for the timeout.
+        if !self.alive() {
+            self.shared.pending.lock().unwrap_or_else(|p| p.into_inner()).remove(&key);
+            return Err(conn.unavailable("its connection ended"));
+        }
         let mut token_key = None;
         if let Some(r) = relay {
             self.shared.relays.lock().unwrap_or_else(|p| p.into_inner()).push((key.clone(), r.clone()));
