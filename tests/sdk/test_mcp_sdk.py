@@ -127,10 +127,11 @@ def gw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
 
 
 @contextlib.asynccontextmanager
-async def connect(url: str, key: str, **kw: Any) -> AsyncIterator[Client]:
-    """A Streamable HTTP client session through the gateway."""
+async def connect(url: str, key: str, mode: str = "legacy", **kw: Any) -> AsyncIterator[Client]:
+    """A Streamable HTTP client session through the gateway (`legacy`: the
+    initialize handshake; `auto`: the SDK's default, which prefers 2026-07-28)."""
     http = httpx2.AsyncClient(headers={"Authorization": f"Bearer {key}"}, timeout=30)
-    async with http, Client(streamable_http_client(url, http_client=http), mode="legacy", **kw) as c:
+    async with http, Client(streamable_http_client(url, http_client=http), mode=mode, **kw) as c:
         yield c
 
 
@@ -163,6 +164,20 @@ def test_a_stdio_server_is_served_over_streamable_http(gw: Gateway) -> None:
             r = await c.call_tool("shout", {"text": "hello"})
             assert not r.is_error
             assert text(r) == "stdio:HELLO"
+    run(go())
+
+
+def test_the_sdks_default_negotiates_the_stateless_2026_revision(gw: Gateway) -> None:
+    async def go():
+        async with connect(gw.mcp("py"), MASTER_KEY, mode="auto") as c:
+            assert c.session.protocol_version == "2026-07-28"
+            assert await names(c) == ["ask", "count", "inject", "leak", "shout", "whoami"]
+            assert text(await c.call_tool("shout", {"text": "modern"})) == "stdio:MODERN"
+            assert text(await c.call_tool("leak", {})) == f"the deploy key is {MASK} keep it safe"
+        async with connect(gw.mcp("py"), AGENT_KEY, mode="2026-07-28") as c:
+            assert await names(c) == ["ask", "count", "shout"]
+            with pytest.raises(MCPError):
+                await c.call_tool("leak", {})
     run(go())
 
 

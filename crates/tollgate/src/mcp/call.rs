@@ -43,6 +43,8 @@ pub struct Ctx {
     /// The connection the request went to, once known: a server request
     /// relayed to the client is answered on it.
     pub conn: Mutex<Option<Arc<Conn>>>,
+    /// A stateless 2026-07-28 request (no session, the envelope in `_meta`).
+    pub modern: bool,
 }
 
 impl Ctx {

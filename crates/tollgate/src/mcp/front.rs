@@ -107,14 +107,11 @@ async fn enter(app: &App, name: &str, headers: &HeaderMap) -> Result<Ctx, Respon
     };
     if let Some(v) = headers.get("mcp-protocol-version") {
         let v = v.to_str().unwrap_or("");
-        if !rpc::HANDSHAKE_VERSIONS.contains(&v) && v != rpc::MODERN_VERSION {
+        if !rpc::ALL_VERSIONS.contains(&v) {
             return Err(refuse(
                 StatusCode::BAD_REQUEST,
                 rpc::INVALID_REQUEST,
-                format!(
-                    "unsupported MCP-Protocol-Version `{v}`; this gateway speaks {}",
-                    rpc::HANDSHAKE_VERSIONS.join(", ")
-                ),
+                format!("unsupported MCP-Protocol-Version `{v}`; this gateway speaks {}", rpc::ALL_VERSIONS.join(", ")),
             ));
         }
     }
@@ -128,6 +125,7 @@ async fn enter(app: &App, name: &str, headers: &HeaderMap) -> Result<Ctx, Respon
         endpoint: name.to_string(),
         request_id: (app.ids)(),
         conn: Mutex::new(None),
+        modern: false,
     })
 }
 
@@ -185,6 +183,9 @@ async fn post_message(State(app): State<Arc<App>>, Path(name): Path<String>, req
     {
         return initialize(&ctx, id.clone(), params, false).await;
     }
+    if is_modern(&msg, &parts.headers) && !parts.headers.contains_key("mcp-session-id") {
+        return stateless(ctx, msg, accepts_sse(&parts.headers)).await;
+    }
     ctx.session = match session_of(&ctx, &parts.headers) {
         Ok(Some(s)) => Some(s),
         Ok(None) => {
@@ -212,6 +213,50 @@ async fn post_message(State(app): State<Arc<App>>, Path(name): Path<String>, req
             accepted()
         }
     }
+}
+
+/// A 2026-07-28 message: the version in the header or the envelope, or
+/// the revision's own entry point.
+fn is_modern(msg: &Msg, headers: &HeaderMap) -> bool {
+    let header = headers.get("mcp-protocol-version").and_then(|v| v.to_str().ok());
+    match msg {
+        Msg::Request { method, params, .. } => {
+            method == "server/discover"
+                || header == Some(rpc::MODERN_VERSION)
+                || rpc::envelope_version(params) == Some(rpc::MODERN_VERSION)
+        }
+        _ => header == Some(rpc::MODERN_VERSION),
+    }
+}
+
+/// Protocol 2026-07-28: one request, one response, no session. The client's
+/// version and capabilities ride in each request's `_meta`; upstream, the
+/// gateway's own session with the server carries the call, at whatever
+/// version that hop negotiated.
+async fn stateless(mut ctx: Ctx, msg: Msg, sse: bool) -> Response {
+    let Msg::Request { id, method, mut params } = msg else {
+        // No client-to-server notifications on this wire; nothing to answer.
+        return accepted();
+    };
+    let asked = rpc::envelope_version(&params).unwrap_or(rpc::MODERN_VERSION);
+    if asked != rpc::MODERN_VERSION {
+        let e = json!({ "code": rpc::UNSUPPORTED_PROTOCOL_VERSION,
+            "message": format!("protocol version `{asked}` is not supported"),
+            "data": { "supported": rpc::ALL_VERSIONS, "requested": asked } });
+        return rpc_response(StatusCode::BAD_REQUEST, &rpc::respond(id, Err(e)));
+    }
+    if method == "server/discover" {
+        let mut result = init_result(&ctx, rpc::MODERN_VERSION).await;
+        if let Some(o) = result.as_object_mut() {
+            o.remove("protocolVersion");
+            o.insert("supportedVersions".into(), json!(rpc::ALL_VERSIONS));
+            modern_result(&method, o);
+        }
+        return rpc_response(StatusCode::OK, &rpc::result(id, result));
+    }
+    rpc::strip_envelope(&mut params);
+    ctx.modern = true;
+    answer(Arc::new(ctx), id, method, params, sse).await
 }
 
 fn accepted() -> Response {
@@ -403,8 +448,31 @@ async fn dispatch(ctx: &Ctx, id: Value, method: &str, params: Value, relay: &mps
         m if RELAYED.contains(&m) => relayed(ctx, &id, m, params, relay).await,
         m => Err(rpc::error_body(rpc::METHOD_NOT_FOUND, format!("Method not found: {m}"))),
     };
+    let body = match body {
+        Ok(Value::Object(mut o)) if ctx.modern => {
+            modern_result(method, &mut o);
+            Ok(Value::Object(o))
+        }
+        other => other,
+    };
     rpc::respond(id, body)
 }
+
+/// What 2026-07-28 requires of a result that a handshake-era server (or the
+/// gateway) did not write: that it is complete (not asking for input), and,
+/// for lists and reads, how long it may be cached — not at all, and never
+/// shared: what a caller sees depends on who it is.
+fn modern_result(method: &str, o: &mut serde_json::Map<String, Value>) {
+    o.entry("resultType").or_insert_with(|| json!("complete"));
+    if CACHEABLE.contains(&method) {
+        o.entry("ttlMs").or_insert_with(|| json!(0));
+        o.insert("cacheScope".into(), json!("private"));
+    }
+}
+
+/// Results 2026-07-28 lets clients cache.
+const CACHEABLE: [&str; 6] =
+    ["server/discover", "tools/list", "resources/list", "resources/templates/list", "resources/read", "prompts/list"];
 
 /// Exactly the tools this caller may call (read fresh from the servers).
 async fn tools_list(ctx: &Ctx) -> Value {

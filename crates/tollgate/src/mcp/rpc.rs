@@ -22,8 +22,32 @@ pub const HANDSHAKE_VERSIONS: [&str; 4] = ["2024-11-05", "2025-03-26", "2025-06-
 pub const MODERN_VERSION: &str = "2026-07-28";
 /// What the gateway offers upstream and answers clients that ask for an unknown revision.
 pub const LATEST_HANDSHAKE: &str = "2025-11-25";
-/// `_meta` keys of the per-request envelope.
+/// `_meta` keys of the per-request envelope (protocol version, client info,
+/// client capabilities, log level): they describe one hop, so they are
+/// never passed to the next.
 pub const META_PROTOCOL_VERSION: &str = "io.modelcontextprotocol/protocolVersion";
+const META_ENVELOPE_PREFIX: &str = "io.modelcontextprotocol/";
+/// The answer to a request at a protocol version the server does not speak.
+pub const UNSUPPORTED_PROTOCOL_VERSION: i64 = -32022;
+/// Every version a client may use with the gateway.
+pub const ALL_VERSIONS: [&str; 5] = ["2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25", MODERN_VERSION];
+
+/// The protocol version a request's envelope names, if any.
+pub fn envelope_version(params: &Value) -> Option<&str> {
+    params.pointer("/_meta").and_then(|m| m.get(META_PROTOCOL_VERSION)).and_then(Value::as_str)
+}
+
+/// Removes the per-request envelope from `_meta` (and `_meta` if that
+/// leaves it empty).
+pub fn strip_envelope(params: &mut Value) {
+    let Some(meta) = params.get_mut("_meta").and_then(Value::as_object_mut) else { return };
+    meta.retain(|k, _| !k.starts_with(META_ENVELOPE_PREFIX));
+    if meta.is_empty()
+        && let Some(p) = params.as_object_mut()
+    {
+        p.remove("_meta");
+    }
+}
 
 /// A message by what it is.
 #[derive(Debug)]
@@ -137,6 +161,21 @@ mod tests {
         ));
         assert_eq!(Msg::parse(json!([1])).unwrap_err()["error"]["code"], INVALID_REQUEST);
         assert_eq!(Msg::parse(json!({"id": null, "method": "x"})).unwrap_err()["error"]["code"], INVALID_REQUEST);
+    }
+
+    #[test]
+    fn the_envelope_is_read_and_never_passed_on() {
+        let mut p = json!({"name": "t", "_meta": {
+            "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+            "io.modelcontextprotocol/clientInfo": {"name": "c"},
+            "progressToken": 7,
+        }});
+        assert_eq!(envelope_version(&p), Some("2026-07-28"));
+        strip_envelope(&mut p);
+        assert_eq!(p, json!({"name": "t", "_meta": {"progressToken": 7}}));
+        let mut q = json!({"_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28"}});
+        strip_envelope(&mut q);
+        assert_eq!(q, json!({}));
     }
 
     #[test]
