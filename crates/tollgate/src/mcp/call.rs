@@ -70,8 +70,9 @@ pub async fn tools_call(ctx: &Ctx, client_id: &Value, params: Value, relay: &Rel
     let args = params.get("arguments").cloned().unwrap_or_else(|| json!({}));
     let mut adm = Admission::new(ctx.request_id.clone(), Kind::Mcp, ctx.snap.clone(), ctx.shared.clone(), &ctx.headers);
     adm.principal = Some(ctx.principal.clone());
-    let tools = catalog::tools(&ctx.hub, &ctx.shared, &ctx.snap, ctx.front(), false).await;
-    let found = tools.into_iter().find(|e| e.name == name && catalog::allowed(&ctx.snap, &ctx.principal, e));
+    let found = catalog::find(&ctx.hub, &ctx.shared, &ctx.snap, ctx.front(), &name)
+        .await
+        .filter(|e| catalog::allowed(&ctx.snap, &ctx.principal, e));
     let Some(exposed) = found.or_else(|| catalog::unlisted(&ctx.snap, &ctx.principal, ctx.front(), &name)) else {
         // Not there, or not for this caller: the same answer either way.
         adm.requested = format!("{}/{name}", ctx.endpoint.as_str());

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use super::Hub;
-use super::inventory::Standing;
+use super::inventory::{Inventory, Standing};
 use super::registry::{Front, ServerDef};
 use crate::config::file::PrefixMode;
 use crate::config::snapshot::Snapshot;
@@ -70,6 +70,31 @@ pub fn unlisted(snap: &Snapshot, principal: &Principal, front: Front<'_>, name: 
     (!def.pin_tools && allowed(snap, principal, &e)).then_some(e)
 }
 
+/// One tool of an inventory, named as the endpoint shows it; the
+/// definition is cloned only for tools that are returned.
+struct Entry {
+    name: String,
+    server: Arc<ServerDef>,
+    inv: Arc<Inventory>,
+    index: usize,
+    standing: Standing,
+}
+
+impl Entry {
+    fn expose(self, front: Front<'_>) -> Exposed {
+        let t = &self.inv.tools[self.index];
+        let mut definition = t.definition.clone();
+        if let Front::Virtual(v) = front {
+            let q = format!("{}/{}", self.server.name, t.name);
+            if let Some(d) = v.overrides.get(&q).and_then(|o| o.description.clone()) {
+                definition["description"] = Value::String(d);
+            }
+            definition["name"] = Value::String(self.name.clone());
+        }
+        Exposed { name: self.name, tool: t.name.clone(), server: self.server, definition, standing: self.standing }
+    }
+}
+
 /// Every tool of the endpoint, read fresh from the servers when `fresh`.
 pub async fn tools(
     hub: &Arc<Hub>,
@@ -78,69 +103,80 @@ pub async fn tools(
     front: Front<'_>,
     fresh: bool,
 ) -> Vec<Exposed> {
+    let (entries, hidden) = entries(hub, shared, snap, front, fresh).await;
+    for name in hidden {
+        // `prefix: never` with two tools of one name: the first wins.
+        tracing::warn!(endpoint = %front.name(), tool = %name, "two tools share a name; the later one is hidden");
+    }
+    entries.into_iter().map(|e| e.expose(front)).collect()
+}
+
+/// The tool the endpoint shows under `name`, from the last read (the
+/// `tools/call` path: one definition cloned, not all).
+pub async fn find(
+    hub: &Arc<Hub>,
+    shared: &Arc<Shared>,
+    snap: &Snapshot,
+    front: Front<'_>,
+    name: &str,
+) -> Option<Exposed> {
+    let (entries, _) = entries(hub, shared, snap, front, false).await;
+    entries.into_iter().find(|e| e.name == name).map(|e| e.expose(front))
+}
+
+/// The endpoint's tools with their names, and the names hidden as duplicates.
+async fn entries(
+    hub: &Arc<Hub>,
+    shared: &Arc<Shared>,
+    snap: &Snapshot,
+    front: Front<'_>,
+    fresh: bool,
+) -> (Vec<Entry>, Vec<String>) {
     let mut all = Vec::new();
     for name in front.servers() {
         let Some(def) = snap.mcp.servers.get(&name) else { continue };
         let inv = if fresh { hub.refresh(shared, def).await } else { hub.inventory(shared, def).await };
-        for t in &inv.tools {
+        for (index, t) in inv.tools.iter().enumerate() {
             let standing = hub.standing(def, t);
-            all.push((def.clone(), t.name.clone(), t.definition.clone(), standing));
+            all.push(Entry { name: String::new(), server: def.clone(), inv: inv.clone(), index, standing });
         }
     }
-    match front {
-        Front::Server(_) => all
-            .into_iter()
-            .map(|(server, tool, definition, standing)| Exposed {
-                name: tool.clone(),
-                server,
-                tool,
-                definition,
-                standing,
-            })
-            .collect(),
-        Front::Virtual(v) => {
-            let chosen: Vec<_> = all
-                .into_iter()
-                .filter(|(s, t, _, _)| {
-                    let q = format!("{}/{t}", s.name);
-                    v.tools.iter().any(|g| g.matches(&q))
-                })
-                .collect();
-            let mut seen: HashMap<&str, usize> = HashMap::new();
-            for (_, t, _, _) in &chosen {
-                *seen.entry(t.as_str()).or_default() += 1;
-            }
-            let prefixed = |tool: &str| match v.prefix {
-                PrefixMode::Always => true,
-                PrefixMode::OnConflict => seen.get(tool).copied().unwrap_or(0) > 1,
-                PrefixMode::Never => false,
-            };
-            let names: Vec<String> = chosen
-                .iter()
-                .map(|(s, t, _, _)| {
-                    let q = format!("{}/{t}", s.name);
-                    match v.overrides.get(&q).and_then(|o| o.rename.clone()) {
-                        Some(r) => r,
-                        None if prefixed(t) => format!("{}__{t}", s.name),
-                        None => t.clone(),
-                    }
-                })
-                .collect();
-            let mut out: Vec<Exposed> = Vec::new();
-            for ((server, tool, mut definition, standing), name) in chosen.into_iter().zip(names) {
-                if out.iter().any(|e| e.name == name) {
-                    // `prefix: never` with two tools of one name: the first wins.
-                    tracing::warn!(endpoint = %v.name, tool = %name, "two tools share a name; the later one is hidden");
-                    continue;
-                }
-                let q = format!("{}/{tool}", server.name);
-                if let Some(d) = v.overrides.get(&q).and_then(|o| o.description.clone()) {
-                    definition["description"] = Value::String(d);
-                }
-                definition["name"] = Value::String(name.clone());
-                out.push(Exposed { name, server, tool, definition, standing });
-            }
-            out
+    let Front::Virtual(v) = front else {
+        for e in &mut all {
+            e.name = e.inv.tools[e.index].name.clone();
+        }
+        return (all, Vec::new());
+    };
+    let qualified = |e: &Entry| format!("{}/{}", e.server.name, e.inv.tools[e.index].name);
+    all.retain(|e| {
+        let q = qualified(e);
+        v.tools.iter().any(|g| g.matches(&q))
+    });
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    for e in &all {
+        *seen.entry(e.inv.tools[e.index].name.clone()).or_default() += 1;
+    }
+    for e in &mut all {
+        let tool = &e.inv.tools[e.index].name;
+        let prefixed = match v.prefix {
+            PrefixMode::Always => true,
+            PrefixMode::OnConflict => seen.get(tool).copied().unwrap_or(0) > 1,
+            PrefixMode::Never => false,
+        };
+        e.name = match v.overrides.get(&qualified(e)).and_then(|o| o.rename.clone()) {
+            Some(r) => r,
+            None if prefixed => format!("{}__{tool}", e.server.name),
+            None => tool.clone(),
+        };
+    }
+    let mut out: Vec<Entry> = Vec::with_capacity(all.len());
+    let mut hidden = Vec::new();
+    for e in all {
+        if out.iter().any(|o| o.name == e.name) {
+            hidden.push(e.name);
+        } else {
+            out.push(e);
         }
     }
+    (out, hidden)
 }
