@@ -110,6 +110,18 @@ fn refused(status: u16, error: &'static str) -> Done {
     Done { status, error: Some(error), decision: "refused", result_bytes: 0, is_error: false }
 }
 
+impl Done {
+    /// A guardrail stopped the call or its result.
+    fn blocked() -> Done {
+        Done { status: 400, error: Some("guardrail_blocked"), decision: "blocked", result_bytes: 0, is_error: true }
+    }
+
+    /// The server could not be reached or answered with an error.
+    fn failed(error: &'static str) -> Done {
+        Done { status: 502, error: Some(error), decision: "error", result_bytes: 0, is_error: false }
+    }
+}
+
 /// Guardrails around the upstream call.
 async fn governed(
     ctx: &Ctx,
@@ -124,32 +136,14 @@ async fn governed(
     if !pre.is_empty()
         && let Err(e) = guardrails::check(adm, Hook::McpToolPre, Shape::ToolArgs, &mut args, &pre).await
     {
-        return (
-            Ok(blocked_result(&e)),
-            Done {
-                status: 400,
-                error: Some("guardrail_blocked"),
-                decision: "blocked",
-                result_bytes: 0,
-                is_error: true,
-            },
-        );
+        return (Ok(blocked_result(&e)), Done::blocked());
     }
     params["name"] = Value::String(exposed.tool.clone());
     params["arguments"] = args;
     let conn = match ctx.hub.conn(&ctx.shared, &exposed.server, ctx.session.as_deref()).await {
         Ok(c) => c,
         Err(e) => {
-            return (
-                Err(e),
-                Done {
-                    status: 502,
-                    error: Some("upstream_unavailable"),
-                    decision: "error",
-                    result_bytes: 0,
-                    is_error: false,
-                },
-            );
+            return (Err(e), Done::failed("upstream_unavailable"));
         }
     };
     let started = Instant::now();
@@ -164,10 +158,7 @@ async fn governed(
         Err(e) => {
             let code = e.get("code").and_then(Value::as_i64).unwrap_or(0);
             let error = if code == rpc::UPSTREAM_ERROR { "upstream_unavailable" } else { "upstream_error" };
-            return (
-                Err(e),
-                Done { status: 502, error: Some(error), decision: "error", result_bytes: 0, is_error: false },
-            );
+            return (Err(e), Done::failed(error));
         }
     };
     let post = guardrails::active(adm, Hook::McpToolPost);
@@ -175,16 +166,7 @@ async fn governed(
         match guardrails::check(adm, Hook::McpToolPost, Shape::ToolResult, &mut result, &post).await {
             Ok(_) => mark(adm, &mut result),
             Err(e) => {
-                return (
-                    Ok(blocked_result(&e)),
-                    Done {
-                        status: 400,
-                        error: Some("guardrail_blocked"),
-                        decision: "blocked",
-                        result_bytes: 0,
-                        is_error: true,
-                    },
-                );
+                return (Ok(blocked_result(&e)), Done::blocked());
             }
         }
     }
