@@ -22,6 +22,7 @@
 //! - surfaces: [`server`] (data and admin planes), [`cli_keys`],
 //!   [`cli_logs`], [`cli_guardrails`], [`demo`].
 
+pub mod a2a;
 pub mod admission;
 pub mod audit;
 pub mod budgets;

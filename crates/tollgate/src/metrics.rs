@@ -78,6 +78,19 @@ pub struct McpServerLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct A2aLabels {
+    pub agent: String,
+    /// The operation (`send`, `stream`, `get_task`, …), whichever name carried it.
+    pub operation: &'static str,
+    pub decision: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct A2aAgentLabels {
+    pub agent: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct CircuitLabels {
     pub virtual_model: String,
     pub target: String,
@@ -123,6 +136,8 @@ pub struct Metrics {
     pub guardrail_duration: Family<GuardrailTimeLabels, Histogram, Buckets>,
     pub mcp_calls: Family<McpLabels, Counter>,
     pub mcp_duration: Family<McpServerLabels, Histogram, Buckets>,
+    pub a2a_calls: Family<A2aLabels, Counter>,
+    pub a2a_duration: Family<A2aAgentLabels, Histogram, Buckets>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -153,6 +168,8 @@ impl Default for Metrics {
             guardrail_duration: Family::new_with_constructor(Buckets(guardrail_latency)),
             mcp_calls: Family::default(),
             mcp_duration: Family::new_with_constructor(Buckets(latency)),
+            a2a_calls: Family::default(),
+            a2a_duration: Family::new_with_constructor(Buckets(latency)),
             registry: Registry::default(),
         };
         registry.register("requests", "Requests answered, by route, model, provider and status", m.requests.clone());
@@ -212,6 +229,16 @@ impl Default for Metrics {
             "mcp_tool_call_duration_seconds",
             "Time from a tools/call to its answer, by server",
             m.mcp_duration.clone(),
+        );
+        registry.register(
+            "a2a_calls",
+            "A2A agent calls, by agent, operation and decision (allowed, refused, blocked, error)",
+            m.a2a_calls.clone(),
+        );
+        registry.register(
+            "a2a_call_duration_seconds",
+            "Time from an agent call to its answer (a stream's end), by agent",
+            m.a2a_duration.clone(),
         );
         Metrics { registry, ..m }
     }

@@ -36,6 +36,8 @@ pub struct ConfigFile {
     pub mcp_servers: Vec<McpServerSection>,
     /// MCP servers composed from tools of several upstream servers.
     pub virtual_mcp_servers: Vec<VirtualMcpServerSection>,
+    /// Upstream A2A agents, each served at `/a2a/<name>`.
+    pub a2a_agents: Vec<A2aAgentSection>,
     /// Where events (budget alerts, …) are delivered.
     pub events: EventsSection,
     /// The request log.
@@ -849,7 +851,37 @@ impl McpServerSection {
     }
 }
 
-/// Credentials the gateway sends to an MCP server (never the client's own).
+/// An upstream A2A agent.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct A2aAgentSection {
+    /// The agent's name: its endpoint is `/a2a/<name>` and allowlists name it.
+    pub name: Loc<String>,
+    /// The agent's base URL: its card is read from
+    /// `<url>/.well-known/agent-card.json` (`agent.json` for older agents).
+    pub url: Loc<String>,
+    /// How the gateway authenticates to the agent. Default `none`.
+    #[serde(default)]
+    pub auth: McpAuthSection,
+    /// Guardrails on the text of messages to the agent (`input`) and of
+    /// what it answers (`output`), by name from `guardrails.definitions`.
+    #[serde(default)]
+    pub guardrails: A2aGuardrailsSection,
+    /// Longest wait for a non-streamed answer (`30s`, `5m`). Default `300s`.
+    #[serde(default)]
+    pub timeout: Option<Dur>,
+}
+
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct A2aGuardrailsSection {
+    /// Run on the parts of every message sent to the agent (hook `llm_input`).
+    pub input: Vec<Loc<String>>,
+    /// Run on the parts of every message, task and artifact the agent sends back (hook `llm_output`).
+    pub output: Vec<Loc<String>>,
+}
+
+/// Credentials the gateway sends to an MCP server or A2A agent (never the client's own).
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct McpAuthSection {

@@ -31,6 +31,8 @@ pub struct Snapshot {
     pub guardrails: crate::guardrails::Guardrails,
     /// MCP servers and virtual servers, as `/mcp/<name>` serves them.
     pub mcp: Arc<crate::mcp::registry::Registry>,
+    /// A2A agents, as `/a2a/<name>` serves them.
+    pub a2a: Arc<crate::a2a::registry::Registry>,
     /// OTLP endpoint and service name, when traces are exported.
     pub otlp: Option<(http::Uri, String)>,
     pub log_enabled: bool,

@@ -51,6 +51,7 @@ pub fn build_snapshot(
     let mcp = crate::mcp::registry::build(&file.mcp_servers, &file.virtual_mcp_servers, &mut d);
 
     let guardrails = crate::guardrails::build(&file.guardrails, &mut d);
+    let a2a = crate::a2a::registry::build(&file.a2a_agents, &guardrails, &mut d);
 
     match (server, d.0.is_empty()) {
         (Some(server), true) => {
@@ -66,6 +67,7 @@ pub fn build_snapshot(
                 budgets,
                 guardrails,
                 mcp: Arc::new(mcp),
+                a2a: Arc::new(a2a),
                 webhooks,
                 log_retention: file.logging.retention.map(|d| d.0),
                 log_enabled: file.logging.enabled.unwrap_or(true),

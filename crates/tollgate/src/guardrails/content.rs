@@ -20,6 +20,11 @@ pub enum Shape {
     ToolArgs,
     /// A tool's result (MCP `CallToolResult`).
     ToolResult,
+    /// An A2A request to an agent: the text and data of every message part in it.
+    A2aRequest,
+    /// What an A2A agent sends back (a message, a task with its history and
+    /// artifacts, a stream event): every part in it, as content no user wrote.
+    A2aResponse,
 }
 
 /// Who wrote a text: what `prompt_injection` weighs a phrase by.
@@ -78,8 +83,41 @@ pub fn texts(doc: &mut Value, shape: Shape) -> Vec<(Source, &mut String)> {
             }
             _ => {}
         },
+        Shape::A2aRequest => a2a_parts(doc, Source::User, &mut out),
+        Shape::A2aResponse => a2a_parts(doc, Source::Tool, &mut out),
     }
     out
+}
+
+/// Every `parts` (or `content`) list anywhere in an A2A document, whichever generation:
+/// a part's `text`, and every string of a `data` part (v0.3 tags parts with
+/// `kind`, v1.0 names the member). File parts are not text.
+fn a2a_parts<'v>(doc: &'v mut Value, source: Source, out: &mut Vec<(Source, &'v mut String)>) {
+    match doc {
+        Value::Array(a) => a.iter_mut().for_each(|x| a2a_parts(x, source, out)),
+        Value::Object(m) => {
+            for (k, v) in m.iter_mut() {
+                match (k.as_str(), v) {
+                    // v0.3's REST binding names a message's parts `content`.
+                    ("parts" | "content", Value::Array(parts)) => {
+                        for p in parts {
+                            let Value::Object(pm) = p else { continue };
+                            for (pk, pv) in pm.iter_mut() {
+                                match (pk.as_str(), pv) {
+                                    ("text", Value::String(s)) => out.push((source, s)),
+                                    ("data", d) => all_strings(d, source, out),
+                                    _ => {}
+                                }
+                            }
+                        }
+                    }
+                    (_, v @ (Value::Object(_) | Value::Array(_))) => a2a_parts(v, source, out),
+                    _ => {}
+                }
+            }
+        }
+        _ => {}
+    }
 }
 
 /// The size of the text in `doc`, in bytes.
@@ -215,6 +253,24 @@ mod tests {
 
     fn collect(mut doc: Value, shape: Shape) -> Vec<(Source, String)> {
         texts(&mut doc, shape).into_iter().map(|(s, t)| (s, t.clone())).collect()
+    }
+
+    #[test]
+    fn a2a_texts_are_the_parts_of_either_generation_and_never_ids() {
+        let v03 = json!({"jsonrpc": "2.0", "id": "1", "method": "message/send", "params": {"message": {
+            "kind": "message", "messageId": "m1", "role": "user",
+            "parts": [{"kind": "text", "text": "hi"}, {"kind": "data", "data": {"q": "x"}}, {"kind": "file", "file": {"uri": "u"}}]
+        }}});
+        assert_eq!(
+            collect(v03, Shape::A2aRequest),
+            vec![(Source::User, "hi".to_string()), (Source::User, "x".to_string())]
+        );
+        let v10 = json!({"task": {"id": "t", "status": {"state": "TASK_STATE_COMPLETED", "message": {"parts": [{"text": "done"}]}},
+            "artifacts": [{"artifactId": "a", "parts": [{"text": "result"}]}]}});
+        assert_eq!(
+            collect(v10, Shape::A2aResponse),
+            vec![(Source::Tool, "done".to_string()), (Source::Tool, "result".to_string())]
+        );
     }
 
     #[test]

@@ -9,7 +9,7 @@ use http::{HeaderName, HeaderValue};
 
 use crate::config::diag::Diags;
 use crate::config::file::{
-    McpAuthType, McpServerSection, McpTransport, PinOn, PrefixMode, ProcessMode, VirtualMcpServerSection,
+    McpAuthSection, McpAuthType, McpServerSection, McpTransport, PinOn, PrefixMode, ProcessMode, VirtualMcpServerSection,
 };
 use crate::glob::Glob;
 
@@ -110,6 +110,44 @@ impl Front<'_> {
     }
 }
 
+/// The headers an upstream's `auth` sends, marked sensitive so they never
+/// print; `None` (with the reason in `d`) when the section is unusable.
+/// `what` names the upstream in messages (``MCP server `github` ``).
+pub fn auth_headers(
+    what: &str,
+    at: &crate::config::loc::Loc<String>,
+    a: &McpAuthSection,
+    d: &mut Diags,
+) -> Option<Vec<(HeaderName, HeaderValue)>> {
+    match a.kind {
+        McpAuthType::None => Some(Vec::new()),
+        McpAuthType::StaticHeader => match (&a.header, &a.value) {
+            (Some(h), Some(v)) => match (HeaderName::try_from(h.as_str()), HeaderValue::try_from(v.as_str())) {
+                (Ok(h), Ok(mut v)) => {
+                    v.set_sensitive(true);
+                    Some(vec![(h, v)])
+                }
+                _ => {
+                    d.at(at, format!("{what}: `{h}` and its value are not a valid HTTP header"), "");
+                    None
+                }
+            },
+            _ => {
+                d.at(at, format!("{what}: static_header auth needs `header` and `value`"), "");
+                None
+            }
+        },
+        McpAuthType::OauthUser => {
+            d.at(
+                at,
+                format!("{what}: `oauth_user` credentials are not available in this build"),
+                "use `static_header` with the upstream's token, e.g. value: \"Bearer ${GITHUB_TOKEN}\"",
+            );
+            None
+        }
+    }
+}
+
 pub fn build(servers: &[McpServerSection], virtuals: &[VirtualMcpServerSection], d: &mut Diags) -> Registry {
     let mut reg = Registry::default();
     for s in servers {
@@ -135,38 +173,7 @@ pub fn build(servers: &[McpServerSection], virtuals: &[VirtualMcpServerSection],
             d.at(&s.name, format!("MCP server `{name}`: `{u}` is not an http(s) URL"), "");
             continue;
         }
-        let a = &s.auth;
-        let headers = match a.kind {
-            McpAuthType::None => Vec::new(),
-            McpAuthType::StaticHeader => match (&a.header, &a.value) {
-                (Some(h), Some(v)) => match (HeaderName::try_from(h.as_str()), HeaderValue::try_from(v.as_str())) {
-                    (Ok(h), Ok(mut v)) => {
-                        v.set_sensitive(true);
-                        vec![(h, v)]
-                    }
-                    _ => {
-                        d.at(
-                            &s.name,
-                            format!("MCP server `{name}`: `{h}` and its value are not a valid HTTP header"),
-                            "",
-                        );
-                        continue;
-                    }
-                },
-                _ => {
-                    d.at(&s.name, format!("MCP server `{name}`: static_header auth needs `header` and `value`"), "");
-                    continue;
-                }
-            },
-            McpAuthType::OauthUser => {
-                d.at(
-                    &s.name,
-                    format!("MCP server `{name}`: `oauth_user` credentials are not available in this build"),
-                    "use `static_header` with the server's token, e.g. value: \"Bearer ${GITHUB_TOKEN}\"",
-                );
-                continue;
-            }
-        };
+        let Some(headers) = auth_headers(&format!("MCP server `{name}`"), &s.name, &s.auth, d) else { continue };
         let fingerprint = hex::encode(crate::digest::sha256(
             format!(
                 "{transport:?}|{:?}|{}",
@@ -237,6 +244,6 @@ pub fn build(servers: &[McpServerSection], virtuals: &[VirtualMcpServerSection],
     reg
 }
 
-fn valid_name(n: &str) -> bool {
+pub(crate) fn valid_name(n: &str) -> bool {
     !n.is_empty() && n.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
 }

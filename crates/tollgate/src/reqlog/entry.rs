@@ -69,6 +69,9 @@ pub struct LogEntry {
     /// A tool call's particulars (`kind: mcp`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mcp: Option<McpLog>,
+    /// An agent call's particulars (`kind: a2a`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub a2a: Option<A2aLog>,
     /// Whether the entry goes to the request log (`logging.enabled`); an
     /// entry built only for tracing does not.
     #[serde(skip)]
@@ -92,6 +95,33 @@ pub struct McpLog {
     /// The result was a tool error (`isError`).
     #[serde(default)]
     pub is_error: bool,
+}
+
+/// An A2A agent call in the request log. Never the messages themselves.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct A2aLog {
+    pub agent: String,
+    /// The JSON-RPC method as the client named it (`message/send`,
+    /// `SendMessage`), or `<HTTP method> <path>` on the REST binding.
+    pub method: String,
+    /// `jsonrpc` or `rest`.
+    pub binding: String,
+    /// The task the call is about, from the request or the answer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task_id: Option<String>,
+    /// The task's last state the gateway saw (`working`, `completed`,
+    /// `input-required`, `canceled`, …), in one vocabulary for both generations.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task_state: Option<String>,
+    /// `allowed`, `refused` (identity, allowlist, limits), `blocked` (a
+    /// guardrail) or `error` (the agent could not be reached or failed).
+    pub decision: String,
+    /// A JSON-RPC error code the agent answered with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rpc_error: Option<i64>,
+    /// Events relayed on a streamed answer.
+    #[serde(default)]
+    pub events: u64,
 }
 
 /// One guardrail decision in the request log. Never the matched text.

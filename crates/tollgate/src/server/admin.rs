@@ -34,6 +34,8 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/admin/mcp/servers", get(super::admin_mcp::list))
         .route("/admin/mcp/servers/{server}", get(super::admin_mcp::one))
         .route("/admin/mcp/servers/{server}/tools/{tool}/approve", post(super::admin_mcp::approve))
+        .route("/admin/a2a/agents", get(super::admin_a2a::list))
+        .route("/admin/a2a/agents/{name}", get(super::admin_a2a::one))
         .route("/admin/{kind}", get(super::admin_overlays::list))
         .route(
             "/admin/{kind}/{id}",

@@ -19,11 +19,11 @@ use crate::mcp::registry::{Front, ServerDef};
 pub struct ListParams {
     /// Read every server's tools now instead of showing the last read.
     #[serde(default)]
-    refresh: bool,
+    pub refresh: bool,
 }
 
 /// A URL as shown: without any userinfo it may carry.
-fn shown(target: &str) -> String {
+pub(super) fn shown(target: &str) -> String {
     let Some((scheme, rest)) = target.split_once("://") else { return target.to_string() };
     let authority_end = rest.find('/').unwrap_or(rest.len());
     match rest[..authority_end].rfind('@') {

@@ -37,6 +37,14 @@ pub fn router(app: Arc<App>) -> Router {
                 move || app.upgrade().map_or_else(|| "req_-".to_string(), |a| a.ids.next())
             }),
         })))
+        .merge(crate::a2a::front::routes(Arc::new(crate::a2a::front::Door {
+            live: app.live.clone(),
+            agents: app.a2a.clone(),
+            ids: Box::new({
+                let app = Arc::downgrade(&app);
+                move || app.upgrade().map_or_else(|| "req_-".to_string(), |a| a.ids.next())
+            }),
+        })))
         .fallback(not_found)
         .with_state(app)
 }

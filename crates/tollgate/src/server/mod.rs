@@ -4,6 +4,7 @@
 pub mod admin;
 mod admin_keys;
 mod admin_logs;
+mod admin_a2a;
 mod admin_mcp;
 mod admin_overlays;
 pub mod data;
@@ -36,6 +37,8 @@ pub struct App {
     pub overlay_lock: tokio::sync::Mutex<()>,
     /// MCP connections, tool inventories, pins and client sessions.
     pub mcp: Arc<crate::mcp::Hub>,
+    /// A2A agents' cards and health.
+    pub a2a: Arc<crate::a2a::Agents>,
 }
 
 /// How often keys are re-read from a shared (PostgreSQL) store.
@@ -151,6 +154,7 @@ impl Gateway {
             store: store.clone(),
             overlay_lock: Default::default(),
             mcp,
+            a2a: Arc::default(),
         });
         install_loopback(&shared, Arc::downgrade(&app));
         let (stop, rx) = watch::channel(false);
