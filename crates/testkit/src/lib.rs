@@ -14,8 +14,12 @@
 //!
 //! [`McpMock`] is a mock MCP server (Streamable HTTP and legacy SSE); the
 //! `mock-mcp` binary serves the same tools over stdio.
+//!
+//! [`A2aMock`] is a mock A2A agent (protocol v1.0 and v0.3; JSON-RPC and
+//! HTTP+JSON, with SSE streams).
 #![expect(clippy::disallowed_methods, reason = "mock servers spawn a task per connection, as any test server does")]
 
+mod a2a;
 mod anthropic;
 mod bedrock;
 mod cohere;
@@ -25,6 +29,7 @@ mod mcp;
 mod openai;
 pub mod wire;
 
+pub use a2a::{A2aMock, A2aOptions, A2aReceived};
 pub use json_server::JsonServer;
 pub use mcp::{
     BUILTIN_TOOLS, Exchange, INJECT_TEXT, LEAK_TEXT, McpMock, McpOptions, McpTools, RUG_PULL_DESCRIPTION, Received,

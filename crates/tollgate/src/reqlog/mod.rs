@@ -261,6 +261,7 @@ mod tests {
             response_body: None,
             guardrails: vec![],
             mcp: None,
+            a2a: None,
             log: true,
         }
     }

@@ -395,6 +395,17 @@ mod tests {
                 decision: "allowed".into(),
                 is_error: false,
             }),
+            // And an agent call's.
+            a2a: Some(crate::reqlog::entry::A2aLog {
+                agent: "researcher".into(),
+                method: "SendMessage".into(),
+                binding: "jsonrpc".into(),
+                task_id: Some("t-1".into()),
+                task_state: Some("completed".into()),
+                decision: "allowed".into(),
+                rpc_error: None,
+                events: 0,
+            }),
             log: true,
         };
         s.append_logs(vec![entry("r1", 1_000), entry("r2", 2_000), entry("r3", 3_000)]).await.unwrap();

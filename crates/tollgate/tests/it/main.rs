@@ -3,6 +3,7 @@
 //! Integration tests: the real router (or the real binary) against the test
 //! kit's in-process mock upstreams. One test binary, one module per area.
 
+mod a2a;
 mod admission;
 mod audit;
 mod auth;
