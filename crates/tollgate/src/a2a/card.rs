@@ -118,17 +118,36 @@ pub fn rest_segment(n: usize) -> String {
 #[derive(Default)]
 pub struct Directory {
     known: Mutex<HashMap<String, Known>>,
+    /// Agents whose card is being read in the background.
+    reading: Mutex<std::collections::HashSet<String>>,
 }
 
 impl Directory {
-    /// The agent's card as last read, read again when stale.
-    pub async fn get(&self, client: &HttpClient, def: &AgentDef) -> Known {
-        if let Some(k) = self.cached(def)
-            && k.fresh(def)
-        {
-            return k;
+    /// The agent's card, without waiting on the network unless nothing is
+    /// known of it yet: a stale card is returned as it is and read again
+    /// in the background, so a call never waits for its agent's card once
+    /// the gateway has seen it.
+    pub async fn get(self: &Arc<Self>, client: &HttpClient, def: &Arc<AgentDef>) -> Known {
+        match self.cached(def) {
+            Some(k) if k.fresh(def) => k,
+            Some(k) => {
+                self.read_later(client, def);
+                k
+            }
+            None => self.refresh(client, def).await,
         }
-        self.refresh(client, def).await
+    }
+
+    /// Reads the card in the background, once at a time per agent.
+    pub fn read_later(self: &Arc<Self>, client: &HttpClient, def: &Arc<AgentDef>) {
+        if !self.reading.lock().unwrap_or_else(|p| p.into_inner()).insert(def.name.clone()) {
+            return;
+        }
+        let (this, client, def) = (self.clone(), client.clone(), def.clone());
+        crate::task::spawn("a2a-card-read", async move {
+            this.refresh(&client, &def).await;
+            this.reading.lock().unwrap_or_else(|p| p.into_inner()).remove(&def.name);
+        });
     }
 
     pub fn cached(&self, def: &AgentDef) -> Option<Known> {

@@ -30,10 +30,19 @@ use crate::state::Shared;
 /// What outlives config snapshots: the cards read so far.
 #[derive(Default)]
 pub struct Agents {
-    pub cards: card::Directory,
+    pub cards: std::sync::Arc<card::Directory>,
 }
 
 impl Agents {
+    /// Reads every configured agent's card in the background, so the first
+    /// call to an agent does not wait for it.
+    pub fn prefetch(&self, shared: &Shared, snap: &crate::config::snapshot::Snapshot) {
+        let client = Self::client(shared);
+        for def in snap.a2a.agents.values() {
+            self.cards.read_later(&client, def);
+        }
+    }
+
     /// The client calls to agents go out on (pooled, shared with the providers').
     pub fn client(shared: &Shared) -> HttpClient {
         shared.upstreams.client(Duration::from_secs(10))

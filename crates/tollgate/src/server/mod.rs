@@ -157,6 +157,7 @@ impl Gateway {
             a2a: Arc::default(),
         });
         install_loopback(&shared, Arc::downgrade(&app));
+        app.a2a.prefetch(&shared, &snap);
         let (stop, rx) = watch::channel(false);
         let mut tasks = JoinSet::new();
         let data_addr = data.local_addr()?;

@@ -106,11 +106,12 @@ async fn the_card_keeps_what_describes_the_agent_and_loses_what_locates_it() {
     assert_eq!(card["capabilities"]["streaming"], true);
     assert_eq!(card["securityRequirements"], json!([{ "schemes": { "tollgate": {} } }]));
     assert_eq!(card["security"], json!([{ "tollgate": [] }]));
-    assert_eq!(m.card_fetches(), 1);
-    // Cached: a second read does not go upstream.
+    // Read at start-up (or by the first request, if it came first), then kept.
+    let fetched = m.card_fetches();
+    assert!((1..=2).contains(&fetched), "{fetched}");
     let again = h.send(Method::GET, &h.url("/a2a/a/.well-known/agent.json"), Some(AGENT), &[], Bytes::new()).await;
     assert_eq!(again.status, 200);
-    assert_eq!(m.card_fetches(), 1);
+    assert_eq!(m.card_fetches(), fetched, "a second read does not go upstream");
 }
 
 #[tokio::test]
