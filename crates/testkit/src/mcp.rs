@@ -140,6 +140,12 @@ impl McpMock {
         self.state.broadcast(&list_changed());
     }
 
+    /// Adds a tool that answers `answer` to every call.
+    pub fn add_tool_answering(&self, name: &str, description: &str, answer: &str) {
+        self.state.tools.set_answer(name, answer);
+        self.add_tool(name, description);
+    }
+
     /// Forgets every session: the next request with an old id gets 404
     /// (and open streams of those sessions end).
     pub fn expire_sessions(&self) {

@@ -24,6 +24,7 @@
 
 pub mod a2a;
 pub mod admission;
+pub mod agent;
 pub mod audit;
 pub mod budgets;
 pub mod cli_guardrails;

@@ -61,6 +61,8 @@ pub struct McpTools {
     /// Server→client requests waiting for the client's answer, by JSON id.
     pending: Mutex<HashMap<String, oneshot::Sender<Value>>>,
     next_id: AtomicU64,
+    /// What a tool that is not built in answers, when set (else its name).
+    answers: Mutex<HashMap<String, String>>,
 }
 
 impl Default for McpTools {
@@ -90,6 +92,7 @@ impl McpTools {
             token: None,
             pending: Mutex::default(),
             next_id: AtomicU64::new(0),
+            answers: Mutex::default(),
         }
     }
 
@@ -128,6 +131,12 @@ impl McpTools {
     /// Adds a tool that answers with its own name.
     pub fn add_tool(&self, name: &str, description: &str) {
         self.tools.lock().expect("lock").push(Tool { def: custom_def(name, description), builtin: false });
+    }
+
+    /// Makes a tool that is not built in answer `text` (a web page, an
+    /// e-mail: content an agent reads).
+    pub fn set_answer(&self, name: &str, text: &str) {
+        self.answers.lock().expect("lock").insert(name.to_string(), text.to_string());
     }
 
     /// Answers one message: `Some(response)` for a request, `None` for a
@@ -214,7 +223,7 @@ impl McpTools {
         let builtin = self.tools.lock().expect("lock").iter().find(|t| t.def["name"] == name).map(|t| t.builtin);
         Ok(match builtin {
             None => return Err((-32602, format!("Unknown tool: {name}"))),
-            Some(false) => text(name),
+            Some(false) => text(self.answers.lock().expect("lock").get(name).map_or(name, String::as_str)),
             Some(true) => match name {
                 "echo" => match (args["text"].as_str(), &self.mark) {
                     (Some(t), Some(m)) => text(&format!("{m}:{t}")),

@@ -44,6 +44,25 @@ use crate::resource::{Called, Kind};
 use crate::routing::catalog::ModelRef;
 use crate::state::Shared;
 
+/// Marks a call the agent layer makes for a client's request (a model
+/// call of its loop, a tool call, a question to the quarantined model):
+/// `<token>:<parent request id>`. The token is per process, so a client
+/// cannot make its own requests look like another's children.
+pub const HOP_HEADER: &str = "x-tollgate-internal-agent-hop";
+
+pub fn hop_token() -> &'static str {
+    static TOKEN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    TOKEN.get_or_init(|| hex::encode(crate::digest::os_random::<16>()))
+}
+
+/// The parent request a hop header names, when its token is this process's.
+fn hop_parent(headers: &HeaderMap) -> Option<String> {
+    let v = headers.get(HOP_HEADER)?.to_str().ok()?;
+    let (token, parent) = v.split_once(':')?;
+    let ok = crate::digest::ct_eq(&crate::digest::sha256(token.as_bytes()), &crate::digest::sha256(hop_token().as_bytes()));
+    ok.then(|| parent.to_string())
+}
+
 /// What a call asks for, as its protocol names it.
 #[derive(Debug, Clone, Copy)]
 pub enum Requested<'a> {
@@ -110,6 +129,8 @@ pub struct Admission {
     pub holds: Holds,
     /// Guardrails the request added, their decisions, PII placeholders.
     pub guard: guardrails::GuardState,
+    /// The client request this call was made for, when the agent layer made it.
+    pub parent: Option<String>,
 }
 
 impl Admission {
@@ -133,6 +154,7 @@ impl Admission {
                 }),
                 ..Default::default()
             },
+            parent: hop_parent(headers),
         }
     }
 

@@ -34,6 +34,7 @@ pub fn entry(adm: &Admission, status: u16, error: Option<&'static str>, total: D
         parent_span_id: adm.trace.2.clone(),
         log: adm.snapshot.log_enabled,
         guardrails: adm.guard.decisions.lock().map(|d| d.clone()).unwrap_or_default(),
+        parent_id: adm.parent.clone(),
         ..LogEntry::default()
     }
 }

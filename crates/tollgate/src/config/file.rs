@@ -44,6 +44,90 @@ pub struct ConfigFile {
     pub logging: LoggingSection,
     /// OpenTelemetry trace export.
     pub telemetry: TelemetrySection,
+    /// The agent layer: the gateway-run tool loop, trust of tool results,
+    /// tool policies once untrusted data is in the context, quarantine.
+    pub agent: AgentSection,
+}
+
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct AgentSection {
+    /// Most model calls one request may make in a gateway-run tool loop. Default 10.
+    pub max_steps: Option<u32>,
+    /// Which tool results are trusted; the first entry whose `tools` match
+    /// decides. A result no entry trusts is untrusted.
+    pub tool_trust: Vec<ToolTrustSection>,
+    /// What happens to a tool once the context holds an untrusted result.
+    pub tool_policies: Vec<ToolPolicySection>,
+    /// Results of these tools are read only by a model without tools.
+    pub quarantine: Option<QuarantineSection>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ToolTrustSection {
+    /// Globs over client function-tool names and `<server>/<tool>` MCP tools.
+    pub tools: Vec<String>,
+    /// `trusted` or `untrusted`. Omitted with `trusted_when`: trusted when every condition holds.
+    #[serde(default)]
+    pub trust: Option<Trust>,
+    /// Conditions on the result that make it trusted (all must hold).
+    #[serde(default)]
+    pub trusted_when: Vec<TrustConditionSection>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Trust {
+    Trusted,
+    Untrusted,
+}
+
+/// A condition on a tool result: a field of the result read as JSON
+/// (`field: "source"`, `field: "meta.origin"`) equal to a value, one of
+/// several, or matching a regex; without `field`, `matches` applies to the
+/// whole text.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TrustConditionSection {
+    #[serde(default)]
+    pub field: Option<String>,
+    #[serde(default)]
+    pub equals: Option<serde_json::Value>,
+    #[serde(default)]
+    pub one_of: Vec<serde_json::Value>,
+    #[serde(default)]
+    pub matches: Option<String>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ToolPolicySection {
+    /// Globs over client function-tool names and `<server>/<tool>` MCP tools.
+    pub tools: Vec<String>,
+    /// `allow`, `block` (taken away and refused) or `require_approval`
+    /// (returned to the client, marked, instead of being carried out).
+    pub when_untrusted: UntrustedPolicy,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum UntrustedPolicy {
+    Allow,
+    Block,
+    RequireApproval,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct QuarantineSection {
+    /// The model that reads quarantined results (`<provider>/<model>` or a virtual model); it is offered no tools.
+    pub model: String,
+    /// Globs over client function-tool names and `<server>/<tool>` MCP tools whose results are quarantined.
+    pub tools: Vec<String>,
+    /// Longest answer of type `string` the quarantined model may give. Default 64.
+    #[serde(default)]
+    pub max_answer_chars: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize, JsonSchema)]

@@ -33,6 +33,8 @@ pub struct Snapshot {
     pub mcp: Arc<crate::mcp::registry::Registry>,
     /// A2A agents, as `/a2a/<name>` serves them.
     pub a2a: Arc<crate::a2a::registry::Registry>,
+    /// The agent layer's loop limit, trust rules, tool policies and quarantine.
+    pub agent: Arc<crate::agent::trust::AgentSettings>,
     /// OTLP endpoint and service name, when traces are exported.
     pub otlp: Option<(http::Uri, String)>,
     pub log_enabled: bool,

@@ -52,6 +52,16 @@ pub fn build_snapshot(
 
     let guardrails = crate::guardrails::build(&file.guardrails, &mut d);
     let a2a = crate::a2a::registry::build(&file.a2a_agents, &guardrails, &mut d);
+    let agent = crate::agent::trust::build(&file.agent, &mut d);
+    if let Some(q) = &agent.quarantine
+        && models.resolve_ref(&q.model).is_none()
+    {
+        d.at(
+            &Loc::unplaced(()),
+            format!("agent.quarantine.model `{}` is not a configured model", q.model),
+            "name a `<provider>/<model>` or a virtual model",
+        );
+    }
 
     match (server, d.0.is_empty()) {
         (Some(server), true) => {
@@ -68,6 +78,7 @@ pub fn build_snapshot(
                 guardrails,
                 mcp: Arc::new(mcp),
                 a2a: Arc::new(a2a),
+                agent: Arc::new(agent),
                 webhooks,
                 log_retention: file.logging.retention.map(|d| d.0),
                 log_enabled: file.logging.enabled.unwrap_or(true),

@@ -69,6 +69,13 @@ pub struct LogEntry {
     /// A tool call's particulars (`kind: mcp`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mcp: Option<McpLog>,
+    /// The client request this call was made for by the agent layer (a
+    /// model call of its tool loop, a tool call, a quarantine question).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent_id: Option<String>,
+    /// What the agent layer did on this request: steps, tools, taint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<AgentLog>,
     /// An agent call's particulars (`kind: a2a`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub a2a: Option<A2aLog>,
@@ -95,6 +102,32 @@ pub struct McpLog {
     /// The result was a tool error (`isError`).
     #[serde(default)]
     pub is_error: bool,
+}
+
+/// The agent layer's account of one client request.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct AgentLog {
+    /// Model calls made (the loop's steps).
+    pub steps: u32,
+    /// Tool calls the gateway carried out, as `<server>/<tool>`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tool_calls: Vec<String>,
+    /// Whether the context held an untrusted tool result, and whose.
+    pub tainted: bool,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tainted_by: Vec<String>,
+    /// Tools taken away from the model or refused because of the taint.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub blocked: Vec<String>,
+    /// Tool calls returned to the client for approval instead of carried out.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub approval_required: Vec<String>,
+    /// Results kept from the model, read by the quarantined model only.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub quarantined: Vec<String>,
+    /// Why the loop stopped early (`max_steps`), if it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stopped: Option<String>,
 }
 
 /// An A2A agent call in the request log. Never the messages themselves.

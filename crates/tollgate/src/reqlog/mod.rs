@@ -161,6 +161,9 @@ pub struct Query {
     /// `key=value` pairs on metadata.
     #[serde(default)]
     pub metadata: Vec<(String, String)>,
+    /// The calls the agent layer made for this request.
+    #[serde(default)]
+    pub parent: Option<String>,
     pub limit: Option<usize>,
 }
 
@@ -172,6 +175,7 @@ impl Query {
             && self.model.as_ref().is_none_or(|m| &e.requested_model == m || e.resolved_model.as_ref() == Some(m))
             && self.status.is_none_or(|s| e.status == s)
             && self.kind.is_none_or(|k| e.kind == k)
+            && self.parent.as_ref().is_none_or(|p| e.parent_id.as_ref() == Some(p))
             && self.metadata.iter().all(|(k, v)| e.metadata.get(k) == Some(v))
     }
 }
@@ -262,6 +266,8 @@ mod tests {
             guardrails: vec![],
             mcp: None,
             a2a: None,
+            parent_id: None,
+            agent: None,
             log: true,
         }
     }

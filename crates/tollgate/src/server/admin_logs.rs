@@ -31,6 +31,8 @@ pub struct Params {
     kind: Option<String>,
     /// `key:value`, comma-separated.
     metadata: Option<String>,
+    /// Only the calls the agent layer made for this request id.
+    parent: Option<String>,
     limit: Option<usize>,
     group_by: Option<String>,
     format: Option<String>,
@@ -80,6 +82,7 @@ fn query(p: &Params) -> Result<crate::reqlog::Query, Response> {
             ),
         },
         metadata,
+        parent: p.parent.clone(),
         limit: p.limit,
     })
 }

@@ -49,8 +49,38 @@ pub fn router(app: Arc<App>) -> Router {
         .with_state(app)
 }
 
+/// Chat completions: through the agent layer when the request offers MCP
+/// tools or the agent engine has rules, else straight to the pipeline.
 async fn chat(State(app): State<Arc<App>>, req: Request) -> Response {
-    model_call(&app, req, Operation::ChatCompletions, Dialect::OpenAi).await
+    let snap = app.live.snapshot();
+    let (parts, body) = req.into_parts();
+    // Read one byte past the limit at most: an oversized body goes on to
+    // the pipeline, which refuses it (and logs the refusal) as it always does.
+    let limit = snap.server.max_body_size;
+    let mut bytes = bytes::BytesMut::new();
+    let mut body = body.into_data_stream();
+    while bytes.len() <= limit {
+        match futures_util::StreamExt::next(&mut body).await {
+            Some(Ok(chunk)) => bytes.extend_from_slice(&chunk),
+            Some(Err(_)) | None => break,
+        }
+    }
+    let bytes = bytes.freeze();
+    let id = app.ids.next();
+    if bytes.len() <= limit && crate::agent::may_engage(&snap, &bytes) {
+        let door = crate::agent::Door {
+            live: app.live.clone(),
+            hub: app.mcp.clone(),
+            ids: Box::new({
+                let app = Arc::downgrade(&app);
+                move || app.upgrade().map_or_else(|| "req_-".to_string(), |a| a.ids.next())
+            }),
+        };
+        return crate::agent::run::chat(&door, id, parts.headers, bytes).await;
+    }
+    let shared = app.live.shared();
+    let body = axum::body::Body::from(bytes);
+    pipeline::handle(id, Operation::ChatCompletions, Dialect::OpenAi, snap, shared, parts.headers, body).await
 }
 
 async fn embeddings(State(app): State<Arc<App>>, req: Request) -> Response {

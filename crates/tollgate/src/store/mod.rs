@@ -406,6 +406,8 @@ mod tests {
                 rpc_error: None,
                 events: 0,
             }),
+            parent_id: Some("req-parent".into()),
+            agent: None,
             log: true,
         };
         s.append_logs(vec![entry("r1", 1_000), entry("r2", 2_000), entry("r3", 3_000)]).await.unwrap();

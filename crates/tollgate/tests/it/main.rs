@@ -5,6 +5,7 @@
 
 mod a2a;
 mod admission;
+mod agent;
 mod audit;
 mod auth;
 mod binary;
