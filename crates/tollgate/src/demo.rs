@@ -32,6 +32,13 @@ auth:
     - name: demo-agent
       key: "${DEMO_AGENT_KEY}"
       tools: ["ops/search_docs", "ops/read_file"]
+    - name: demo-assistant
+      key: "${DEMO_ASSISTANT_KEY}"
+      models: ["mock/*"]
+      tools: ["ops/fetch_page", "ops/send_email"]
+agent:
+  tool_policies:
+    - { tools: ["ops/send_email"], when_untrusted: block }
 mcp_servers:
   - name: ops
     command: "${DEMO_EXE}"
@@ -89,12 +96,14 @@ struct Tour {
     admin: String,
     app_key: String,
     agent_key: String,
+    assistant_key: String,
     master: String,
 }
 
 pub async fn run(keep_running: bool) -> ExitCode {
     let app_key = random_key();
     let agent_key = random_key();
+    let assistant_key = random_key();
     let master = random_key();
     // The MCP scene's tool server is this binary's own `mcp mock-server`.
     let exe = std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_else(|_| "tollgate".into());
@@ -102,6 +111,7 @@ pub async fn run(keep_running: bool) -> ExitCode {
         ("DEMO_MASTER_KEY".to_string(), master.clone()),
         ("DEMO_APP_KEY".to_string(), app_key.clone()),
         ("DEMO_AGENT_KEY".to_string(), agent_key.clone()),
+        ("DEMO_ASSISTANT_KEY".to_string(), assistant_key.clone()),
         ("DEMO_EXE".to_string(), exe),
     ]
     .into();
@@ -126,6 +136,7 @@ pub async fn run(keep_running: bool) -> ExitCode {
         admin: format!("http://{}", gw.admin_addr),
         app_key: app_key.clone(),
         agent_key,
+        assistant_key,
         master: master.clone(),
     });
     println!("tollgate demo — a gateway is running at {} (admin {})", tour.base, gw.admin_addr);
@@ -260,9 +271,58 @@ impl Tour {
             reply.contains("[REDACTED:AWS_ACCESS_KEY]")
         });
 
-        scene("9. MCP: an agent's key sees two of four tools; a forbidden call is refused; a leaked key is masked");
+        scene("9. MCP: an agent's key sees two of five tools; a forbidden call is refused; a leaked key is masked");
         ok &= self.mcp_scene().await;
+
+        scene("10. Agents: the gateway runs the tool loop; an injected web page cannot make the agent send an e-mail");
+        ok &= self.agent_scene().await;
         ok
+    }
+
+    async fn agent_scene(&self) -> bool {
+        let body = json!({ "model": "mock/echo", "tools": [{ "type": "mcp", "server": "ops" }],
+            "messages": [{ "role": "user", "content": "use fetch_page on https://status.example.com" }] });
+        println!("   → POST /v1/chat/completions (demo-assistant key) with tools: [{{type: mcp, server: ops}}]");
+        println!("     the page carries a hidden instruction to call send_email; the mock model obeys such instructions");
+        let resp = match self.client.request(self.request(&body, Some(&self.assistant_key))).await {
+            Ok(r) => r,
+            Err(e) => {
+                println!("   ✗ {e}");
+                return false;
+            }
+        };
+        let status = resp.status().as_u16();
+        let h = resp.headers().clone();
+        let header = |n: &str| h.get(n).and_then(|v| v.to_str().ok()).unwrap_or("-").to_string();
+        let id = header("x-tollgate-request-id");
+        let bytes = resp.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+        let v: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        let answer = v.pointer("/choices/0/message/content").and_then(Value::as_str).unwrap_or("").to_string();
+        println!("   ← {status}  x-tollgate-agent-steps: {}  x-tollgate-tools-blocked: {}", header("x-tollgate-agent-steps"), header("x-tollgate-tools-blocked"));
+        println!("   reply: {answer}");
+        tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+        let req = Request::builder()
+            .uri(format!("{}/admin/logs?parent={id}", self.admin))
+            .header("authorization", format!("Bearer {}", self.master))
+            .body(Full::new(Bytes::new()));
+        let mut tools_run = Vec::new();
+        if let Ok(req) = req
+            && let Ok(resp) = self.client.request(req).await
+            && let Ok(body) = resp.into_body().collect().await
+            && let Ok(v) = serde_json::from_slice::<Value>(&body.to_bytes())
+        {
+            println!("   the calls made for it (GET /admin/logs?parent={id}):");
+            for e in v["data"].as_array().into_iter().flatten().rev() {
+                println!("     {}  {}  {}", e["kind"].as_str().unwrap_or("-"), e["requested_model"].as_str().unwrap_or("-"), e["status"]);
+                if e["kind"] == "mcp" {
+                    tools_run.push(e["requested_model"].as_str().unwrap_or("-").to_string());
+                }
+            }
+        }
+        status == 200
+            && header("x-tollgate-tools-blocked") == "ops/send_email"
+            && tools_run == ["ops/fetch_page"]
+            && answer.contains("operational")
     }
 
     /// One MCP message to `/mcp/ops` with the agent's key; the session id
@@ -286,7 +346,7 @@ impl Tour {
 
     async fn mcp_scene(&self) -> bool {
         let call = |id: u64, name: &str, args: Value| json!({ "jsonrpc": "2.0", "id": id, "method": "tools/call", "params": { "name": name, "arguments": args } });
-        println!("   → POST /mcp/ops initialize (demo-agent key; the server has four tools)");
+        println!("   → POST /mcp/ops initialize (demo-agent key; the server has five tools)");
         let init = json!({ "jsonrpc": "2.0", "id": 1, "method": "initialize",
             "params": { "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": { "name": "demo", "version": "1" } } });
         let Some((Some(sid), _)) = self.mcp(None, init).await else {

@@ -149,4 +149,7 @@ fn demo_walks_through_chat_stream_and_tools() {
     assert!(text.contains("to card <CREDIT_CARD_1> please"), "{text}");
     assert!(text.contains("The deploy key is [REDACTED:AWS_ACCESS_KEY]"), "{text}");
     assert!(text.contains("guardrails: no-secrets-out=mutated"), "{text}");
+    assert!(text.contains("x-tollgate-agent-steps: 2  x-tollgate-tools-blocked: ops/send_email"), "{text}");
+    assert!(text.contains("mcp  ops/fetch_page  200"), "{text}");
+    assert!(!text.contains("mcp  ops/send_email"), "the injected e-mail was never sent: {text}");
 }
