@@ -1,4 +1,5 @@
-//! The agent layer, on `/v1/chat/completions`:
+//! The agent layer, on `/v1/chat/completions` and `/v1/messages` (read in
+//! the chat form, answered in the client's):
 //!
 //! - the gateway-run tool loop: `{"type": "mcp", "server": …}` entries in
 //!   `tools` are offered to the model as function tools, and the gateway

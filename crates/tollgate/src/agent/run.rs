@@ -28,8 +28,39 @@ use crate::state::Shared;
 use crate::wire::{Dialect, Operation};
 
 /// A request the agent layer has nothing to do for: the pipeline as usual.
-async fn plain(id: String, snap: Arc<Snapshot>, shared: Arc<Shared>, headers: HeaderMap, body: Bytes) -> Response {
-    crate::pipeline::handle(id, Operation::ChatCompletions, Dialect::OpenAi, snap, shared, headers, Body::from(body)).await
+async fn plain(
+    id: String,
+    front: Dialect,
+    snap: Arc<Snapshot>,
+    shared: Arc<Shared>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    crate::pipeline::handle(id, Operation::ChatCompletions, front, snap, shared, headers, Body::from(body)).await
+}
+
+/// The request as the loop reads it: the hub (OpenAI chat) form. A
+/// `/v1/messages` request is translated, its `mcp` tool entries set aside
+/// first (they are the gateway's, not an Anthropic tool type).
+fn as_hub(front: Dialect, bytes: &[u8]) -> Option<Value> {
+    let mut v: Value = serde_json::from_slice(bytes).ok()?;
+    if front == Dialect::OpenAi {
+        return Some(v);
+    }
+    let is_mcp = |t: &Value| t.get("type").and_then(Value::as_str) == Some("mcp");
+    let mcp: Vec<Value> = v.get("tools").and_then(Value::as_array).map(|t| t.iter().filter(|x| is_mcp(x)).cloned().collect()).unwrap_or_default();
+    if let Some(Value::Array(t)) = v.get_mut("tools") {
+        t.retain(|x| !is_mcp(x));
+    }
+    crate::translate::messages::validate(&v).ok()?;
+    let mut hub = crate::translate::messages::to_hub(&v).ok()?;
+    if !mcp.is_empty() {
+        match hub.get_mut("tools") {
+            Some(Value::Array(t)) => t.extend(mcp),
+            _ => hub["tools"] = Value::Array(mcp),
+        }
+    }
+    Some(hub)
 }
 
 /// How the gateway deals with one tool call of the model.
@@ -52,21 +83,25 @@ struct Run<'a> {
     vault: Vault,
     resolved: Option<HeaderValue>,
     started: Instant,
+    /// The API the client speaks: the final answer goes back in it.
+    front: Dialect,
 }
 
-pub async fn chat(door: &Door, id: String, headers: HeaderMap, bytes: Bytes) -> Response {
+/// A chat request (`/v1/chat/completions`, or `/v1/messages` with
+/// `front: Anthropic`) that may need the agent layer.
+pub async fn chat(door: &Door, id: String, front: Dialect, headers: HeaderMap, bytes: Bytes) -> Response {
     let snap = door.live.snapshot();
     let shared = door.live.shared();
-    let Ok(req) = serde_json::from_slice::<Value>(&bytes) else { return plain(id, snap, shared, headers, bytes).await };
+    let Some(req) = as_hub(front, &bytes) else { return plain(id, front, snap, shared, headers, bytes).await };
     let Ok(principal) = crate::identity::authenticate::run(&snap.auth, &shared.keys, &headers).await else {
-        return plain(id, snap, shared, headers, bytes).await; // the pipeline answers the 401
+        return plain(id, front, snap, shared, headers, bytes).await; // the pipeline answers the 401
     };
     let requested: Vec<Value> = req.get("tools").and_then(Value::as_array).cloned().unwrap_or_default();
     let toolbox = if requested.iter().any(|t| t.get("type").and_then(Value::as_str) == Some("mcp")) {
         match tools::expand(&door.hub, &shared, &snap, &principal, &requested).await {
             Ok(b) => b,
             Err(m) => {
-                let mut r = crate::error::render(GatewayError::Request(RequestError::InvalidBody(m)), Dialect::OpenAi);
+                let mut r = crate::error::render(GatewayError::Request(RequestError::InvalidBody(m)), front);
                 if let Ok(v) = HeaderValue::from_str(&id) {
                     r.headers_mut().insert("x-tollgate-request-id", v);
                 }
@@ -99,13 +134,14 @@ pub async fn chat(door: &Door, id: String, headers: HeaderMap, bytes: Bytes) -> 
         vault: Vault::default(),
         resolved: None,
         started: Instant::now(),
+        front,
     };
     let mut messages: Vec<Value> = req.get("messages").and_then(Value::as_array).cloned().unwrap_or_default();
     run.read_history(&mut messages, &toolbox);
     let gated = run.log.tainted
         && toolbox.client.iter().any(|t| snap.agent.policy(tools::function_name(t).unwrap_or("")) != UntrustedPolicy::Allow);
     if toolbox.mcp.is_empty() && run.vault.is_empty() && !gated {
-        return plain(id, snap, shared, headers, bytes).await;
+        return plain(id, front, snap, shared, headers, bytes).await;
     }
     run.run(req, messages, &toolbox).await
 }
@@ -424,7 +460,9 @@ impl Run<'_> {
     }
 
     fn answer(self, resp: Value, stream: bool, include_usage: bool) -> Response {
-        let mut r = if stream {
+        let mut r = if self.front == Dialect::Anthropic {
+            self.anthropic(&resp, stream)
+        } else if stream {
             let mut r = Response::new(Body::from(as_sse(&resp, include_usage)));
             r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
             r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
@@ -435,6 +473,22 @@ impl Run<'_> {
             r
         };
         self.stamp(&mut r, 200, None, stream);
+        r
+    }
+
+    /// The final answer as `/v1/messages` gives it, streamed or whole.
+    fn anthropic(&self, resp: &Value, stream: bool) -> Response {
+        let model = self.adm.requested.as_str();
+        if stream {
+            let sse = Body::from(as_sse(resp, true));
+            return crate::pipeline::front::respond(crate::providers::UpstreamReply::Stream(sse, Dialect::OpenAi), model, 0);
+        }
+        let mut out = crate::translate::messages::from_hub(resp, model);
+        if let Some(t) = resp.get("tollgate") {
+            out["tollgate"] = t.clone();
+        }
+        let mut r = Response::new(Body::from(out.to_string()));
+        r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
         r
     }
 

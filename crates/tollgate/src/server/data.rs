@@ -49,9 +49,13 @@ pub fn router(app: Arc<App>) -> Router {
         .with_state(app)
 }
 
-/// Chat completions: through the agent layer when the request offers MCP
-/// tools or the agent engine has rules, else straight to the pipeline.
 async fn chat(State(app): State<Arc<App>>, req: Request) -> Response {
+    agent_or_pipeline(app, req, Dialect::OpenAi).await
+}
+
+/// A chat request on either front door: through the agent layer when it
+/// offers MCP tools or the agent engine has rules, else straight to the pipeline.
+async fn agent_or_pipeline(app: Arc<App>, req: Request, front: Dialect) -> Response {
     let snap = app.live.snapshot();
     let (parts, body) = req.into_parts();
     // Read one byte past the limit at most: an oversized body goes on to
@@ -76,11 +80,11 @@ async fn chat(State(app): State<Arc<App>>, req: Request) -> Response {
                 move || app.upgrade().map_or_else(|| "req_-".to_string(), |a| a.ids.next())
             }),
         };
-        return crate::agent::run::chat(&door, id, parts.headers, bytes).await;
+        return crate::agent::run::chat(&door, id, front, parts.headers, bytes).await;
     }
     let shared = app.live.shared();
     let body = axum::body::Body::from(bytes);
-    pipeline::handle(id, Operation::ChatCompletions, Dialect::OpenAi, snap, shared, parts.headers, body).await
+    pipeline::handle(id, Operation::ChatCompletions, front, snap, shared, parts.headers, body).await
 }
 
 async fn embeddings(State(app): State<Arc<App>>, req: Request) -> Response {
@@ -89,7 +93,7 @@ async fn embeddings(State(app): State<Arc<App>>, req: Request) -> Response {
 
 /// The Anthropic Messages API, answered by whatever model the name resolves to.
 async fn messages(State(app): State<Arc<App>>, req: Request) -> Response {
-    model_call(&app, req, Operation::ChatCompletions, Dialect::Anthropic).await
+    agent_or_pipeline(app, req, Dialect::Anthropic).await
 }
 
 /// One model request through the pipeline, on the current snapshot.

@@ -259,3 +259,43 @@ async fn a_streamed_request_gets_the_final_answer_as_a_stream() {
         .collect();
     assert!(text.contains("sunny, 21 degrees"), "{text}");
 }
+
+async fn messages(h: &Harness, body: &Value) -> crate::common::Resp {
+    h.send(Method::POST, &h.url("/v1/messages"), Some(MASTER), &[("anthropic-version", "2023-06-01")], body.to_string())
+        .await
+}
+
+#[tokio::test]
+async fn the_messages_front_door_runs_the_same_loop_and_engine() {
+    let m = web(INJECTED).await;
+    let h = Harness::start(&yaml(&m, BLOCK_EMAIL)).await;
+    let body = json!({ "model": "mock/echo", "max_tokens": 200, "tools": [{ "type": "mcp", "server": "web" }],
+        "messages": [{ "role": "user", "content": "use fetch_page to read the weather" }] });
+    let r = messages(&h, &body).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let v = r.json();
+    assert_eq!(v["type"], "message", "{v}");
+    assert!(v["content"][0]["text"].as_str().unwrap().contains("sunny"), "{v}");
+    assert_eq!(r.header("x-tollgate-tools-blocked"), Some("web/send_email"));
+    assert!(m.calls("send_email").is_empty());
+
+    // A client-run loop in Anthropic's shape: tool_use and tool_result blocks.
+    let tool = |name: &str| json!({ "name": name, "input_schema": { "type": "object", "properties": {} } });
+    let client_run = json!({ "model": "mock/echo", "max_tokens": 200, "tools": [tool("fetch"), tool("send_email")], "messages": [
+        { "role": "user", "content": "read the page" },
+        { "role": "assistant", "content": [{ "type": "tool_use", "id": "tu1", "name": "fetch", "input": {} }] },
+        { "role": "user", "content": [{ "type": "tool_result", "tool_use_id": "tu1", "content": INJECTED }] },
+    ] });
+    let r = messages(&h, &client_run).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let v = r.json();
+    assert!(v["content"].as_array().unwrap().iter().all(|b| b["type"] != "tool_use"), "{v}");
+    assert_eq!(r.header("x-tollgate-tools-blocked"), Some("send_email"));
+
+    let mut streamed = body.clone();
+    streamed["stream"] = json!(true);
+    let r = messages(&h, &streamed).await;
+    assert_eq!(r.status, 200);
+    assert!(r.text().contains("event: message_stop"), "{}", r.text());
+    assert!(r.text().contains("sunny"));
+}
