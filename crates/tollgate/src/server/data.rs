@@ -58,9 +58,23 @@ async fn chat(State(app): State<Arc<App>>, req: Request) -> Response {
 async fn agent_or_pipeline(app: Arc<App>, req: Request, front: Dialect) -> Response {
     let snap = app.live.snapshot();
     let (parts, body) = req.into_parts();
+    let limit = snap.server.max_body_size;
+    // The pipeline refuses a request without a credential, or one declaring
+    // an oversized body, before reading any of it: such requests go there
+    // unread, so anonymous traffic stays cheap.
+    let declared = parts
+        .headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let credential = parts.headers.contains_key(http::header::AUTHORIZATION) || parts.headers.contains_key("x-api-key");
+    if !credential || declared.is_some_and(|n| n > limit as u64) {
+        let shared = app.live.shared();
+        return pipeline::handle(app.ids.next(), Operation::ChatCompletions, front, snap, shared, parts.headers, body)
+            .await;
+    }
     // Read one byte past the limit at most: an oversized body goes on to
     // the pipeline, which refuses it (and logs the refusal) as it always does.
-    let limit = snap.server.max_body_size;
     let mut bytes = bytes::BytesMut::new();
     let mut body = body.into_data_stream();
     while bytes.len() <= limit {
