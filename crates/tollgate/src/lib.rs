@@ -27,6 +27,7 @@ pub mod admission;
 pub mod agent;
 pub mod audit;
 pub mod budgets;
+pub mod cache;
 pub mod cli_guardrails;
 pub mod cli_keys;
 pub mod cli_logs;

@@ -78,6 +78,12 @@ pub struct McpServerLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CacheLabels {
+    /// `hit`, `miss`, `refresh` or `bypass`.
+    pub status: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct A2aLabels {
     pub agent: String,
     /// The operation (`send`, `stream`, `get_task`, …), whichever name carried it.
@@ -138,6 +144,9 @@ pub struct Metrics {
     pub mcp_duration: Family<McpServerLabels, Histogram, Buckets>,
     pub a2a_calls: Family<A2aLabels, Counter>,
     pub a2a_duration: Family<A2aAgentLabels, Histogram, Buckets>,
+    pub cache_requests: Family<CacheLabels, Counter>,
+    pub cache_evictions: Counter,
+    pub cache_bytes: Gauge,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -170,6 +179,9 @@ impl Default for Metrics {
             mcp_duration: Family::new_with_constructor(Buckets(latency)),
             a2a_calls: Family::default(),
             a2a_duration: Family::new_with_constructor(Buckets(latency)),
+            cache_requests: Family::default(),
+            cache_evictions: Counter::default(),
+            cache_bytes: Gauge::default(),
             registry: Registry::default(),
         };
         registry.register("requests", "Requests answered, by route, model, provider and status", m.requests.clone());
@@ -240,6 +252,13 @@ impl Default for Metrics {
             "Time from an agent call to its answer (a stream's end), by agent",
             m.a2a_duration.clone(),
         );
+        registry.register(
+            "cache_requests",
+            "Chat requests the response cache saw, by status (hit, miss, refresh, bypass)",
+            m.cache_requests.clone(),
+        );
+        registry.register("cache_evictions", "Answers evicted from the memory cache to make room", m.cache_evictions.clone());
+        registry.register("cache_bytes", "Bytes held by the memory cache", m.cache_bytes.clone());
         Metrics { registry, ..m }
     }
 }

@@ -31,6 +31,8 @@ pub struct Shared {
     /// The gateway's own data plane, for guardrails that call a model
     /// through it (`llm_judge`).
     pub loopback: Loopback,
+    /// The response cache's backends (memory, Redis).
+    pub cache: Arc<crate::cache::Caches>,
 }
 
 impl Default for Shared {
@@ -49,6 +51,7 @@ impl Default for Shared {
             audit: crate::audit::AuditLog::default(),
             reqlog: crate::reqlog::RequestLog::default(),
             loopback: Loopback::default(),
+            cache: Arc::default(),
             events,
         }
     }

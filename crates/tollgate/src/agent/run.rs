@@ -463,7 +463,7 @@ impl Run<'_> {
         let mut r = if self.front == Dialect::Anthropic {
             self.anthropic(&resp, stream)
         } else if stream {
-            let mut r = Response::new(Body::from(as_sse(&resp, include_usage)));
+            let mut r = Response::new(Body::from(crate::wire::openai::completion_as_sse(&resp, include_usage)));
             r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
             r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
             r
@@ -480,7 +480,7 @@ impl Run<'_> {
     fn anthropic(&self, resp: &Value, stream: bool) -> Response {
         let model = self.adm.requested.as_str();
         if stream {
-            let sse = Body::from(as_sse(resp, true));
+            let sse = Body::from(crate::wire::openai::completion_as_sse(resp, true));
             return crate::pipeline::front::respond(crate::providers::UpstreamReply::Stream(sse, Dialect::OpenAi), model, 0);
         }
         let mut out = crate::translate::messages::from_hub(resp, model);
@@ -527,59 +527,5 @@ impl Run<'_> {
         entry.resolved_model = self.resolved.as_ref().and_then(|v| v.to_str().ok()).map(str::to_string);
         entry.agent = Some(self.log);
         self.shared.reqlog.submit(entry);
-    }
-}
-
-/// A complete chat completion as the chunks a stream of it would carry.
-fn as_sse(resp: &Value, include_usage: bool) -> String {
-    let base = |choices: Value| {
-        json!({ "id": resp.get("id"), "object": "chat.completion.chunk", "created": resp.get("created"),
-                "model": resp.get("model"), "choices": choices })
-    };
-    let msg = resp.pointer("/choices/0/message").cloned().unwrap_or_else(|| json!({}));
-    let mut out = String::new();
-    let mut push = |v: Value| out.push_str(&format!("data: {v}\n\n"));
-    let content = msg.get("content").cloned().unwrap_or(Value::Null);
-    push(base(json!([{ "index": 0, "delta": { "role": "assistant", "content": content }, "finish_reason": null }])));
-    if let Some(calls) = msg.get("tool_calls").and_then(Value::as_array).filter(|c| !c.is_empty()) {
-        let deltas: Vec<Value> = calls
-            .iter()
-            .enumerate()
-            .map(|(i, c)| json!({ "index": i, "id": c.get("id"), "type": "function", "function": c.get("function") }))
-            .collect();
-        push(base(json!([{ "index": 0, "delta": { "tool_calls": deltas }, "finish_reason": null }])));
-    }
-    let finish = resp.pointer("/choices/0/finish_reason").cloned().unwrap_or(json!("stop"));
-    push(base(json!([{ "index": 0, "delta": {}, "finish_reason": finish }])));
-    if include_usage {
-        let mut u = base(json!([]));
-        u["usage"] = resp.get("usage").cloned().unwrap_or(Value::Null);
-        push(u);
-    }
-    out.push_str("data: [DONE]\n\n");
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_complete_answer_streams_as_chunks_an_sdk_accumulates() {
-        let resp = json!({ "id": "c1", "created": 1, "model": "m", "usage": { "total_tokens": 3 },
-            "choices": [{ "index": 0, "finish_reason": "tool_calls", "message": { "role": "assistant", "content": null,
-                "tool_calls": [{ "id": "t1", "type": "function", "function": { "name": "f", "arguments": "{}" } }] } }] });
-        let sse = as_sse(&resp, true);
-        let events: Vec<Value> = sse
-            .split("\n\n")
-            .filter_map(|e| e.strip_prefix("data: "))
-            .filter(|d| *d != "[DONE]")
-            .map(|d| serde_json::from_str(d).unwrap())
-            .collect();
-        assert_eq!(events.len(), 4);
-        assert_eq!(events[1]["choices"][0]["delta"]["tool_calls"][0]["function"]["name"], "f");
-        assert_eq!(events[2]["choices"][0]["finish_reason"], "tool_calls");
-        assert_eq!(events[3]["usage"]["total_tokens"], 3);
-        assert!(sse.ends_with("data: [DONE]\n\n"));
     }
 }

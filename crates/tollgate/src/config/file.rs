@@ -47,6 +47,44 @@ pub struct ConfigFile {
     /// The agent layer: the gateway-run tool loop, trust of tool results,
     /// tool policies once untrusted data is in the context, quarantine.
     pub agent: AgentSection,
+    /// The response cache.
+    pub cache: CacheSection,
+}
+
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct CacheSection {
+    /// `memory` (default: this process only) or `redis` (shared by instances).
+    pub backend: CacheBackend,
+    /// For `redis`: e.g. `redis://127.0.0.1:6379/0`.
+    pub redis_url: Option<Loc<String>>,
+    /// `off` (default), `exact`; a request may choose with `x-tollgate-cache`.
+    pub mode: CacheMode,
+    /// How long an answer is kept, e.g. `1h`. Default `1h`.
+    pub ttl: Option<Dur>,
+    /// Memory backend: most answers kept. Default 10000.
+    pub max_entries: Option<usize>,
+    /// Memory backend: most bytes kept. Default `256MiB`.
+    pub max_bytes: Option<ByteSize>,
+    /// Semantic matching (reserved; refused at load by this build).
+    pub semantic: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CacheBackend {
+    #[default]
+    Memory,
+    Redis,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CacheMode {
+    #[default]
+    Off,
+    Exact,
+    Semantic,
 }
 
 #[derive(Debug, Default, Deserialize, JsonSchema)]

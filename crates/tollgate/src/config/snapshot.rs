@@ -35,6 +35,8 @@ pub struct Snapshot {
     pub a2a: Arc<crate::a2a::registry::Registry>,
     /// The agent layer's loop limit, trust rules, tool policies and quarantine.
     pub agent: Arc<crate::agent::trust::AgentSettings>,
+    /// The response cache: mode, backend, TTL, bounds.
+    pub cache: crate::cache::CacheSettings,
     /// OTLP endpoint and service name, when traces are exported.
     pub otlp: Option<(http::Uri, String)>,
     pub log_enabled: bool,

@@ -53,6 +53,7 @@ pub fn build_snapshot(
     let guardrails = crate::guardrails::build(&file.guardrails, &mut d);
     let a2a = crate::a2a::registry::build(&file.a2a_agents, &guardrails, &mut d);
     let agent = crate::agent::trust::build(&file.agent, &mut d);
+    let cache = crate::cache::build(&file.cache, &mut d);
     if let Some(q) = &agent.quarantine
         && models.resolve_ref(&q.model).is_none()
     {
@@ -79,6 +80,7 @@ pub fn build_snapshot(
                 mcp: Arc::new(mcp),
                 a2a: Arc::new(a2a),
                 agent: Arc::new(agent),
+                cache,
                 webhooks,
                 log_retention: file.logging.retention.map(|d| d.0),
                 log_enabled: file.logging.enabled.unwrap_or(true),

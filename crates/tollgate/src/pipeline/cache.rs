@@ -1,13 +1,118 @@
-//! Stage 8: response cache lookup (exact, then semantic). A hit is an
-//! `UpstreamReply` like an upstream's answer, so output guardrails,
-//! settlement, the request log and the `/v1/messages` translation run on it
-//! exactly as on a fresh answer. Not enabled in this build: every request
-//! goes upstream.
+//! Stage 8: the response cache. A hit is an `UpstreamReply` like an
+//! upstream's answer — replayed as a stream when the client asked for one —
+//! so output guardrails, settlement (at no cost: a hit spends no tokens),
+//! the request log and the `/v1/messages` translation run on it exactly as
+//! on a fresh answer. On a miss, the answer is kept once it is complete.
+
+use axum::body::Body;
+use bytes::Bytes;
+use http::HeaderMap;
 
 use super::RequestCtx;
 use super::receive::Parsed;
+use crate::cache::{Decision, Entry, Status};
+use crate::error::GatewayError;
 use crate::providers::UpstreamReply;
+use crate::wire::{Dialect, Operation};
 
-pub fn lookup(_ctx: &mut RequestCtx, _req: &Parsed<'_>) -> Option<UpstreamReply> {
-    None
+pub async fn lookup(
+    ctx: &mut RequestCtx,
+    headers: &HeaderMap,
+    req: &Parsed<'_>,
+    bytes: &Bytes,
+) -> Result<Option<UpstreamReply>, GatewayError> {
+    if ctx.op != Operation::ChatCompletions {
+        return Ok(None);
+    }
+    let Some(model) = ctx.adm.model().map(|m| m.name().to_string()) else { return Ok(None) };
+    let front = if ctx.front == Dialect::Anthropic { "anthropic" } else { "openai" };
+    let settings = &ctx.adm.snapshot.cache;
+    let decided = crate::cache::decide(settings, headers, ctx.adm.principal.as_deref(), &model, front, bytes)?;
+    let Some(mut d) = decided else { return Ok(None) };
+    let mut reply = None;
+    if d.status == Status::Miss
+        && let Some(e) = ctx.adm.shared.cache.get(settings, &d.key).await
+        && let Ok(answer) = serde_json::from_str::<serde_json::Value>(&e.body)
+    {
+        d.status = Status::Hit;
+        d.resolved = Some(e.resolved);
+        d.saved_nanos = e.cost_nanos;
+        reply = Some(if req.stream {
+            // Usage rides along as upstream streams' does; settlement keeps it
+            // from a client that did not ask for it.
+            let sse = crate::wire::openai::completion_as_sse(&answer, true);
+            UpstreamReply::Stream(Body::from(sse), Dialect::OpenAi)
+        } else {
+            UpstreamReply::Complete { body: Bytes::from(e.body), usage: e.usage, dialect: Dialect::OpenAi }
+        });
+    }
+    ctx.adm
+        .shared
+        .metrics
+        .cache_requests
+        .get_or_create(&crate::metrics::CacheLabels { status: d.status.as_str() })
+        .inc();
+    ctx.cache = Some(d);
+    Ok(reply)
+}
+
+/// After a miss (or a forced refresh): the upstream's answer, kept once
+/// complete. Answers in Anthropic's own shape (a `/v1/messages` request to
+/// an Anthropic model) are passed through, not kept.
+pub fn keep(ctx: &RequestCtx, reply: UpstreamReply) -> UpstreamReply {
+    let Some(d) = ctx.cache.as_ref().filter(|d| matches!(d.status, Status::Miss | Status::Refresh)) else {
+        return reply;
+    };
+    let Some(target) = &ctx.target else { return reply };
+    let store = Store {
+        shared: ctx.adm.shared.clone(),
+        settings: ctx.adm.snapshot.cache.clone(),
+        decision: d.clone(),
+        resolved: target.canonical.to_string(),
+        price: target.price,
+    };
+    match reply {
+        UpstreamReply::Complete { body, usage, dialect: Dialect::OpenAi } => {
+            if let Ok(text) = std::str::from_utf8(&body) {
+                store.put(text.to_string(), usage.clone());
+            }
+            UpstreamReply::Complete { body, usage, dialect: Dialect::OpenAi }
+        }
+        UpstreamReply::Stream(body, Dialect::OpenAi) => {
+            let tap = crate::cache::stream::Tap::new(
+                body,
+                Box::new(move |answer| {
+                    let usage = answer.get("usage").and_then(|u| serde_json::from_value(u.clone()).ok());
+                    store.put(answer.to_string(), usage);
+                }),
+            );
+            UpstreamReply::Stream(Body::new(tap), Dialect::OpenAi)
+        }
+        other => other,
+    }
+}
+
+struct Store {
+    shared: std::sync::Arc<crate::state::Shared>,
+    settings: crate::cache::CacheSettings,
+    decision: Decision,
+    resolved: String,
+    price: Option<crate::pricing::Price>,
+}
+
+impl Store {
+    /// Off the request's path: the client never waits for the cache.
+    fn put(self, body: String, usage: Option<crate::wire::openai::Usage>) {
+        let cost_nanos = match (&usage, self.price) {
+            (Some(u), Some(p)) => p.cost(u),
+            _ => 0,
+        };
+        let entry = Entry { body, usage, resolved: self.resolved, cost_nanos };
+        crate::task::spawn("cache-store", async move {
+            let evicted = self.shared.cache.put(&self.settings, &self.decision.key, &entry, self.decision.ttl).await;
+            let m = &self.shared.metrics;
+            m.cache_evictions.inc_by(evicted);
+            m.cache_bytes.set(self.shared.cache.memory_bytes() as i64);
+        });
+    }
 }

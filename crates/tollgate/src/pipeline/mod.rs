@@ -66,6 +66,8 @@ pub struct RequestCtx {
     pub usage: Option<Usage>,
     /// True when `usage` is the gateway's estimate (the provider reported none).
     pub usage_estimated: bool,
+    /// What the response cache did (stage 8), when it took part.
+    pub cache: Option<crate::cache::Decision>,
 }
 
 impl RequestCtx {
@@ -82,6 +84,7 @@ impl RequestCtx {
             target: None,
             usage: None,
             usage_estimated: false,
+            cache: None,
         }
     }
 }
@@ -114,12 +117,12 @@ pub async fn run(ctx: &mut RequestCtx, headers: &HeaderMap, body: Body) -> Resul
         Dialect::Anthropic => Shape::MessagesRequest,
     };
     match guardrails::run(&mut ctx.adm, Hook::LlmInput, shape, Cow::Borrowed(&bytes[..])).await? {
-        Cow::Borrowed(_) => forward(ctx, &bytes, &req, native.as_ref(), &estimate).await,
+        Cow::Borrowed(_) => forward(ctx, headers, &bytes, &req, native.as_ref(), &estimate).await,
         Cow::Owned(rewritten) => {
             let bytes = bytes::Bytes::from(rewritten);
             let mut hub = None;
             let (req, native) = read(ctx, headers, &bytes, &mut hub)?;
-            forward(ctx, &bytes, &req, native.as_ref(), &estimate).await
+            forward(ctx, headers, &bytes, &req, native.as_ref(), &estimate).await
         }
     }
 }
@@ -147,6 +150,7 @@ fn read<'a>(
 /// Stages 8–13, on the request as the input guardrails let it through.
 async fn forward(
     ctx: &mut RequestCtx,
+    headers: &HeaderMap,
     bytes: &bytes::Bytes,
     req: &receive::Parsed<'_>,
     native: Option<&Native<'_>>,
@@ -160,7 +164,7 @@ async fn forward(
     // 8. cache lookup — after guardrails: a cached answer must not bypass
     //    them. A hit is a reply like an upstream's, so output guardrails,
     //    settlement and the front's translation run on it too.
-    let cached = cache::lookup(ctx, req);
+    let cached = cache::lookup(ctx, headers, req, bytes).await?;
 
     // 9. route — pick the virtual model's rule last, when everything that
     //    could refuse the request has had its say; the strategy orders the
@@ -183,7 +187,10 @@ async fn forward(
     let want_usage = req.stream && !client_wants_usage;
     let reply = match cached {
         Some(hit) => hit,
-        None => upstream::call(ctx, req, native, want_usage).await?,
+        None => {
+            let fresh = upstream::call(ctx, req, native, want_usage).await?;
+            cache::keep(ctx, fresh)
+        }
     };
 
     // 11. output guardrails, 12. settle — on the reply before it leaves.

@@ -50,10 +50,14 @@ pub fn finish(ctx: &RequestCtx, result: Result<Response, GatewayError>) -> Respo
     if let Ok(v) = HeaderValue::from_str(&ctx.adm.id) {
         h.insert("x-tollgate-request-id", v);
     }
-    if let Some(t) = &ctx.target
-        && let Ok(v) = HeaderValue::from_str(&t.canonical)
+    let resolved = ctx.target.as_ref().map(|t| &*t.canonical).or(ctx.cache.as_ref().and_then(|c| c.resolved.as_deref()));
+    if let Some(r) = resolved
+        && let Ok(v) = HeaderValue::from_str(r)
     {
         h.insert("x-tollgate-resolved-model", v);
+    }
+    if let Some(c) = &ctx.cache {
+        h.insert(crate::cache::STATUS_HEADER, HeaderValue::from_static(c.status.as_str()));
     }
     if !ctx.trail.attempts.is_empty() {
         let tried = ctx.trail.attempts.iter().filter(|a| a.outcome != Outcome::SkippedOpen).count();
@@ -140,7 +144,15 @@ fn log_entry(ctx: &RequestCtx, status: u16, error: Option<&'static str>, total: 
     let usage = ctx.usage.clone().unwrap_or_default();
     let price = ctx.target.as_ref().and_then(|t| t.price);
     let entry = LogEntry {
-        resolved_model: ctx.target.as_ref().map(|t| t.canonical.to_string()),
+        resolved_model: ctx
+            .target
+            .as_ref()
+            .map(|t| t.canonical.to_string())
+            .or_else(|| ctx.cache.as_ref().and_then(|c| c.resolved.clone())),
+        cache: ctx.cache.as_ref().map(|c| crate::reqlog::entry::CacheLog {
+            status: c.status.as_str().to_string(),
+            saved_nanos: c.saved_nanos,
+        }),
         provider: ctx.target.as_ref().map(|t| t.provider.name.clone()),
         route: match ctx.op {
             crate::wire::Operation::ChatCompletions => "chat".into(),

@@ -45,11 +45,15 @@ pub fn count(metrics: &crate::metrics::Metrics, model: &str, provider: &str, usa
 /// `request` is the client's body: tokenized for an estimate only when the
 /// provider reports no usage.
 pub fn run(ctx: &mut RequestCtx, reply: UpstreamReply, strip_usage: bool, request: &Bytes) -> UpstreamReply {
-    let price = ctx.target.as_ref().and_then(|t| t.price);
+    // A cache hit spends no tokens and costs nothing: it settles at zero.
+    let free = ctx.cache.as_ref().is_some_and(|c| c.status == crate::cache::Status::Hit);
+    let price = if free { None } else { ctx.target.as_ref().and_then(|t| t.price) };
     let (model, provider) = super::record::labels(ctx);
     match reply {
         UpstreamReply::Complete { body, usage, dialect } => {
-            if usage.is_none() {
+            if free {
+                ctx.usage = Some(Usage::default());
+            } else if usage.is_none() {
                 // No usage from the provider: an estimate with the tokenizer
                 // (marked as such), never zero.
                 let prompt = crate::translate::tokens::prompt(request);
@@ -89,6 +93,7 @@ pub fn run(ctx: &mut RequestCtx, reply: UpstreamReply, strip_usage: bool, reques
                 delivered: Vec::new(),
                 request: request.clone(),
                 strip_usage,
+                free,
                 done: false,
             };
             UpstreamReply::Stream(Body::new(metered), dialect)
@@ -119,6 +124,8 @@ struct Metered {
     request: Bytes,
     /// The usage chunk was asked for by the gateway, not the client: keep it from the client.
     strip_usage: bool,
+    /// A cache hit: settled at zero whatever its usage chunk says.
+    free: bool,
     done: bool,
 }
 
@@ -126,6 +133,9 @@ impl Metered {
     fn finish(&mut self) {
         if std::mem::replace(&mut self.done, true) {
             return;
+        }
+        if self.free {
+            self.usage = Some(Usage::default());
         }
         let estimated = self.usage.is_none();
         let usage = self.usage.take().unwrap_or_else(|| {

@@ -69,6 +69,10 @@ pub struct LogEntry {
     /// A tool call's particulars (`kind: mcp`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mcp: Option<McpLog>,
+    /// What the response cache did: `status` and, on a hit, the cost the
+    /// answer had when it was first paid for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache: Option<CacheLog>,
     /// The client request this call was made for by the agent layer (a
     /// model call of its tool loop, a tool call, a quarantine question).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -102,6 +106,16 @@ pub struct McpLog {
     /// The result was a tool error (`isError`).
     #[serde(default)]
     pub is_error: bool,
+}
+
+/// The response cache's part in a request.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CacheLog {
+    /// `hit`, `miss`, `refresh` or `bypass`.
+    pub status: String,
+    /// On a hit: what the answer cost when it was first paid for, in nano-dollars.
+    #[serde(default)]
+    pub saved_nanos: u64,
 }
 
 /// The agent layer's account of one client request.

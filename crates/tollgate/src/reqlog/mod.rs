@@ -266,6 +266,7 @@ mod tests {
             guardrails: vec![],
             mcp: None,
             a2a: None,
+            cache: None,
             parent_id: None,
             agent: None,
             log: true,

@@ -9,6 +9,7 @@ mod agent;
 mod audit;
 mod auth;
 mod binary;
+mod cache;
 mod chat;
 mod common;
 mod errors;

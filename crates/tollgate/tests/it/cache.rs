@@ -1,0 +1,240 @@
+//! The response cache through the real router against the test kit's
+//! OpenAI-compatible upstream: exact hits that skip the upstream and cost
+//! nothing, tenant isolation, streams replayed as streams, errors and cut
+//! streams never kept, the per-request header, the `/v1/messages` front,
+//! and Redis shared by two gateways (and a Redis outage being a miss).
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::Method;
+use serde_json::{Value, json};
+use testkit::{Fault, MockUpstream};
+
+use crate::common::{Harness, MASTER, eventually, sse_data};
+
+const A: &str = "key-team-a-1";
+const A2: &str = "key-team-a-2";
+const B: &str = "key-team-b";
+
+fn yaml(up: &MockUpstream, cache: &str) -> String {
+    format!(
+        r#"
+server: {{ listen: "127.0.0.1:0", admin_listen: "127.0.0.1:0" }}
+auth:
+  master_key: "{MASTER}"
+  keys:
+    - {{ name: a1, key: "{A}", metadata: {{ team: alpha }} }}
+    - {{ name: a2, key: "{A2}", metadata: {{ team: alpha }} }}
+    - {{ name: b, key: "{B}", metadata: {{ team: beta }} }}
+providers:
+  - name: up
+    type: openai_compatible
+    base_url: "{}"
+    api_key: "sk-upstream-secret"
+    models: [{{ name: gpt-4o-mini, input_cost_per_mtok: 0.15, output_cost_per_mtok: 0.6 }}]
+cache: {cache}
+"#,
+        up.base_url()
+    )
+}
+
+fn ask(text: &str) -> Value {
+    json!({ "model": "up/gpt-4o-mini", "temperature": 0, "messages": [{ "role": "user", "content": text }] })
+}
+
+async fn chat(h: &Harness, key: &str, body: &Value, headers: &[(&str, &str)]) -> crate::common::Resp {
+    h.send(Method::POST, &h.url("/v1/chat/completions"), Some(key), headers, body.to_string()).await
+}
+
+async fn entry(h: &Harness, id: &str) -> Value {
+    let mut out = Value::Null;
+    eventually("the log entry", async || {
+        let r = h.send(Method::GET, &h.admin_url(&format!("/admin/logs/{id}")), Some(MASTER), &[], Bytes::new()).await;
+        out = if r.status == 200 { r.json() } else { Value::Null };
+        !out.is_null()
+    })
+    .await;
+    out
+}
+
+fn content(r: &crate::common::Resp) -> String {
+    r.json()["choices"][0]["message"]["content"].as_str().unwrap_or_default().to_string()
+}
+
+/// The text of a streamed answer, and whether it ended with `[DONE]`.
+fn streamed(r: &crate::common::Resp) -> (String, bool) {
+    let events = sse_data(&r.text());
+    let text = events
+        .iter()
+        .filter_map(|e| serde_json::from_str::<Value>(e).ok())
+        .filter_map(|e| e["choices"][0]["delta"]["content"].as_str().map(str::to_string))
+        .collect();
+    (text, events.last().map(String::as_str) == Some("[DONE]"))
+}
+
+#[tokio::test]
+async fn an_exact_hit_skips_the_upstream_costs_nothing_and_says_so() {
+    let up = MockUpstream::start().await;
+    let h = Harness::start(&yaml(&up, "{ mode: exact }")).await;
+    let first = chat(&h, A, &ask("hello cache"), &[]).await;
+    assert_eq!(first.status, 200, "{}", first.text());
+    assert_eq!(first.header("x-tollgate-cache-status"), Some("miss"));
+    // The answer is kept off the request's path.
+    let mut second = chat(&h, A, &ask("hello cache"), &[]).await;
+    for _ in 0..50 {
+        if second.header("x-tollgate-cache-status") == Some("hit") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        second = chat(&h, A, &ask("hello cache"), &[]).await;
+    }
+    assert_eq!(second.header("x-tollgate-cache-status"), Some("hit"));
+    assert_eq!(second.json()["choices"], first.json()["choices"]);
+    assert_eq!(second.header("x-tollgate-resolved-model"), Some("up/gpt-4o-mini"));
+    assert_eq!(up.request_count(), 1, "the hit never reached the upstream");
+    // Field order and the stream flag do not change the key: a hit replays as a stream.
+    let reordered = r#"{"messages":[{"content":"hello cache","role":"user"}],"temperature":0,"model":"up/gpt-4o-mini","stream":true}"#;
+    let s = h.send(Method::POST, &h.url("/v1/chat/completions"), Some(A), &[], reordered).await;
+    assert_eq!(s.header("x-tollgate-cache-status"), Some("hit"));
+    let (text, done) = streamed(&s);
+    assert_eq!(text, content(&first));
+    assert!(done, "a replayed stream ends with [DONE]");
+    assert!(!s.text().contains("\"usage\""), "usage goes to a client that asked for it only");
+    assert_eq!(up.request_count(), 1);
+
+    let miss = entry(&h, first.header("x-tollgate-request-id").unwrap()).await;
+    let hit = entry(&h, second.header("x-tollgate-request-id").unwrap()).await;
+    assert_eq!(miss["cache"]["status"], "miss");
+    assert_eq!(hit["cache"]["status"], "hit");
+    assert_eq!(hit["cost_nanos"], 0);
+    assert_eq!(hit["prompt_tokens"], 0, "a hit spends no tokens");
+    assert_eq!(hit["cache"]["saved_nanos"], miss["cost_nanos"]);
+    assert!(miss["cost_nanos"].as_u64().unwrap() > 0);
+    let metrics = h.send(Method::GET, &h.admin_url("/metrics"), Some(MASTER), &[], Bytes::new()).await.text();
+    assert!(metrics.contains("tollgate_cache_requests_total{status=\"hit\"} 2"), "{metrics}");
+}
+
+#[tokio::test]
+async fn tenants_never_share_an_answer() {
+    let up = MockUpstream::start().await;
+    let h = Harness::start(&yaml(&up, "{ mode: exact }")).await;
+    assert_eq!(chat(&h, A, &ask("team question"), &[]).await.status, 200);
+    eventually("a teammate's hit", async || {
+        chat(&h, A2, &ask("team question"), &[]).await.header("x-tollgate-cache-status") == Some("hit")
+    })
+    .await;
+    let other = chat(&h, B, &ask("team question"), &[]).await;
+    assert_eq!(other.header("x-tollgate-cache-status"), Some("miss"), "another team never sees it");
+    let master = chat(&h, MASTER, &ask("team question"), &[]).await;
+    assert_eq!(master.header("x-tollgate-cache-status"), Some("miss"), "nor a caller without a team");
+}
+
+#[tokio::test]
+async fn errors_and_cut_streams_are_never_kept() {
+    let up = MockUpstream::start().await;
+    let h = Harness::start(&yaml(&up, "{ mode: exact }")).await;
+    up.push_fault(Fault::Status { status: 500, body: None, retry_after: None });
+    assert_eq!(chat(&h, A, &ask("flaky"), &[]).await.status, 502);
+    let ok = chat(&h, A, &ask("flaky"), &[]).await;
+    assert_eq!((ok.status.as_u16(), ok.header("x-tollgate-cache-status")), (200, Some("miss")), "the error was not kept");
+
+    let mut body = ask("cut short");
+    body["stream"] = json!(true);
+    up.push_fault(Fault::CutStream { after_events: 2, abort: false });
+    let cut = chat(&h, A, &body, &[]).await;
+    assert!(!streamed(&cut).1);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let again = chat(&h, A, &body, &[]).await;
+    assert_eq!(again.header("x-tollgate-cache-status"), Some("miss"), "a cut stream was not kept");
+    assert!(streamed(&again).1);
+    eventually("the whole stream kept", async || {
+        chat(&h, A, &body, &[]).await.header("x-tollgate-cache-status") == Some("hit")
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_request_header_refreshes_partitions_expires_and_bypasses() {
+    let up = MockUpstream::start().await;
+    let h = Harness::start(&yaml(&up, "{ mode: exact, ttl: 1h }")).await;
+    chat(&h, A, &ask("steer"), &[]).await;
+    eventually("kept", async || chat(&h, A, &ask("steer"), &[]).await.header("x-tollgate-cache-status") == Some("hit")).await;
+    let n = up.request_count();
+    let refresh = chat(&h, A, &ask("steer"), &[("x-tollgate-cache", r#"{"force_refresh": true}"#)]).await;
+    assert_eq!(refresh.header("x-tollgate-cache-status"), Some("refresh"));
+    assert_eq!(up.request_count(), n + 1);
+    let ns = chat(&h, A, &ask("steer"), &[("x-tollgate-cache", r#"{"namespace": "evals"}"#)]).await;
+    assert_eq!(ns.header("x-tollgate-cache-status"), Some("miss"), "another namespace");
+    let off = chat(&h, A, &ask("steer"), &[("x-tollgate-cache", r#"{"mode": "off"}"#)]).await;
+    assert_eq!(off.header("x-tollgate-cache-status"), Some("bypass"));
+    let short = [("x-tollgate-cache", r#"{"ttl": "300ms", "namespace": "brief"}"#)];
+    chat(&h, A, &ask("steer"), &short).await;
+    eventually("kept briefly", async || chat(&h, A, &ask("steer"), &short).await.header("x-tollgate-cache-status") == Some("hit")).await;
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(chat(&h, A, &ask("steer"), &short).await.header("x-tollgate-cache-status"), Some("miss"), "expired");
+    let bad = chat(&h, A, &ask("steer"), &[("x-tollgate-cache", r#"{"mood": "exact"}"#)]).await;
+    assert_eq!(bad.status, 400);
+    assert!(bad.error_message().contains("x-tollgate-cache"), "{}", bad.text());
+}
+
+#[tokio::test]
+async fn a_hit_on_the_messages_front_door_is_anthropic_shaped() {
+    let up = MockUpstream::start().await;
+    let h = Harness::start(&yaml(&up, "{ mode: exact }")).await;
+    let body = json!({ "model": "up/gpt-4o-mini", "max_tokens": 100, "messages": [{ "role": "user", "content": "bonjour" }] });
+    let url = h.url("/v1/messages");
+    let send = || h.send(Method::POST, &url, Some(A), &[("anthropic-version", "2023-06-01")], body.to_string());
+    let first = send().await;
+    assert_eq!(first.status, 200, "{}", first.text());
+    let mut hit = send().await;
+    for _ in 0..50 {
+        if hit.header("x-tollgate-cache-status") == Some("hit") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        hit = send().await;
+    }
+    assert_eq!(hit.header("x-tollgate-cache-status"), Some("hit"));
+    assert_eq!(hit.json()["type"], "message");
+    assert_eq!(hit.json()["content"], first.json()["content"]);
+    let mut streamed = body.clone();
+    streamed["stream"] = json!(true);
+    let s = h.send(Method::POST, &h.url("/v1/messages"), Some(A), &[("anthropic-version", "2023-06-01")], streamed.to_string()).await;
+    assert_eq!(s.header("x-tollgate-cache-status"), Some("hit"));
+    assert!(s.text().contains("event: message_stop"), "{}", s.text());
+    assert_eq!(up.request_count(), 1);
+}
+
+#[tokio::test]
+async fn redis_is_shared_by_gateways_and_an_outage_is_a_miss() {
+    let url = std::env::var("TOLLGATE_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/0".into());
+    let up = MockUpstream::start().await;
+    let cache = format!("{{ mode: exact, backend: redis, redis_url: \"{url}\" }}");
+    let one = Harness::start(&yaml(&up, &cache)).await;
+    let two = Harness::start(&yaml(&up, &cache)).await;
+    // Unique per run: the Redis outlives the test.
+    let text = format!("shared {}", std::process::id() as u128 * 1_000_000 + fastrand_seed());
+    let first = chat(&one, A, &ask(&text), &[]).await;
+    assert_eq!(first.status, 200);
+    assert_eq!(
+        first.header("x-tollgate-cache-status"),
+        Some("miss"),
+        "Redis is needed for this test at {url}: start it (redis-server) or set TOLLGATE_TEST_REDIS_URL"
+    );
+    eventually("a hit on the other gateway", async || {
+        chat(&two, A, &ask(&text), &[]).await.header("x-tollgate-cache-status") == Some("hit")
+    })
+    .await;
+    assert_eq!(up.request_count(), 1);
+
+    let down = Harness::start(&yaml(&up, "{ mode: exact, backend: redis, redis_url: \"redis://127.0.0.1:1/0\" }")).await;
+    for _ in 0..2 {
+        let r = chat(&down, A, &ask(&text), &[]).await;
+        assert_eq!((r.status.as_u16(), r.header("x-tollgate-cache-status")), (200, Some("miss")));
+    }
+}
+
+fn fastrand_seed() -> u128 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() % 1_000_000
+}
