@@ -1,0 +1,129 @@
+"""The response cache as clients of the official `openai` and `anthropic`
+SDKs see it: the same answer again without an upstream call, and a cached
+answer asked for as a stream replayed as a stream each SDK accumulates.
+
+One gateway runs for this module with `cache: {mode: exact}` in front of the
+``mock-upstream`` binary (OpenAI-compatible); its `/metrics` count shows
+whether a request reached the upstream.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from typing import Iterator
+
+import anthropic
+import httpx
+import openai
+import pytest
+
+from conftest import MASTER_KEY, _binary, _free_port, _stop, _wait_until
+
+CONFIG = """\
+server:
+  listen: "127.0.0.1:{port}"
+  admin_listen: "127.0.0.1:{admin_port}"
+store:
+  url: "memory://"
+auth:
+  master_key: "${{TG_MASTER}}"
+providers:
+  - name: up
+    type: openai_compatible
+    base_url: "http://127.0.0.1:{up_port}/v1"
+    api_key: "sk-up"
+    models: [{{ name: gpt-4o-mini, input_cost_per_mtok: 0.15, output_cost_per_mtok: 0.6 }}]
+cache:
+  mode: exact
+  ttl: 10m
+"""
+
+
+class Gateway:
+    def __init__(self, url: str, admin: str) -> None:
+        self.url = url
+        self.admin = admin
+
+    def upstream_calls(self) -> int:
+        text = httpx.get(f"{self.admin}/metrics", headers={"Authorization": f"Bearer {MASTER_KEY}"}).text
+        return sum(int(float(line.rsplit(" ", 1)[1])) for line in text.splitlines()
+                   if line.startswith("tollgate_cache_requests_total") and 'status="miss"' in line)
+
+
+@pytest.fixture(scope="module")
+def gw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+    work = tmp_path_factory.mktemp("cache")
+    up_port, port, admin_port = _free_port(), _free_port(), _free_port()
+    mock = _binary("MOCK_UPSTREAM_BIN", "mock-upstream")
+    up_log = work / "upstream.log"
+    with open(up_log, "wb") as out:
+        upstream = subprocess.Popen([str(mock), f"127.0.0.1:{up_port}"], stdout=out, stderr=subprocess.STDOUT)
+    tollgate = _binary("TOLLGATE_BIN", "tollgate")
+    config = work / "tollgate.yaml"
+    config.write_text(CONFIG.format(port=port, admin_port=admin_port, up_port=up_port))
+    log = work / "tollgate.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([str(tollgate), "serve", "--config", str(config)], cwd=work,
+                                env={**os.environ, "TG_MASTER": MASTER_KEY}, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        _wait_until(lambda: httpx.get(f"{url}/ready", timeout=1).status_code == 200, proc, log, "tollgate")
+        yield Gateway(url, f"http://127.0.0.1:{admin_port}")
+    finally:
+        _stop(proc)
+        _stop(upstream)
+
+
+def until_hit(call):
+    """The answer is kept off the request's path: ask until it is a hit."""
+    for _ in range(50):
+        raw = call()
+        if raw.headers.get("x-tollgate-cache-status") == "hit":
+            return raw
+        time.sleep(0.02)
+    pytest.fail("the cache never answered a hit")
+
+
+def test_the_openai_sdk_gets_the_same_answer_again_and_a_replayed_stream(gw: Gateway) -> None:
+    client = openai.OpenAI(base_url=f"{gw.url}/v1", api_key=MASTER_KEY)
+    messages = [{"role": "user", "content": "What is the capital of France?"}]
+    create = client.chat.completions.with_raw_response.create
+    first = create(model="up/gpt-4o-mini", messages=messages, temperature=0)
+    assert first.headers["x-tollgate-cache-status"] == "miss"
+    hit = until_hit(lambda: create(model="up/gpt-4o-mini", messages=messages, temperature=0))
+    assert hit.parse().choices[0].message.content == first.parse().choices[0].message.content
+    misses = gw.upstream_calls()
+    stream = client.chat.completions.create(model="up/gpt-4o-mini", messages=messages, temperature=0, stream=True,
+                                            stream_options={"include_usage": True})
+    text, usage = "", None
+    for chunk in stream:
+        if chunk.choices and chunk.choices[0].delta.content:
+            text += chunk.choices[0].delta.content
+        usage = chunk.usage or usage
+    assert text == first.parse().choices[0].message.content
+    assert usage is not None and usage.total_tokens == first.parse().usage.total_tokens
+    assert gw.upstream_calls() == misses, "the stream was a hit"
+
+
+def test_the_anthropic_sdk_gets_a_cached_answer_in_its_own_shape(gw: Gateway) -> None:
+    client = anthropic.Anthropic(base_url=gw.url, api_key=MASTER_KEY)
+    messages = [{"role": "user", "content": "Name a prime number."}]
+    create = client.messages.with_raw_response.create
+    first = create(model="up/gpt-4o-mini", max_tokens=100, messages=messages)
+    hit = until_hit(lambda: create(model="up/gpt-4o-mini", max_tokens=100, messages=messages))
+    assert hit.parse().content[0].text == first.parse().content[0].text
+    with client.messages.stream(model="up/gpt-4o-mini", max_tokens=100, messages=messages) as s:
+        text = "".join(s.text_stream)
+        final = s.get_final_message()
+    assert text == first.parse().content[0].text
+    assert final.stop_reason == first.parse().stop_reason
+
+
+def test_a_bad_cache_header_is_a_clear_400(gw: Gateway) -> None:
+    client = openai.OpenAI(base_url=f"{gw.url}/v1", api_key=MASTER_KEY)
+    with pytest.raises(openai.BadRequestError) as e:
+        client.chat.completions.create(model="up/gpt-4o-mini", messages=[{"role": "user", "content": "x"}],
+                                       extra_headers={"x-tollgate-cache": '{"ttl": "forever"}'})
+    assert "x-tollgate-cache" in str(e.value)
