@@ -172,18 +172,20 @@ pub async fn usage(a: UsageArgs, admin_url: Option<String>) -> ExitCode {
     for k in &keys {
         print!("{:<22} ", k.to_uppercase());
     }
-    println!("{:>9} {:>12} {:>12} {:>12}", "REQUESTS", "PROMPT", "COMPLETION", "USD");
+    println!("{:>9} {:>12} {:>12} {:>12} {:>10} {:>12}", "REQUESTS", "PROMPT", "COMPLETION", "USD", "CACHE_HITS", "SAVED_USD");
     for r in v["rows"].as_array().cloned().unwrap_or_default() {
         for k in &keys {
             print!("{:<22} ", r["group"][k].as_str().unwrap_or("-"));
         }
         let n = |k: &str| r[k].as_u64().unwrap_or(0);
         println!(
-            "{:>9} {:>12} {:>12} {:>12.6}",
+            "{:>9} {:>12} {:>12} {:>12.6} {:>10} {:>12.6}",
             n("requests"),
             n("prompt_tokens"),
             n("completion_tokens"),
-            r["cost_usd"].as_f64().unwrap_or(0.0)
+            r["cost_usd"].as_f64().unwrap_or(0.0),
+            n("cache_hits"),
+            r["saved_usd"].as_f64().unwrap_or(0.0)
         );
     }
     ExitCode::SUCCESS

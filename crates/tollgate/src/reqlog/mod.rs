@@ -188,6 +188,9 @@ pub struct UsageRow {
     pub prompt_tokens: u64,
     pub completion_tokens: u64,
     pub cost_usd: f64,
+    /// Requests the response cache answered, and what those answers cost when first paid for.
+    pub cache_hits: u64,
+    pub saved_usd: f64,
 }
 
 /// Groups entries by `group_by` keys (`model`, `provider`, `subject`,
@@ -204,6 +207,10 @@ pub fn aggregate<'a>(entries: impl Iterator<Item = &'a LogEntry>, group_by: &[St
         row.prompt_tokens += e.prompt_tokens;
         row.completion_tokens += e.completion_tokens;
         row.cost_usd += crate::pricing::nanos_to_usd(e.cost_nanos);
+        if let Some(c) = e.cache.as_ref().filter(|c| c.status == "hit") {
+            row.cache_hits += 1;
+            row.saved_usd += crate::pricing::nanos_to_usd(c.saved_nanos);
+        }
     }
     let mut rows: Vec<UsageRow> = groups.into_values().collect();
     rows.sort_by(|a, b| b.cost_usd.total_cmp(&a.cost_usd).then(b.requests.cmp(&a.requests)));

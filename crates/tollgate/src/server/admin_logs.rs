@@ -179,13 +179,16 @@ pub async fn report(
     if p.format.as_deref() == Some("csv") {
         let mut out = String::new();
         out.push_str(&group_by.join(","));
-        out.push_str(",requests,prompt_tokens,completion_tokens,cost_usd\n");
+        out.push_str(",requests,prompt_tokens,completion_tokens,cost_usd,cache_hits,saved_usd\n");
         for r in &rows {
             for g in &group_by {
                 out.push_str(&csv(r.group.get(g).map_or("", String::as_str)));
                 out.push(',');
             }
-            out.push_str(&format!("{},{},{},{:.9}\n", r.requests, r.prompt_tokens, r.completion_tokens, r.cost_usd));
+            out.push_str(&format!(
+                "{},{},{},{:.9},{},{:.9}\n",
+                r.requests, r.prompt_tokens, r.completion_tokens, r.cost_usd, r.cache_hits, r.saved_usd
+            ));
         }
         let mut resp = Response::new(axum::body::Body::from(out));
         resp.headers_mut()

@@ -111,6 +111,14 @@ async fn an_exact_hit_skips_the_upstream_costs_nothing_and_says_so() {
     assert_eq!(hit["prompt_tokens"], 0, "a hit spends no tokens");
     assert_eq!(hit["cache"]["saved_nanos"], miss["cost_nanos"]);
     assert!(miss["cost_nanos"].as_u64().unwrap() > 0);
+    let mut row = Value::Null;
+    eventually("both hits in the usage report", async || {
+        let r = h.send(Method::GET, &h.admin_url("/admin/usage/report?group_by=model"), Some(MASTER), &[], Bytes::new()).await;
+        row = r.json()["rows"][0].clone();
+        row["cache_hits"] == 2
+    })
+    .await;
+    assert!(row["saved_usd"].as_f64().unwrap() > 0.0, "{row}");
     let metrics = h.send(Method::GET, &h.admin_url("/metrics"), Some(MASTER), &[], Bytes::new()).await.text();
     assert!(metrics.contains("tollgate_cache_requests_total{status=\"hit\"} 2"), "{metrics}");
 }

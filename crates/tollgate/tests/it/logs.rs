@@ -129,7 +129,7 @@ async fn every_request_is_logged_and_usage_matches_what_was_served() {
         )
         .await
         .text();
-    assert!(csv.starts_with("metadata.project_id,requests,prompt_tokens,completion_tokens,cost_usd\n"), "{csv}");
+    assert!(csv.starts_with("metadata.project_id,requests,prompt_tokens,completion_tokens,cost_usd,cache_hits,saved_usd\n"), "{csv}");
     assert!(csv.contains("checkout,4,"), "{csv}");
     assert_eq!(admin_get(&h, "/admin/usage/report?group_by=colour").await.status, 400);
     let r = admin_get(&h, "/admin/logs?status=abc").await;
