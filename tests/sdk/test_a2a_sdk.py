@@ -15,6 +15,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 from typing import Any, Iterator
@@ -92,11 +93,17 @@ class Gateway:
     def forget(self) -> None:
         httpx.delete(f"{self.upstream}/_seen")
 
-    def logs(self, **q: str) -> list[dict[str, Any]]:
-        r = httpx.get(f"{self.admin}/admin/logs", params={"kind": "a2a", **q},
-                      headers={"Authorization": f"Bearer {MASTER_KEY}"})
-        assert r.status_code == 200, r.text
-        return r.json()["data"]
+    def logs(self, until=lambda entries: True, **q: str) -> list[dict[str, Any]]:
+        """The a2a entries, once `until` holds of them (the log is written in batches)."""
+        for _ in range(100):
+            r = httpx.get(f"{self.admin}/admin/logs", params={"kind": "a2a", **q},
+                          headers={"Authorization": f"Bearer {MASTER_KEY}"})
+            assert r.status_code == 200, r.text
+            entries = r.json()["data"]
+            if until(entries):
+                return entries
+            time.sleep(0.05)
+        return entries
 
 
 @pytest.fixture(scope="module")
@@ -236,7 +243,7 @@ def test_a_running_task_can_be_fetched_and_cancelled(gw: Gateway) -> None:
             task = final_task(await collect(client, request("slow one")))
             cancelled = await client.cancel_task(CancelTaskRequest(id=task.id))
             assert cancelled.status.state == 5  # TASK_STATE_CANCELED
-        logs = gw.logs()
+        logs = gw.logs(lambda es: any(e["a2a"]["method"] == "CancelTask" for e in es))
         cancel = next(e for e in logs if e["a2a"]["method"] == "CancelTask" and e["a2a"]["task_id"] == task.id)
         assert cancel["a2a"]["task_state"] == "canceled"
     run(go())
@@ -257,7 +264,7 @@ def test_a_v03_client_uses_the_old_method_names_through_the_same_endpoint(gw: Ga
             assert artifact_texts(events) == [f"chunk {i}: stream legacy" for i in range(3)]
         assert [s["path"] for s in gw.seen()] == ["/rpc", "/rpc"]
         assert [s["headers"].get("a2a-version") for s in gw.seen()] == ["0.3", "0.3"]
-        logged = [e["a2a"]["method"] for e in gw.logs()]
+        logged = [e["a2a"]["method"] for e in gw.logs(lambda es: {"message/send", "message/stream"} <= {e["a2a"]["method"] for e in es})]
         assert "message/send" in logged and "message/stream" in logged
     run(go())
 
@@ -277,7 +284,8 @@ def test_the_rest_binding_is_relayed_in_both_generations(gw: Gateway) -> None:
             assert [p.text for a in task.artifacts for p in a.parts] == ["echo: old rest"]
         paths = [s["path"] for s in gw.seen()]
         assert paths == ["/rest/message:send", f"/rest/tasks/{got.id}", "/rest/v1/message:send"], paths
-        rest = [e["a2a"] for e in gw.logs() if e["a2a"]["binding"] == "rest"]
+        rest = [e["a2a"] for e in gw.logs(lambda es: any(e["a2a"]["method"] == "POST /message:send" for e in es))
+                if e["a2a"]["binding"] == "rest"]
         assert any(e["method"] == "POST /message:send" and e["task_state"] == "completed" for e in rest)
     run(go())
 
@@ -324,7 +332,8 @@ def test_raw_json_rpc_with_both_generations_of_names(gw: Gateway) -> None:
     missing = httpx.post(gw.agent("echo"), headers={**auth, "A2A-Version": "1.0"},
                          json={"jsonrpc": "2.0", "id": 10, "method": "GetTask", "params": {"id": "nope"}})
     assert missing.json()["error"]["code"] == -32001, "the agent's own errors pass through"
-    entry = next(e for e in gw.logs() if e["a2a"]["method"] == "GetTask" and e["a2a"].get("rpc_error"))
+    logs = gw.logs(lambda es: any(e["a2a"].get("rpc_error") for e in es))
+    entry = next(e for e in logs if e["a2a"]["method"] == "GetTask" and e["a2a"].get("rpc_error"))
     assert entry["a2a"]["rpc_error"] == -32001
 
 
@@ -344,7 +353,7 @@ def test_a_key_without_the_agent_is_refused_and_nothing_reaches_it(gw: Gateway) 
             r = await anonymous.post(gw.agent("echo"), json={"jsonrpc": "2.0", "id": 1, "method": "GetTask"})
             assert r.status_code == 401
         assert gw.seen() == []
-        refused = [e for e in gw.logs() if e["status"] == 403]
+        refused = [e for e in gw.logs(lambda es: any(e["status"] == 403 for e in es)) if e["status"] == 403]
         assert refused and refused[0]["subject"] == "key:nobody" and refused[0]["a2a"]["decision"] == "refused"
     run(go())
 
@@ -379,7 +388,8 @@ def test_guardrails_read_the_parts_going_in_and_coming_back(gw: Gateway) -> None
             assert r.json()["error"]["data"] == {"code": "guardrail_blocked", "guardrail": "no-launch-codes",
                                                   "hook": "llm_input"}
         assert len(gw.seen()) == 1, "the blocked message never reached the agent"
-        blocked = next(e for e in gw.logs() if e["a2a"]["decision"] == "blocked")
+        blocked = next(e for e in gw.logs(lambda es: any(e["a2a"]["decision"] == "blocked" for e in es))
+                       if e["a2a"]["decision"] == "blocked")
         assert blocked["guardrails"][0]["name"] == "no-launch-codes"
     run(go())
 

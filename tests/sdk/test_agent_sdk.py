@@ -147,8 +147,15 @@ def test_a_client_run_loop_loses_the_blocked_tool_once_untrusted_output_is_in_it
     answer = raw.parse()
     assert not answer.choices[0].message.tool_calls, "the model was not offered send_email"
     assert raw.headers["x-tollgate-tools-blocked"] == "send_email"
-    outer = httpx.get(f"{gw.admin}/admin/logs/{raw.headers['x-tollgate-request-id']}",
-                      headers={"Authorization": f"Bearer {MASTER_KEY}"}).json()
+    outer = None
+    for _ in range(100):  # the log is written in batches
+        r = httpx.get(f"{gw.admin}/admin/logs/{raw.headers['x-tollgate-request-id']}",
+                      headers={"Authorization": f"Bearer {MASTER_KEY}"})
+        if r.status_code == 200:
+            outer = r.json()
+            break
+        time.sleep(0.05)
+    assert outer is not None
     assert outer["agent"]["tainted_by"] == ["fetch"]
     assert json.dumps(outer).count("attacker@evil.example") == 0, "the log keeps no message text"
 

@@ -93,6 +93,12 @@ pub fn assemble(sse: &[u8]) -> Option<Value> {
         if let Some(u) = chunk.get("usage").filter(|u| !u.is_null()) {
             usage = u.clone();
         }
+        // Several choices (`n` > 1) interleave; this assembles one, so such a stream is not kept.
+        if chunk.get("choices").and_then(Value::as_array).is_some_and(|c| {
+            c.iter().any(|x| x.get("index").and_then(Value::as_u64).unwrap_or(0) != 0)
+        }) {
+            return None;
+        }
         let Some(choice) = chunk.pointer("/choices/0") else { continue };
         if let Some(f) = choice.get("finish_reason").filter(|f| !f.is_null()) {
             finish = f.clone();
@@ -160,5 +166,7 @@ mod tests {
         let replay = crate::wire::openai::completion_as_sse(&c, true);
         assert_eq!(assemble(replay.as_bytes()).unwrap(), c, "a replay adds up to the same answer");
         assert!(assemble(&sse.as_bytes()[..sse.len() - 14]).is_none(), "no [DONE]: not kept");
+        let two = sse.replacen("\"index\":0,\"delta\":{\"content\":\"lo\"}", "\"index\":1,\"delta\":{\"content\":\"lo\"}", 1);
+        assert!(assemble(two.as_bytes()).is_none(), "n > 1: not kept");
     }
 }

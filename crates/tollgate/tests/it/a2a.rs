@@ -169,7 +169,13 @@ async fn both_generations_and_both_bindings_reach_the_agent_with_its_credential_
     assert_eq!(seen[2].header("a2a-extensions"), Some("urn:ext:x"));
     assert_eq!(seen[1].header("a2a-version"), Some("0.3"));
 
-    let entries = logs(&h).await;
+    // The log is written in batches: wait for all four calls.
+    let mut entries = Vec::new();
+    eventually("every call logged", async || {
+        entries = logs(&h).await;
+        entries.len() >= 4
+    })
+    .await;
     let methods: Vec<&str> = entries.iter().map(|e| e["a2a"]["method"].as_str().unwrap()).collect();
     for m in ["SendMessage", "tasks/get", "POST /message:send"] {
         assert!(methods.contains(&m), "{methods:?}");
