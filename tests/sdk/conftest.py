@@ -19,6 +19,7 @@ failure, never a skip: a suite that silently tests nothing is worse than none.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -125,6 +126,25 @@ def _stop(proc: subprocess.Popen) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(timeout=5)
+
+
+@contextlib.contextmanager
+def serve_gateway(work: Path, config: str, port: int, admin_port: int) -> Iterator[tuple[str, str]]:
+    """The built `tollgate serve` on `config` (with `TG_MASTER` set to the
+    master key), ready: yields its data-plane and admin base URLs."""
+    tollgate = _binary("TOLLGATE_BIN", "tollgate")
+    path = work / "tollgate.yaml"
+    path.write_text(config)
+    log = work / "tollgate.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([str(tollgate), "serve", "--config", str(path)], cwd=work,
+                                env={**os.environ, "TG_MASTER": MASTER_KEY}, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        _wait_until(lambda: httpx.get(f"{url}/ready", timeout=1).status_code == 200, proc, log, "tollgate")
+        yield url, f"http://127.0.0.1:{admin_port}"
+    finally:
+        _stop(proc)
 
 
 # --- recording upstream -----------------------------------------------------

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import subprocess
 import sys
 import time
@@ -32,7 +31,7 @@ from a2a.types.a2a_pb2 import (
     SendMessageRequest,
 )
 
-from conftest import MASTER_KEY, _binary, _free_port, _stop, _wait_until
+from conftest import MASTER_KEY, _free_port, _stop, _wait_until, serve_gateway
 
 HERE = Path(__file__).resolve().parent
 AGENT_KEY = "agent-key-for-a2a-tests"
@@ -117,21 +116,13 @@ def gw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
             stdout=out, stderr=subprocess.STDOUT)
     up_url = f"http://127.0.0.1:{up_port}"
     _wait_until(lambda: httpx.get(f"{up_url}/_seen", timeout=1).status_code == 200, upstream, up_log, "upstream")
-    tollgate = _binary("TOLLGATE_BIN", "tollgate")
     port, admin_port = _free_port(), _free_port()
-    config = work / "tollgate.yaml"
-    config.write_text(CONFIG.format(port=port, admin_port=admin_port, agent_key=AGENT_KEY, nobody_key=NOBODY_KEY,
-                                    up_port=up_port, token=UPSTREAM_TOKEN))
-    log = work / "tollgate.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen([str(tollgate), "serve", "--config", str(config)], cwd=work,
-                                env={**os.environ, "TG_MASTER": MASTER_KEY}, stdout=out, stderr=subprocess.STDOUT)
+    config = CONFIG.format(port=port, admin_port=admin_port, agent_key=AGENT_KEY, nobody_key=NOBODY_KEY,
+                           up_port=up_port, token=UPSTREAM_TOKEN)
     try:
-        url = f"http://127.0.0.1:{port}"
-        _wait_until(lambda: httpx.get(f"{url}/ready", timeout=1).status_code == 200, proc, log, "tollgate")
-        yield Gateway(url, f"http://127.0.0.1:{admin_port}", up_url)
+        with serve_gateway(work, config, port, admin_port) as (url, admin):
+            yield Gateway(url, admin, up_url)
     finally:
-        _stop(proc)
         _stop(upstream)
 
 

@@ -12,8 +12,6 @@ send an e-mail (blocked once untrusted output is in the context), to run SQL
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import time
 from pathlib import Path
 from typing import Iterator
@@ -22,7 +20,7 @@ import httpx
 import openai
 import pytest
 
-from conftest import MASTER_KEY, _binary, _free_port, _stop, _wait_until
+from conftest import MASTER_KEY, _binary, _free_port, serve_gateway
 
 CONFIG = """\
 server:
@@ -83,20 +81,11 @@ def gw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
     work = tmp_path_factory.mktemp("agent")
     tollgate = _binary("TOLLGATE_BIN", "tollgate")
     port, admin_port = _free_port(), _free_port()
-    config = work / "tollgate.yaml"
     pages = work / "pages.json"
     pages.write_text(json.dumps(PAGES))
-    config.write_text(CONFIG.format(port=port, admin_port=admin_port, tollgate=tollgate, pages=pages))
-    log = work / "tollgate.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen([str(tollgate), "serve", "--config", str(config)], cwd=work,
-                                env={**os.environ, "TG_MASTER": MASTER_KEY}, stdout=out, stderr=subprocess.STDOUT)
-    try:
-        url = f"http://127.0.0.1:{port}"
-        _wait_until(lambda: httpx.get(f"{url}/ready", timeout=1).status_code == 200, proc, log, "tollgate")
-        yield Gateway(url, f"http://127.0.0.1:{admin_port}")
-    finally:
-        _stop(proc)
+    config = CONFIG.format(port=port, admin_port=admin_port, tollgate=tollgate, pages=pages)
+    with serve_gateway(work, config, port, admin_port) as (url, admin):
+        yield Gateway(url, admin)
 
 
 def wait_for(gw: Gateway, request_id: str, n: int) -> list[dict]:

@@ -9,7 +9,6 @@ whether a request reached the upstream.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import time
 from typing import Iterator
@@ -19,7 +18,7 @@ import httpx
 import openai
 import pytest
 
-from conftest import MASTER_KEY, _binary, _free_port, _stop, _wait_until
+from conftest import MASTER_KEY, _binary, _free_port, _stop, serve_gateway
 
 CONFIG = """\
 server:
@@ -60,19 +59,11 @@ def gw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
     up_log = work / "upstream.log"
     with open(up_log, "wb") as out:
         upstream = subprocess.Popen([str(mock), f"127.0.0.1:{up_port}"], stdout=out, stderr=subprocess.STDOUT)
-    tollgate = _binary("TOLLGATE_BIN", "tollgate")
-    config = work / "tollgate.yaml"
-    config.write_text(CONFIG.format(port=port, admin_port=admin_port, up_port=up_port))
-    log = work / "tollgate.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen([str(tollgate), "serve", "--config", str(config)], cwd=work,
-                                env={**os.environ, "TG_MASTER": MASTER_KEY}, stdout=out, stderr=subprocess.STDOUT)
+    config = CONFIG.format(port=port, admin_port=admin_port, up_port=up_port)
     try:
-        url = f"http://127.0.0.1:{port}"
-        _wait_until(lambda: httpx.get(f"{url}/ready", timeout=1).status_code == 200, proc, log, "tollgate")
-        yield Gateway(url, f"http://127.0.0.1:{admin_port}")
+        with serve_gateway(work, config, port, admin_port) as (url, admin):
+            yield Gateway(url, admin)
     finally:
-        _stop(proc)
         _stop(upstream)
 
 

@@ -286,21 +286,7 @@ pub fn rewrite(card: &Value, name: &str, gateway: &str, upstream_base: &str) -> 
             Binding::Grpc | Binding::Other => None,
         }
     };
-    if let Some(Value::Array(list)) = obj.get_mut("supportedInterfaces") {
-        let mut seen = Vec::new();
-        list.retain_mut(|i| {
-            let binding = Binding::parse(i.get("protocolBinding").and_then(Value::as_str).unwrap_or("JSONRPC"));
-            let url = i.get("url").and_then(Value::as_str).unwrap_or("").to_string();
-            let Some(mine) = local(&url, binding) else { return false };
-            i["url"] = Value::String(mine);
-            let key = i.to_string();
-            if seen.contains(&key) {
-                return false;
-            }
-            seen.push(key);
-            true
-        });
-    }
+    relocate(obj, "supportedInterfaces", "protocolBinding", &local);
     let preferred = Binding::parse(obj.get("preferredTransport").and_then(Value::as_str).unwrap_or("JSONRPC"));
     if let Some(url) = obj.get("url").and_then(Value::as_str).map(str::to_string) {
         match local(&url, preferred) {
@@ -314,21 +300,7 @@ pub fn rewrite(card: &Value, name: &str, gateway: &str, upstream_base: &str) -> 
             }
         }
     }
-    if let Some(Value::Array(list)) = obj.get_mut("additionalInterfaces") {
-        let mut seen = Vec::new();
-        list.retain_mut(|i| {
-            let binding = Binding::parse(i.get("transport").and_then(Value::as_str).unwrap_or("JSONRPC"));
-            let url = i.get("url").and_then(Value::as_str).unwrap_or("").to_string();
-            let Some(mine) = local(&url, binding) else { return false };
-            i["url"] = Value::String(mine);
-            let key = i.to_string();
-            if seen.contains(&key) {
-                return false;
-            }
-            seen.push(key);
-            true
-        });
-    }
+    relocate(obj, "additionalInterfaces", "transport", &local);
     // Informational links on the upstream's own host would give it away.
     let origin = origin_of(upstream_base);
     for key in ["documentationUrl", "iconUrl"] {
@@ -339,6 +311,32 @@ pub fn rewrite(card: &Value, name: &str, gateway: &str, upstream_base: &str) -> 
     obj.remove("signatures");
     secure(obj);
     out
+}
+
+/// Points every interface of the list `key` (its binding named by
+/// `binding_key`) at the gateway; drops the ones the gateway does not relay,
+/// entries that are not objects, and duplicates the rewrite makes.
+fn relocate(
+    obj: &mut Map<String, Value>,
+    key: &str,
+    binding_key: &str,
+    local: &dyn Fn(&str, Binding) -> Option<String>,
+) {
+    let Some(Value::Array(list)) = obj.get_mut(key) else { return };
+    let mut seen = Vec::new();
+    list.retain_mut(|i| {
+        let Some(iface) = i.as_object_mut() else { return false };
+        let binding = Binding::parse(iface.get(binding_key).and_then(Value::as_str).unwrap_or("JSONRPC"));
+        let url = iface.get("url").and_then(Value::as_str).unwrap_or("");
+        let Some(mine) = local(url, binding) else { return false };
+        iface.insert("url".into(), Value::String(mine));
+        let key = i.to_string();
+        if seen.contains(&key) {
+            return false;
+        }
+        seen.push(key);
+        true
+    });
 }
 
 /// Replaces the upstream's security schemes (how to reach *it*) with the
@@ -428,6 +426,14 @@ mod tests {
         assert_eq!(out["additionalInterfaces"][1]["url"], "http://gw/a2a/old/rest");
         assert_eq!(out["securitySchemes"]["tollgate"]["scheme"], "bearer");
         assert_eq!(out["security"], json!([{"tollgate": []}]));
+    }
+
+    #[test]
+    fn a_malformed_card_is_rewritten_without_panicking() {
+        let card = json!({ "supportedInterfaces": ["x", 3, {"url": 7}], "additionalInterfaces": "no", "url": 1 });
+        let out = rewrite(&card, "a", "http://gw", "http://up");
+        assert_eq!(out["supportedInterfaces"], json!([{ "url": "http://gw/a2a/a" }]));
+        assert!(interfaces(&json!({ "supportedInterfaces": [null, []] })).is_empty());
     }
 
     #[test]

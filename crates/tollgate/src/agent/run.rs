@@ -43,7 +43,7 @@ async fn plain(
 /// `/v1/messages` request is translated, its `mcp` tool entries set aside
 /// first (they are the gateway's, not an Anthropic tool type).
 fn as_hub(front: Dialect, bytes: &[u8]) -> Option<Value> {
-    let mut v: Value = serde_json::from_slice(bytes).ok()?;
+    let mut v: Value = serde_json::from_slice(bytes).ok().filter(Value::is_object)?;
     if front == Dialect::OpenAi {
         return Some(v);
     }
@@ -267,7 +267,7 @@ impl Run<'_> {
             let (status, headers, bytes) = self.hop(&body).await;
             self.resolved = headers.get("x-tollgate-resolved-model").cloned().or(self.resolved.take());
             let resp = match serde_json::from_slice::<Value>(&bytes) {
-                Ok(v) if status == StatusCode::OK => v,
+                Ok(v) if status == StatusCode::OK && v.is_object() => v,
                 // A refused or failed model call ends the request as it is.
                 _ => return self.finish_raw(status, &headers, bytes),
             };
@@ -283,7 +283,11 @@ impl Run<'_> {
             if self.log.steps >= self.snap.agent.max_steps {
                 return self.stop(resp, &gateway, stream, include_usage);
             }
-            let mut assistant = resp.pointer("/choices/0/message").cloned().unwrap_or_else(|| json!({}));
+            let mut assistant = resp
+                .pointer("/choices/0/message")
+                .filter(|m| m.is_object())
+                .cloned()
+                .unwrap_or_else(|| json!({ "role": "assistant" }));
             assistant["tool_calls"] = Value::Array(gateway.iter().map(|(c, _)| c.clone()).collect());
             messages.push(assistant);
             for (call, step) in gateway {
@@ -435,8 +439,8 @@ impl Run<'_> {
             resp["tollgate"] = json!({ "approval_required": marked });
         }
         back.extend(approvals);
-        if let Some(m) = resp.pointer_mut("/choices/0/message") {
-            m["tool_calls"] = Value::Array(back);
+        if let Some(m) = resp.pointer_mut("/choices/0/message").and_then(Value::as_object_mut) {
+            m.insert("tool_calls".into(), Value::Array(back));
         }
         self.answer(resp, stream, include_usage)
     }
@@ -451,9 +455,9 @@ impl Run<'_> {
             self.log.steps,
             names.join(", ")
         );
-        if let Some(c) = resp.pointer_mut("/choices/0") {
-            c["message"] = json!({ "role": "assistant", "content": note });
-            c["finish_reason"] = json!("length");
+        if let Some(c) = resp.pointer_mut("/choices/0").and_then(Value::as_object_mut) {
+            c.insert("message".into(), json!({ "role": "assistant", "content": note }));
+            c.insert("finish_reason".into(), json!("length"));
         }
         self.log.stopped = Some("max_steps".into());
         self.answer(resp, stream, include_usage)

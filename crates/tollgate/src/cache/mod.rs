@@ -73,8 +73,9 @@ pub fn build(sec: &CacheSection, d: &mut Diags) -> CacheSettings {
     let redis_url = sec.redis_url.as_ref().map(|u| u.value.clone());
     match (&sec.backend, &redis_url) {
         (CacheBackend::Redis, None) => d.at(&at, "cache: backend redis needs `redis_url`", "e.g. redis://127.0.0.1:6379/0"),
+        // Not echoed: the URL may carry a password.
         (CacheBackend::Redis, Some(u)) if ::redis::Client::open(u.as_str()).is_err() => {
-            d.at(&at, format!("cache: `{u}` is not a Redis URL"), "e.g. redis://127.0.0.1:6379/0")
+            d.at(&at, "cache: `redis_url` is not a Redis URL", "e.g. redis://127.0.0.1:6379/0")
         }
         _ => {}
     }
