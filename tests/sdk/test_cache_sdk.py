@@ -3,8 +3,8 @@ SDKs see it: the same answer again without an upstream call, and a cached
 answer asked for as a stream replayed as a stream each SDK accumulates.
 
 One gateway runs for this module with `cache: {mode: exact}` in front of the
-``mock-upstream`` binary (OpenAI-compatible); its `/metrics` count shows
-whether a request reached the upstream.
+``mock-upstream`` binary (as an OpenAI-compatible and as an Anthropic
+upstream); its `/metrics` count shows whether a request reached the upstream.
 """
 
 from __future__ import annotations
@@ -34,6 +34,11 @@ providers:
     base_url: "http://127.0.0.1:{up_port}/v1"
     api_key: "sk-up"
     models: [{{ name: gpt-4o-mini, input_cost_per_mtok: 0.15, output_cost_per_mtok: 0.6 }}]
+  - name: claude
+    type: anthropic
+    base_url: "http://127.0.0.1:{up_port}"
+    api_key: "sk-ant-up"
+    models: [{{ name: claude-sonnet-4-5, input_cost_per_mtok: 3, output_cost_per_mtok: 15 }}]
 cache:
   mode: exact
   ttl: 10m
@@ -110,6 +115,27 @@ def test_the_anthropic_sdk_gets_a_cached_answer_in_its_own_shape(gw: Gateway) ->
         final = s.get_final_message()
     assert text == first.parse().content[0].text
     assert final.stop_reason == first.parse().stop_reason
+
+
+def test_an_anthropic_model_answer_is_kept_and_replayed_in_anthropic_shape(gw: Gateway) -> None:
+    client = anthropic.Anthropic(base_url=gw.url, api_key=MASTER_KEY)
+    messages = [{"role": "user", "content": "Which ocean is the largest?"}]
+    # Streamed first: the answer is assembled from Anthropic's events and kept.
+    with client.messages.stream(model="claude/claude-sonnet-4-5", max_tokens=100, messages=messages) as s:
+        streamed = "".join(s.text_stream)
+        first = s.get_final_message()
+    create = client.messages.with_raw_response.create
+    hit = until_hit(lambda: create(model="claude/claude-sonnet-4-5", max_tokens=100, messages=messages))
+    message = hit.parse()
+    assert message.id == first.id, "the kept message itself"
+    assert message.content[0].text == streamed
+    assert message.usage.output_tokens == first.usage.output_tokens
+    misses = gw.upstream_calls()
+    with client.messages.stream(model="claude/claude-sonnet-4-5", max_tokens=100, messages=messages) as s:
+        again = "".join(s.text_stream)
+        final = s.get_final_message()
+    assert again == streamed and final.stop_reason == first.stop_reason
+    assert gw.upstream_calls() == misses, "the replayed stream was a hit"
 
 
 def test_a_bad_cache_header_is_a_clear_400(gw: Gateway) -> None:

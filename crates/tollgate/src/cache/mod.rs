@@ -11,7 +11,9 @@
 //! - `memory` — the in-process backend.
 //! - `redis` — the shared backend; an outage is a miss.
 //! - `stream` — a streamed answer assembled as it passes, to be kept.
+//! - `anthropic` — the same for answers in Anthropic's own shape.
 
+pub mod anthropic;
 pub mod memory;
 pub mod redis;
 pub mod stream;
@@ -181,11 +183,15 @@ pub fn decide(
     Ok(Some(Decision { status, key, ttl, resolved: None, saved_nanos: 0 }))
 }
 
-/// A kept answer: the complete chat completion (hub JSON), its usage, the
-/// model that gave it and what it cost.
+/// A kept answer: the complete chat completion (hub JSON) or, for a
+/// `/v1/messages` request relayed to an Anthropic model, the Anthropic
+/// message; its usage, the model that gave it and what it cost.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Entry {
     pub body: String,
+    /// The body is an Anthropic message (only ever under a `/v1/messages` key).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub anthropic: bool,
     pub usage: Option<Usage>,
     pub resolved: String,
     pub cost_nanos: u64,

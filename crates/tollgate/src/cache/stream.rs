@@ -16,8 +16,12 @@ use crate::wire::sse::{event_data, split_events};
 /// Called with the assembled completion when the stream ended properly.
 pub type OnComplete = Box<dyn FnOnce(Value) + Send>;
 
+/// Adds a complete stream up to the answer it carries.
+pub type Assemble = fn(&[u8]) -> Option<Value>;
+
 pub struct Tap {
     inner: Body,
+    assemble: Assemble,
     seen: Vec<u8>,
     /// Too large to keep: watching stopped.
     overflow: bool,
@@ -25,8 +29,8 @@ pub struct Tap {
 }
 
 impl Tap {
-    pub fn new(inner: Body, on_complete: OnComplete) -> Tap {
-        Tap { inner, seen: Vec::new(), overflow: false, on_complete: Some(on_complete) }
+    pub fn new(inner: Body, assemble: Assemble, on_complete: OnComplete) -> Tap {
+        Tap { inner, assemble, seen: Vec::new(), overflow: false, on_complete: Some(on_complete) }
     }
 }
 
@@ -54,7 +58,7 @@ impl http_body::Body for Tap {
             Poll::Ready(None) => {
                 if !this.overflow
                     && let Some(done) = this.on_complete.take()
-                    && let Some(c) = assemble(&this.seen)
+                    && let Some(c) = (this.assemble)(&this.seen)
                 {
                     done(c);
                 }

@@ -37,13 +37,15 @@ pub async fn lookup(
         d.status = Status::Hit;
         d.resolved = Some(e.resolved);
         d.saved_nanos = e.cost_nanos;
-        reply = Some(if req.stream {
+        let dialect = if e.anthropic { Dialect::Anthropic } else { Dialect::OpenAi };
+        reply = Some(match (req.stream, dialect) {
             // Usage rides along as upstream streams' does; settlement keeps it
             // from a client that did not ask for it.
-            let sse = crate::wire::openai::completion_as_sse(&answer, true);
-            UpstreamReply::Stream(Body::from(sse), Dialect::OpenAi)
-        } else {
-            UpstreamReply::Complete { body: Bytes::from(e.body), usage: e.usage, dialect: Dialect::OpenAi }
+            (true, Dialect::OpenAi) => {
+                UpstreamReply::Stream(Body::from(crate::wire::openai::completion_as_sse(&answer, true)), dialect)
+            }
+            (true, Dialect::Anthropic) => UpstreamReply::Stream(Body::from(crate::cache::anthropic::replay(&answer)), dialect),
+            (false, _) => UpstreamReply::Complete { body: Bytes::from(e.body), usage: e.usage, dialect },
         });
     }
     ctx.adm
@@ -57,8 +59,8 @@ pub async fn lookup(
 }
 
 /// After a miss (or a forced refresh): the upstream's answer, kept once
-/// complete. Answers in Anthropic's own shape (a `/v1/messages` request to
-/// an Anthropic model) are passed through, not kept.
+/// complete — in the hub's shape, or in Anthropic's for a `/v1/messages`
+/// request relayed to an Anthropic model.
 pub fn keep(ctx: &RequestCtx, reply: UpstreamReply) -> UpstreamReply {
     let Some(d) = ctx.cache.as_ref().filter(|d| matches!(d.status, Status::Miss | Status::Refresh)) else {
         return reply;
@@ -72,23 +74,30 @@ pub fn keep(ctx: &RequestCtx, reply: UpstreamReply) -> UpstreamReply {
         price: target.price,
     };
     match reply {
-        UpstreamReply::Complete { body, usage, dialect: Dialect::OpenAi } => {
+        UpstreamReply::Complete { body, usage, dialect } => {
             if let Ok(text) = std::str::from_utf8(&body) {
-                store.put(text.to_string(), usage.clone());
+                store.put(text.to_string(), usage.clone(), dialect);
             }
-            UpstreamReply::Complete { body, usage, dialect: Dialect::OpenAi }
+            UpstreamReply::Complete { body, usage, dialect }
         }
-        UpstreamReply::Stream(body, Dialect::OpenAi) => {
+        UpstreamReply::Stream(body, dialect) => {
+            let assemble: crate::cache::stream::Assemble = match dialect {
+                Dialect::OpenAi => crate::cache::stream::assemble,
+                Dialect::Anthropic => crate::cache::anthropic::assemble,
+            };
             let tap = crate::cache::stream::Tap::new(
                 body,
+                assemble,
                 Box::new(move |answer| {
-                    let usage = answer.get("usage").and_then(|u| serde_json::from_value(u.clone()).ok());
-                    store.put(answer.to_string(), usage);
+                    let usage = answer.get("usage").and_then(|u| match dialect {
+                        Dialect::OpenAi => serde_json::from_value(u.clone()).ok(),
+                        Dialect::Anthropic => Some(crate::wire::openai::Usage::from(crate::translate::anthropic::tokens(u))),
+                    });
+                    store.put(answer.to_string(), usage, dialect);
                 }),
             );
-            UpstreamReply::Stream(Body::new(tap), Dialect::OpenAi)
+            UpstreamReply::Stream(Body::new(tap), dialect)
         }
-        other => other,
     }
 }
 
@@ -102,12 +111,12 @@ struct Store {
 
 impl Store {
     /// Off the request's path: the client never waits for the cache.
-    fn put(self, body: String, usage: Option<crate::wire::openai::Usage>) {
+    fn put(self, body: String, usage: Option<crate::wire::openai::Usage>, dialect: Dialect) {
         let cost_nanos = match (&usage, self.price) {
             (Some(u), Some(p)) => p.cost(u),
             _ => 0,
         };
-        let entry = Entry { body, usage, resolved: self.resolved, cost_nanos };
+        let entry = Entry { body, anthropic: dialect == Dialect::Anthropic, usage, resolved: self.resolved, cost_nanos };
         crate::task::spawn("cache-store", async move {
             let evicted = self.shared.cache.put(&self.settings, &self.decision.key, &entry, self.decision.ttl).await;
             let m = &self.shared.metrics;

@@ -246,3 +246,66 @@ async fn redis_is_shared_by_gateways_and_an_outage_is_a_miss() {
 fn fastrand_seed() -> u128 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() % 1_000_000
 }
+
+/// `/v1/messages` relayed to an Anthropic model: the answer is kept in
+/// Anthropic's own shape, whether it came whole or as a stream, and a hit
+/// is served in that shape, whole or replayed as Anthropic's events.
+#[tokio::test]
+async fn anthropic_answers_to_the_messages_front_door_are_kept_in_their_own_shape() {
+    let up = MockUpstream::start().await;
+    let config = yaml(&up, "{ mode: exact }").replace(
+        "cache:",
+        &format!(
+            "  - {{ name: claude, type: anthropic, base_url: \"{}\", api_key: \"sk-ant-secret\", models: [{{ name: claude-x, input_cost_per_mtok: 3, output_cost_per_mtok: 15 }}] }}\ncache:",
+            up.base_url().trim_end_matches("/v1")
+        ),
+    );
+    let h = Harness::start(&config).await;
+    let url = h.url("/v1/messages");
+    let send = |body: Value| {
+        let url = url.clone();
+        let h = &h;
+        async move { h.send(Method::POST, &url, Some(A), &[("anthropic-version", "2023-06-01")], body.to_string()).await }
+    };
+    let ask = |text: &str, stream: bool| {
+        json!({ "model": "claude/claude-x", "max_tokens": 64, "stream": stream, "messages": [{ "role": "user", "content": text }] })
+    };
+    let texts = |r: &crate::common::Resp| -> String {
+        sse_data(&r.text())
+            .iter()
+            .filter_map(|e| serde_json::from_str::<Value>(e).ok())
+            .filter_map(|e| e["delta"]["text"].as_str().map(str::to_string))
+            .collect()
+    };
+
+    let first = send(ask("kept whole", false)).await;
+    assert_eq!((first.status.as_u16(), first.header("x-tollgate-cache-status")), (200, Some("miss")), "{}", first.text());
+    assert_eq!(first.json()["type"], "message");
+    let mut hit = Value::Null;
+    eventually("a whole hit", async || {
+        let r = send(ask("kept whole", false)).await;
+        hit = r.json();
+        r.header("x-tollgate-cache-status") == Some("hit")
+    })
+    .await;
+    assert_eq!(hit["content"], first.json()["content"]);
+    assert_eq!(hit["id"], first.json()["id"], "the kept message, not a translation of it");
+    let s = send(ask("kept whole", true)).await;
+    assert_eq!(s.header("x-tollgate-cache-status"), Some("hit"));
+    assert!(s.text().starts_with("event: message_start"), "{}", s.text());
+    assert_eq!(texts(&s), first.json()["content"][0]["text"].as_str().unwrap());
+
+    let streamed = send(ask("kept from a stream", true)).await;
+    assert_eq!(streamed.header("x-tollgate-cache-status"), Some("miss"));
+    assert!(streamed.text().contains("event: message_stop"));
+    let mut whole = Value::Null;
+    eventually("a hit on the streamed answer", async || {
+        let r = send(ask("kept from a stream", false)).await;
+        whole = r.json();
+        r.header("x-tollgate-cache-status") == Some("hit")
+    })
+    .await;
+    assert_eq!(whole["content"][0]["text"].as_str().unwrap(), texts(&streamed));
+    assert!(whole["usage"]["output_tokens"].as_u64().unwrap() > 0, "{whole}");
+    assert_eq!(up.request_count(), 2, "hits never reached the upstream");
+}
