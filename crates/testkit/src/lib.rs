@@ -31,6 +31,7 @@ pub mod wire;
 
 pub use a2a::{A2aMock, A2aOptions, A2aReceived};
 pub use json_server::JsonServer;
+pub use openai::{CONCEPTS_MODEL, concepts};
 pub use mcp::{
     BUILTIN_TOOLS, Exchange, INJECT_TEXT, LEAK_TEXT, McpMock, McpOptions, McpTools, RUG_PULL_DESCRIPTION, Received,
     is_request, list_changed,

@@ -118,13 +118,24 @@ pub(crate) fn respond(req: &Recorded, fault: Option<Fault>, state: Arc<State>) -
     )
 }
 
+/// The model whose vectors mean something: see `concepts`.
+pub const CONCEPTS_MODEL: &str = "concepts-embed";
+
 fn embeddings(v: &Value) -> Response<Body> {
-    let n = match v.get("input") {
-        Some(Value::Array(a)) => a.len(),
-        _ => 1,
+    let texts: Vec<&str> = match v.get("input") {
+        Some(Value::Array(a)) => a.iter().map(|x| x.as_str().unwrap_or("")).collect(),
+        Some(x) => vec![x.as_str().unwrap_or("")],
+        None => vec![""],
     };
-    let data: Vec<Value> =
-        (0..n).map(|i| json!({ "object": "embedding", "index": i, "embedding": [0.1, 0.2, 0.3] })).collect();
+    let concepts = v.get("model").and_then(Value::as_str) == Some(CONCEPTS_MODEL);
+    let data: Vec<Value> = texts
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            let e = if concepts { json!(self::concepts(t)) } else { json!([0.1, 0.2, 0.3]) };
+            json!({ "object": "embedding", "index": i, "embedding": e })
+        })
+        .collect();
     full(
         200,
         "application/json",
@@ -183,4 +194,34 @@ fn sse(
         ));
     }
     crate::wire::paced(events.into_iter().map(Bytes::from).collect(), &fault, state, "text/event-stream")
+}
+
+/// A small stand-in for an embedding model that knows synonyms: each word
+/// is mapped to its concept (a few synonym groups, common words dropped),
+/// each concept to a fixed random direction, and the text to their sum —
+/// so "buy a car" and "purchase an automobile" are the same vector, which
+/// no wording-based comparison would find.
+pub fn concepts(text: &str) -> Vec<f32> {
+    const SAME: &[&[&str]] = &[&["buy", "purchase"], &["car", "automobile", "vehicle"], &["cheap", "inexpensive", "affordable"]];
+    const DROP: &[&str] = &["a", "an", "the", "i", "do", "how", "can", "to", "is", "what", "my"];
+    let mut v = vec![0f32; 64];
+    let lower = text.to_lowercase();
+    for w in lower.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty() && !DROP.contains(w)) {
+        let concept = SAME.iter().find(|g| g.contains(&w)).map_or(w, |g| g[0]);
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for b in concept.bytes() {
+            h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+        for x in &mut v {
+            h ^= h << 13;
+            h ^= h >> 7;
+            h ^= h << 17;
+            *x += (h >> 40) as f32 / (1u64 << 23) as f32 - 1.0;
+        }
+    }
+    let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    if n > 0.0 {
+        v.iter_mut().for_each(|x| *x /= n);
+    }
+    v
 }

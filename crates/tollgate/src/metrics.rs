@@ -147,6 +147,7 @@ pub struct Metrics {
     pub cache_requests: Family<CacheLabels, Counter>,
     pub cache_evictions: Counter,
     pub cache_bytes: Gauge,
+    pub cache_vectors: Gauge,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -182,6 +183,7 @@ impl Default for Metrics {
             cache_requests: Family::default(),
             cache_evictions: Counter::default(),
             cache_bytes: Gauge::default(),
+            cache_vectors: Gauge::default(),
             registry: Registry::default(),
         };
         registry.register("requests", "Requests answered, by route, model, provider and status", m.requests.clone());
@@ -259,6 +261,7 @@ impl Default for Metrics {
         );
         registry.register("cache_evictions", "Answers evicted from the memory cache to make room", m.cache_evictions.clone());
         registry.register("cache_bytes", "Bytes held by the memory cache", m.cache_bytes.clone());
+        registry.register("cache_vectors", "Vectors held by this instance's semantic cache index", m.cache_vectors.clone());
         Metrics { registry, ..m }
     }
 }

@@ -14,8 +14,10 @@
 //! - `anthropic` — the same for answers in Anthropic's own shape.
 
 pub mod anthropic;
+pub mod embed;
 pub mod memory;
 pub mod redis;
+pub mod semantic;
 pub mod stream;
 
 use std::sync::{Arc, Mutex};
@@ -36,6 +38,8 @@ use crate::wire::openai::Usage;
 pub const HEADER: &str = "x-tollgate-cache";
 /// The response header that says what the cache did.
 pub const STATUS_HEADER: &str = "x-tollgate-cache-status";
+/// On a semantic hit: how similar the request was to the one answered.
+pub const SIMILARITY_HEADER: &str = "x-tollgate-cache-similarity";
 
 const DEFAULT_TTL: Duration = Duration::from_secs(3600);
 const DEFAULT_MAX_ENTRIES: usize = 10_000;
@@ -52,6 +56,23 @@ pub struct CacheSettings {
     pub ttl: Duration,
     pub max_entries: usize,
     pub max_bytes: usize,
+    pub semantic: SemanticSettings,
+}
+
+/// How `semantic` mode compares requests.
+#[derive(Debug, Clone)]
+pub struct SemanticSettings {
+    /// The embedding model routed by this gateway; `None`: the built-in one.
+    pub model: Option<String>,
+    pub threshold: f32,
+}
+
+const DEFAULT_THRESHOLD: f32 = 0.9;
+
+impl Default for SemanticSettings {
+    fn default() -> Self {
+        SemanticSettings { model: None, threshold: DEFAULT_THRESHOLD }
+    }
 }
 
 impl Default for CacheSettings {
@@ -63,15 +84,23 @@ impl Default for CacheSettings {
             ttl: DEFAULT_TTL,
             max_entries: DEFAULT_MAX_ENTRIES,
             max_bytes: DEFAULT_MAX_BYTES,
+            semantic: SemanticSettings::default(),
         }
     }
 }
 
 pub fn build(sec: &CacheSection, d: &mut Diags) -> CacheSettings {
     let at = crate::config::loc::Loc::unplaced(());
-    if sec.mode == CacheMode::Semantic || sec.semantic.is_some() {
-        d.at(&at, "cache: semantic matching is not available in this build", "use mode: exact");
-    }
+    let semantic = sec.semantic.as_ref().map_or_else(SemanticSettings::default, |s| {
+        let threshold = s.threshold.unwrap_or(f64::from(DEFAULT_THRESHOLD));
+        if !(threshold > 0.0 && threshold <= 1.0) {
+            d.at(&at, format!("cache.semantic.threshold {threshold} is not a similarity"), "give a number above 0 and at most 1, e.g. 0.9");
+        }
+        SemanticSettings {
+            model: s.embedding_model.clone().filter(|m| m != "builtin"),
+            threshold: threshold as f32,
+        }
+    });
     let redis_url = sec.redis_url.as_ref().map(|u| u.value.clone());
     match (&sec.backend, &redis_url) {
         (CacheBackend::Redis, None) => d.at(&at, "cache: backend redis needs `redis_url`", "e.g. redis://127.0.0.1:6379/0"),
@@ -88,6 +117,7 @@ pub fn build(sec: &CacheSection, d: &mut Diags) -> CacheSettings {
         ttl: sec.ttl.as_ref().map_or(DEFAULT_TTL, |t| t.0),
         max_entries: sec.max_entries.unwrap_or(DEFAULT_MAX_ENTRIES),
         max_bytes: sec.max_bytes.as_ref().map_or(DEFAULT_MAX_BYTES, |b| usize::try_from(b.0).unwrap_or(usize::MAX)),
+        semantic,
     }
 }
 
@@ -122,6 +152,21 @@ pub struct Decision {
     /// On a hit: the model that gave the kept answer, and what it cost then.
     pub resolved: Option<String>,
     pub saved_nanos: u64,
+    /// In semantic mode, for a request that ends with a user turn.
+    pub probe: Option<Probe>,
+    /// A hit found by similarity rather than by its exact key.
+    pub similarity: Option<f32>,
+}
+
+/// What semantic matching compares: the last user turn, within the
+/// partition of requests equal in everything else.
+#[derive(Debug, Clone)]
+pub struct Probe {
+    pub partition: String,
+    pub text: String,
+    pub threshold: f32,
+    /// The text's embedding, once made (kept with the answer on a miss).
+    pub vector: Option<Arc<Vec<f32>>>,
 }
 
 /// `x-tollgate-cache`, as a request writes it.
@@ -133,6 +178,7 @@ struct Control {
     namespace: Option<String>,
     #[serde(default)]
     force_refresh: bool,
+    threshold: Option<f32>,
 }
 
 /// What the cache should do for this request (`None`: the cache is off
@@ -153,8 +199,9 @@ pub fn decide(
         })?,
     };
     let mode = control.mode.unwrap_or(settings.mode);
-    if mode == CacheMode::Semantic {
-        return Err(bad("`mode`: semantic matching is not available in this build; use exact".into()));
+    let threshold = control.threshold.unwrap_or(settings.semantic.threshold);
+    if !(threshold > 0.0 && threshold <= 1.0) {
+        return Err(bad(format!("`threshold` {threshold} is not a similarity: give a number above 0 and at most 1")));
     }
     let ttl = match &control.ttl {
         Some(t) => crate::config::loc::Dur::parse(t).map_err(|e| bad(format!("`ttl`: {e}")))?,
@@ -162,7 +209,15 @@ pub fn decide(
     };
     if mode == CacheMode::Off {
         let asked = headers.contains_key(HEADER);
-        return Ok(asked.then(|| Decision { status: Status::Bypass, key: String::new(), ttl, resolved: None, saved_nanos: 0 }));
+        return Ok(asked.then(|| Decision {
+            status: Status::Bypass,
+            key: String::new(),
+            ttl,
+            resolved: None,
+            saved_nanos: 0,
+            probe: None,
+            similarity: None,
+        }));
     }
     let Ok(mut request) = serde_json::from_slice::<Value>(body) else { return Ok(None) };
     if let Some(o) = request.as_object_mut() {
@@ -174,13 +229,51 @@ pub fn decide(
         || "-".to_string(),
         |p| p.team.as_ref().map_or_else(|| format!("subject:{}", p.id), |t| format!("team:{t}")),
     );
-    let keyed = serde_json::json!({
+    let mut keyed = serde_json::json!({
         "v": 1, "scope": scope, "namespace": control.namespace.unwrap_or_default(),
         "model": model, "front": front, "request": request,
     });
     let key = crate::mcp::inventory::canonical_sha256(&keyed);
+    let probe = if mode == CacheMode::Semantic {
+        last_user_turn(&mut keyed["request"]).map(|text| {
+            keyed["v"] = Value::from("semantic-1");
+            let partition = crate::mcp::inventory::canonical_sha256(&keyed);
+            Probe { partition, text, threshold, vector: None }
+        })
+    } else {
+        None
+    };
     let status = if control.force_refresh { Status::Refresh } else { Status::Miss };
-    Ok(Some(Decision { status, key, ttl, resolved: None, saved_nanos: 0 }))
+    Ok(Some(Decision { status, key, ttl, resolved: None, saved_nanos: 0, probe, similarity: None }))
+}
+
+/// The text of the request's last message when a user wrote it (text
+/// parts only; a turn carrying tool results is not a question to match),
+/// taken out of the request so the rest names the partition.
+fn last_user_turn(request: &mut Value) -> Option<String> {
+    let last = request.get_mut("messages")?.as_array_mut()?.last_mut()?;
+    if last.get("role").and_then(Value::as_str) != Some("user") {
+        return None;
+    }
+    let text = match last.get("content")? {
+        Value::String(s) => s.clone(),
+        Value::Array(parts) => {
+            let mut out = Vec::new();
+            for p in parts {
+                match (p.get("type").and_then(Value::as_str), p.get("text").and_then(Value::as_str)) {
+                    (Some("text"), Some(t)) => out.push(t),
+                    _ => return None, // an image, a file or a tool result: only an exact match will do
+                }
+            }
+            out.join("\n")
+        }
+        _ => return None,
+    };
+    if text.trim().is_empty() {
+        return None;
+    }
+    last["content"] = Value::Null;
+    Some(text)
 }
 
 /// A kept answer: the complete chat completion (hub JSON) or, for a
@@ -202,6 +295,7 @@ pub struct Entry {
 pub struct Caches {
     memory: memory::Memory,
     redis: Mutex<Option<Arc<redis::Redis>>>,
+    index: semantic::Index,
 }
 
 impl std::fmt::Debug for Caches {
@@ -246,7 +340,48 @@ impl Caches {
     pub fn memory_bytes(&self) -> usize {
         self.memory.bytes()
     }
+
+    /// The kept answers whose last user turn is like `vector`, best first.
+    /// With Redis, the partition's vectors added by other instances are
+    /// read first (at most every `SYNC_EVERY`).
+    pub async fn similar(&self, s: &CacheSettings, probe: &Probe, vector: &[f32]) -> Vec<semantic::Match> {
+        if let (CacheBackend::Redis, Some(url)) = (s.backend, &s.redis_url) {
+            let (cursor, synced) = self.index.cursor(&probe.partition);
+            if synced.is_none_or(|t| t.elapsed() >= SYNC_EVERY)
+                && let Some(changes) = self.redis(url).changes(&probe.partition, &cursor).await
+            {
+                let mut last = cursor;
+                for (id, key, v, ttl) in changes {
+                    self.index.insert(&probe.partition, &key, &v, ttl, s.max_entries);
+                    last = id;
+                }
+                self.index.set_cursor(&probe.partition, last);
+            }
+        }
+        self.index.search(&probe.partition, vector, probe.threshold, 3)
+    }
+
+    /// An indexed answer that is gone from the backend.
+    pub fn forget(&self, probe: &Probe, key: &str) {
+        self.index.remove(&probe.partition, key);
+    }
+
+    /// Indexes a kept answer's vector (and shares it through Redis).
+    pub async fn index(&self, s: &CacheSettings, probe: &Probe, key: &str, vector: &[f32], ttl: Duration) {
+        self.index.insert(&probe.partition, key, vector, ttl, s.max_entries);
+        if let (CacheBackend::Redis, Some(url)) = (s.backend, &s.redis_url) {
+            self.redis(url).append(&probe.partition, key, vector, ttl, s.max_entries).await;
+        }
+    }
+
+    /// Vectors held by the semantic index.
+    pub fn indexed(&self) -> usize {
+        self.index.len()
+    }
 }
+
+/// How stale another instance's view of a partition may be with Redis.
+const SYNC_EVERY: Duration = Duration::from_millis(100);
 
 #[cfg(test)]
 mod tests {
@@ -284,5 +419,42 @@ mod tests {
         assert!(decide(&on(), &h, None, "m", "openai", b"{}").is_err());
         let off = CacheSettings::default();
         assert!(decide(&off, &HeaderMap::new(), None, "m", "openai", b"{}").unwrap().is_none(), "off and not asked");
+    }
+
+    #[test]
+    fn semantic_mode_probes_the_last_user_turn_within_a_partition_of_the_rest() {
+        let s = CacheSettings { mode: CacheMode::Semantic, ..Default::default() };
+        let d = |body: Value| decide(&s, &HeaderMap::new(), None, "m", "openai", body.to_string().as_bytes()).unwrap().unwrap();
+        let ask = |sys: &str, q: &str| {
+            serde_json::json!({ "model": "m", "messages": [{ "role": "system", "content": sys }, { "role": "user", "content": q }] })
+        };
+        let a = d(ask("be brief", "capital of France?")).probe.unwrap();
+        let b = d(ask("be brief", "France's capital?")).probe.unwrap();
+        assert_eq!((a.text.as_str(), a.threshold), ("capital of France?", 0.9));
+        assert_eq!(a.partition, b.partition, "only the last user turn differs");
+        assert_ne!(a.partition, d(ask("be verbose", "capital of France?")).probe.unwrap().partition);
+        let parts = serde_json::json!({ "model": "m", "messages": [{ "role": "user", "content": [
+            { "type": "text", "text": "one" }, { "type": "text", "text": "two" }] }] });
+        assert_eq!(d(parts).probe.unwrap().text, "one\ntwo");
+        let image = serde_json::json!({ "model": "m", "messages": [{ "role": "user", "content": [
+            { "type": "text", "text": "what is this" }, { "type": "image_url", "image_url": { "url": "data:," } }] }] });
+        assert!(d(image).probe.is_none(), "an image is matched exactly only");
+        let tool = serde_json::json!({ "model": "m", "messages": [{ "role": "user", "content": "x" }, { "role": "tool", "content": "y" }] });
+        assert!(d(tool).probe.is_none(), "a tool result is not a question");
+        let exact = CacheSettings { mode: CacheMode::Exact, ..Default::default() };
+        assert!(decide(&exact, &HeaderMap::new(), None, "m", "openai", ask("a", "b").to_string().as_bytes()).unwrap().unwrap().probe.is_none());
+    }
+
+    #[test]
+    fn a_threshold_outside_zero_to_one_is_refused() {
+        let mut d = Diags::default();
+        let sec = CacheSection {
+            mode: CacheMode::Semantic,
+            semantic: Some(crate::config::file::SemanticSection { embedding_model: Some("builtin".into()), threshold: Some(0.0) }),
+            ..Default::default()
+        };
+        let s = build(&sec, &mut d);
+        assert_eq!(d.0.len(), 1);
+        assert!(s.semantic.model.is_none(), "builtin is the built-in embedding");
     }
 }

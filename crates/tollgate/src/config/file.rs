@@ -58,7 +58,7 @@ pub struct CacheSection {
     pub backend: CacheBackend,
     /// For `redis`: e.g. `redis://127.0.0.1:6379/0`.
     pub redis_url: Option<Loc<String>>,
-    /// `off` (default), `exact`; a request may choose with `x-tollgate-cache`.
+    /// `off` (default), `exact` or `semantic`; a request may choose with `x-tollgate-cache`.
     pub mode: CacheMode,
     /// How long an answer is kept, e.g. `1h`. Default `1h`.
     pub ttl: Option<Dur>,
@@ -66,8 +66,20 @@ pub struct CacheSection {
     pub max_entries: Option<usize>,
     /// Memory backend: most bytes kept. Default `256MiB`.
     pub max_bytes: Option<ByteSize>,
-    /// Semantic matching (reserved; refused at load by this build).
-    pub semantic: Option<serde_json::Value>,
+    /// How `semantic` mode compares requests.
+    pub semantic: Option<SemanticSection>,
+}
+
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SemanticSection {
+    /// `builtin` (default: a static embedding in the binary, matching
+    /// rewordings) or a model this gateway serves on `/v1/embeddings`, e.g.
+    /// `openai/text-embedding-3-small`, called as the requesting client.
+    pub embedding_model: Option<String>,
+    /// Least cosine similarity of the last user turns for a hit, above 0 and
+    /// at most 1. Default 0.9.
+    pub threshold: Option<f64>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]

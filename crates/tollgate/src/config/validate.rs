@@ -64,6 +64,16 @@ pub fn build_snapshot(
         );
     }
 
+    if let Some(m) = cache.semantic.model.as_deref()
+        && models.resolve_ref(m).is_none()
+    {
+        d.at(
+            &Loc::unplaced(()),
+            format!("cache.semantic.embedding_model `{m}` is not a configured model"),
+            "name `builtin`, a `<provider>/<model>` that serves embeddings, or a virtual model",
+        );
+    }
+
     match (server, d.0.is_empty()) {
         (Some(server), true) => {
             Ok(Snapshot {

@@ -30,8 +30,31 @@ pub async fn lookup(
     let decided = crate::cache::decide(settings, headers, ctx.adm.principal.as_deref(), &model, front, bytes)?;
     let Some(mut d) = decided else { return Ok(None) };
     let mut reply = None;
-    if d.status == Status::Miss
-        && let Some(e) = ctx.adm.shared.cache.get(settings, &d.key).await
+    let mut found = None;
+    if d.status == Status::Miss {
+        found = ctx.adm.shared.cache.get(settings, &d.key).await;
+    }
+    if found.is_none()
+        && matches!(d.status, Status::Miss | Status::Refresh)
+        && let Some(probe) = d.probe.as_mut()
+        && let Some(vector) = embed(ctx, headers, &settings.semantic, &probe.text).await
+    {
+        let vector = std::sync::Arc::new(vector);
+        if d.status == Status::Miss {
+            for m in ctx.adm.shared.cache.similar(settings, probe, &vector).await {
+                match ctx.adm.shared.cache.get(settings, &m.key).await {
+                    Some(e) => {
+                        found = Some(e);
+                        d.similarity = Some(m.similarity);
+                        break;
+                    }
+                    None => ctx.adm.shared.cache.forget(probe, &m.key),
+                }
+            }
+        }
+        probe.vector = Some(vector);
+    }
+    if let Some(e) = found
         && let Ok(answer) = serde_json::from_str::<serde_json::Value>(&e.body)
     {
         d.status = Status::Hit;
@@ -56,6 +79,60 @@ pub async fn lookup(
         .inc();
     ctx.cache = Some(d);
     Ok(reply)
+}
+
+type Pending = std::pin::Pin<Box<dyn std::future::Future<Output = axum::response::Response> + Send>>;
+
+/// The pipeline called from within itself, for an embedding. Boxed behind
+/// `dyn` in a plain function: inline, the future would contain itself.
+fn embedding_call(
+    id: String,
+    snapshot: std::sync::Arc<super::Snapshot>,
+    shared: std::sync::Arc<crate::state::Shared>,
+    headers: HeaderMap,
+    body: String,
+) -> Pending {
+    Box::pin(super::handle(id, Operation::Embeddings, Dialect::OpenAi, snapshot, shared, headers, Body::from(body)))
+}
+
+/// The embedding of a last user turn: the built-in one, or one asked of
+/// the configured model through this gateway's own `/v1/embeddings` path —
+/// as the requesting client, so its limits, budgets and request log apply,
+/// logged as a child of the request. `None` when that call fails: the
+/// request then matches exactly only.
+async fn embed(
+    ctx: &RequestCtx,
+    headers: &HeaderMap,
+    semantic: &crate::cache::SemanticSettings,
+    text: &str,
+) -> Option<Vec<f32>> {
+    let Some(model) = semantic.model.as_deref() else { return Some(crate::cache::embed::builtin(text)) };
+    let mut h = headers.clone();
+    for name in [http::header::CONTENT_LENGTH.as_str(), crate::cache::HEADER, "traceparent"] {
+        h.remove(name);
+    }
+    if let Ok(v) = http::HeaderValue::from_str(&format!("{}:{}", crate::admission::hop_token(), ctx.adm.id)) {
+        h.insert(crate::admission::HOP_HEADER, v);
+    }
+    if let Ok(v) = http::HeaderValue::from_str(&format!("00-{}-{}-01", ctx.adm.trace.0, ctx.adm.trace.1)) {
+        h.insert("traceparent", v);
+    }
+    let body = serde_json::json!({ "model": model, "input": text }).to_string();
+    let call = embedding_call(format!("{}-embed", ctx.adm.id), ctx.adm.snapshot.clone(), ctx.adm.shared.clone(), h, body);
+    let (parts, b) = call.await.into_parts();
+    let bytes = http_body_util::BodyExt::collect(http_body_util::Limited::new(b, 64 << 20)).await.ok()?.to_bytes();
+    if !parts.status.is_success() {
+        tracing::warn!(status = parts.status.as_u16(), model, "the cache's embedding call failed; the request matches exactly only");
+        return None;
+    }
+    let v: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    let vector: Vec<f32> = v
+        .pointer("/data/0/embedding")?
+        .as_array()?
+        .iter()
+        .map(|x| x.as_f64().map(|f| f as f32))
+        .collect::<Option<_>>()?;
+    (!vector.is_empty()).then_some(vector)
 }
 
 /// After a miss (or a forced refresh): the upstream's answer, kept once
@@ -118,10 +195,17 @@ impl Store {
         };
         let entry = Entry { body, anthropic: dialect == Dialect::Anthropic, usage, resolved: self.resolved, cost_nanos };
         crate::task::spawn("cache-store", async move {
-            let evicted = self.shared.cache.put(&self.settings, &self.decision.key, &entry, self.decision.ttl).await;
+            let d = &self.decision;
+            let evicted = self.shared.cache.put(&self.settings, &d.key, &entry, d.ttl).await;
+            if let Some(probe) = &d.probe
+                && let Some(v) = &probe.vector
+            {
+                self.shared.cache.index(&self.settings, probe, &d.key, v, d.ttl).await;
+            }
             let m = &self.shared.metrics;
             m.cache_evictions.inc_by(evicted);
             m.cache_bytes.set(self.shared.cache.memory_bytes() as i64);
+            m.cache_vectors.set(self.shared.cache.indexed() as i64);
         });
     }
 }

@@ -58,6 +58,9 @@ pub fn finish(ctx: &RequestCtx, result: Result<Response, GatewayError>) -> Respo
     }
     if let Some(c) = &ctx.cache {
         h.insert(crate::cache::STATUS_HEADER, HeaderValue::from_static(c.status.as_str()));
+        if let Some(v) = c.similarity.and_then(|s| HeaderValue::from_str(&format!("{s:.4}")).ok()) {
+            h.insert(crate::cache::SIMILARITY_HEADER, v);
+        }
     }
     if !ctx.trail.attempts.is_empty() {
         let tried = ctx.trail.attempts.iter().filter(|a| a.outcome != Outcome::SkippedOpen).count();
@@ -152,6 +155,7 @@ fn log_entry(ctx: &RequestCtx, status: u16, error: Option<&'static str>, total: 
         cache: ctx.cache.as_ref().map(|c| crate::reqlog::entry::CacheLog {
             status: c.status.as_str().to_string(),
             saved_nanos: c.saved_nanos,
+            similarity: c.similarity,
         }),
         provider: ctx.target.as_ref().map(|t| t.provider.name.clone()),
         route: match ctx.op {

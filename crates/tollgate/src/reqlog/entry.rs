@@ -116,6 +116,10 @@ pub struct CacheLog {
     /// On a hit: what the answer cost when it was first paid for, in nano-dollars.
     #[serde(default)]
     pub saved_nanos: u64,
+    /// On a hit found by semantic matching: the cosine similarity of the
+    /// last user turns.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub similarity: Option<f32>,
 }
 
 /// The agent layer's account of one client request.

@@ -408,7 +408,7 @@ mod tests {
             }),
             parent_id: Some("req-parent".into()),
             agent: None,
-            cache: Some(crate::reqlog::entry::CacheLog { status: "hit".into(), saved_nanos: 42 }),
+            cache: Some(crate::reqlog::entry::CacheLog { status: "hit".into(), saved_nanos: 42, similarity: Some(0.5) }),
             log: true,
         };
         s.append_logs(vec![entry("r1", 1_000), entry("r2", 2_000), entry("r3", 3_000)]).await.unwrap();

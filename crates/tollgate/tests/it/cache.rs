@@ -236,6 +236,18 @@ async fn redis_is_shared_by_gateways_and_an_outage_is_a_miss() {
     .await;
     assert_eq!(up.request_count(), 1);
 
+    // Semantic mode: a vector added on one gateway is found by the other.
+    let cache = format!("{{ mode: semantic, backend: redis, redis_url: \"{url}\" }}");
+    let (one, two) = (Harness::start(&yaml(&up, &cache)).await, Harness::start(&yaml(&up, &cache)).await);
+    let nonce = fastrand_seed();
+    let asked = format!("Which river flows through city {nonce}?");
+    assert_eq!(chat(&one, A, &ask(&asked), &[]).await.header("x-tollgate-cache-status"), Some("miss"));
+    indexed(&one, 1).await;
+    let r = chat(&two, A, &ask(&format!("which river flows through city {nonce}")), &[]).await;
+    assert_eq!(r.header("x-tollgate-cache-status"), Some("hit"), "the vector came through Redis");
+    assert!(r.header("x-tollgate-cache-similarity").is_some());
+    assert_eq!(up.request_count(), 2);
+
     let down = Harness::start(&yaml(&up, "{ mode: exact, backend: redis, redis_url: \"redis://127.0.0.1:1/0\" }")).await;
     for _ in 0..2 {
         let r = chat(&down, A, &ask(&text), &[]).await;
@@ -308,4 +320,108 @@ async fn anthropic_answers_to_the_messages_front_door_are_kept_in_their_own_shap
     assert_eq!(whole["content"][0]["text"].as_str().unwrap(), texts(&streamed));
     assert!(whole["usage"]["output_tokens"].as_u64().unwrap() > 0, "{whole}");
     assert_eq!(up.request_count(), 2, "hits never reached the upstream");
+}
+
+fn hit_or_miss(r: &crate::common::Resp) -> Option<&str> {
+    r.header("x-tollgate-cache-status")
+}
+
+/// Waits until the gateway's semantic index holds `n` vectors (they are
+/// added, and shared through Redis, off the request's path).
+async fn indexed(h: &Harness, n: u64) {
+    eventually(&format!("{n} vectors indexed"), async || {
+        let m = h.send(Method::GET, &h.admin_url("/metrics"), Some(MASTER), &[], Bytes::new()).await.text();
+        m.lines().any(|l| l == format!("tollgate_cache_vectors {n}"))
+    })
+    .await;
+}
+
+/// Semantic mode with the built-in embedding: a reworded question is a hit
+/// (and says how similar it was), a different question, another tenant or
+/// another system prompt is not.
+#[tokio::test]
+async fn a_reworded_question_is_a_semantic_hit_within_its_tenant_and_partition() {
+    let up = MockUpstream::start().await;
+    let h = Harness::start(&yaml(&up, "{ mode: semantic }")).await;
+    let first = chat(&h, A, &ask("What is the capital of France?"), &[]).await;
+    assert_eq!(hit_or_miss(&first), Some("miss"), "{}", first.text());
+    indexed(&h, 1).await;
+    let hit = chat(&h, A2, &ask("what's the capital of france"), &[]).await;
+    assert_eq!(hit_or_miss(&hit), Some("hit"));
+    assert_eq!(content(&hit), content(&first));
+    let similarity: f32 = hit.header("x-tollgate-cache-similarity").unwrap().parse().unwrap();
+    assert!(similarity > 0.9 && similarity < 1.0, "{similarity}");
+    let logged = entry(&h, hit.header("x-tollgate-request-id").unwrap()).await;
+    assert_eq!(logged["cache"]["status"], "hit");
+    assert!((logged["cache"]["similarity"].as_f64().unwrap() - f64::from(similarity)).abs() < 1e-3, "{logged}");
+    assert_eq!(up.request_count(), 1);
+
+    let replayed = {
+        let mut b = ask("What's the capital of France ?");
+        b["stream"] = json!(true);
+        chat(&h, A, &b, &[]).await
+    };
+    assert_eq!(hit_or_miss(&replayed), Some("hit"));
+    assert_eq!(streamed(&replayed), (content(&first), true), "a semantic hit replays as a stream too");
+
+    let germany = chat(&h, A, &ask("What is the capital of Germany?"), &[]).await;
+    assert_eq!(hit_or_miss(&germany), Some("miss"), "a different question");
+    let other_tenant = chat(&h, B, &ask("what's the capital of france"), &[]).await;
+    assert_eq!(hit_or_miss(&other_tenant), Some("miss"), "another team never sees it");
+    let mut with_system = ask("what's the capital of france");
+    with_system["messages"] = json!([{ "role": "system", "content": "Answer in French." }, { "role": "user", "content": "what's the capital of france" }]);
+    assert_eq!(hit_or_miss(&chat(&h, A, &with_system, &[]).await), Some("miss"), "another system prompt is another partition");
+    let strict = chat(&h, A, &ask("what's the capital of France?"), &[("x-tollgate-cache", r#"{"threshold": 0.999}"#)]).await;
+    assert_eq!(hit_or_miss(&strict), Some("miss"), "a request may ask for a closer match");
+    let exact_only = chat(&h, A, &ask("what's the capital of france!"), &[("x-tollgate-cache", r#"{"mode": "exact"}"#)]).await;
+    assert_eq!(hit_or_miss(&exact_only), Some("miss"), "exact mode never matches by similarity");
+    let bad = chat(&h, A, &ask("x"), &[("x-tollgate-cache", r#"{"threshold": 2}"#)]).await;
+    assert_eq!(bad.status, 400);
+    assert!(bad.error_message().contains("threshold"), "{}", bad.text());
+}
+
+/// Semantic mode with an embedding model served by the gateway: the
+/// model's notion of "the same" (synonyms the built-in embedding cannot
+/// see) decides, and each embedding call is logged as the request's child.
+#[tokio::test]
+async fn an_embedding_model_through_the_gateway_matches_synonyms_and_is_logged() {
+    let up = MockUpstream::start().await;
+    let config = yaml(&up, "{ mode: semantic, semantic: { embedding_model: up/concepts-embed, threshold: 0.95 } }")
+        .replace("models: [{ name: gpt-4o-mini,", "models: [{ name: concepts-embed, input_cost_per_mtok: 0.02 }, { name: gpt-4o-mini,");
+    let h = Harness::start(&config).await;
+    let first = chat(&h, A, &ask("How do I buy a cheap car?"), &[]).await;
+    assert_eq!(hit_or_miss(&first), Some("miss"), "{}", first.text());
+    indexed(&h, 1).await;
+    let hit = chat(&h, A, &ask("How can I purchase an affordable automobile?"), &[]).await;
+    assert_eq!(hit_or_miss(&hit), Some("hit"), "{}", hit.text());
+    assert_eq!(content(&hit), content(&first));
+    assert_eq!(hit_or_miss(&chat(&h, A, &ask("How do I sell a cheap boat?"), &[]).await), Some("miss"));
+    let asked: Vec<Value> = up.requests().iter().filter(|r| r.path.ends_with("/embeddings")).map(|r| r.json()).collect();
+    assert!(asked.len() >= 3, "{asked:?}");
+    assert_eq!(asked[0], json!({ "model": "concepts-embed", "input": "How do I buy a cheap car?" }));
+    let id = hit.header("x-tollgate-request-id").unwrap().to_string();
+    let mut children = Value::Null;
+    eventually("the embedding call, logged as a child", async || {
+        let r = h.send(Method::GET, &h.admin_url(&format!("/admin/logs?parent={id}")), Some(MASTER), &[], Bytes::new()).await;
+        children = r.json();
+        children["data"].as_array().is_some_and(|d| !d.is_empty())
+    })
+    .await;
+    let child = &children["data"][0];
+    assert_eq!(child["route"], "embeddings", "{child}");
+    assert_eq!(child["resolved_model"], "up/concepts-embed");
+    assert!(child["cost_nanos"].as_u64().unwrap() > 0, "the embedding is paid for and attributed: {child}");
+}
+
+#[tokio::test]
+async fn semantic_settings_are_checked_at_load() {
+    let up = MockUpstream::start().await;
+    for (cache, says) in [
+        ("{ mode: semantic, semantic: { threshold: 1.5 } }", "threshold"),
+        ("{ mode: semantic, semantic: { embedding_model: up/nope } }", "embedding_model `up/nope`"),
+    ] {
+        let e = tollgate::config::load::load_text(&yaml(&up, cache), "test", 1, &tollgate::state::Shared::default(), Default::default())
+            .expect_err(cache);
+        assert!(format!("{e}").contains(says), "{e}");
+    }
 }
