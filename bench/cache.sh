@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Load benchmark of the response cache: the same chat request through a
-# gateway with the cache off (every request a miss: gateway + upstream) and
-# a gateway with the cache on (every request after the first a hit), beside
-# a bare pass-through proxy, in the same run. Gateways and proxy are pinned
+# gateway with the cache off (every request a miss: gateway + upstream), a
+# gateway with the exact cache on (every request after the first a hit), and
+# a gateway in semantic mode asked a rewording of the primed question (every
+# request a hit by similarity, with the built-in embedding), beside a bare
+# pass-through proxy, in the same run. Gateways and proxy are pinned
 # to core 0 with one tokio worker; mock-upstream and oha share core 1.
 #
 # Usage:   bash bench/cache.sh
@@ -20,6 +22,7 @@ LOAD_CORE=${LOAD_CORE:-1}
 MOCK_PORT=${MOCK_PORT:-9160}
 OFF_PORT=${OFF_PORT:-4160}
 ON_PORT=${ON_PORT:-4162}
+SEM_PORT=${SEM_PORT:-4164}
 PROXY_PORT=${PROXY_PORT:-4360}
 MASTER_KEY=bench-master-key
 
@@ -65,31 +68,41 @@ EOF
 }
 config "$OFF_PORT" off >"$TMP/off.yaml"
 config "$ON_PORT" exact >"$TMP/on.yaml"
+config "$SEM_PORT" semantic >"$TMP/sem.yaml"
 
 taskset -c "$LOAD_CORE" "$BIN_DIR/mock-upstream" "127.0.0.1:$MOCK_PORT" >"$TMP/mock.log" 2>&1 &
 PIDS+=($!)
-for mode in off on; do
+for mode in off on sem; do
     NO_COLOR=1 TOKIO_WORKER_THREADS=1 taskset -c "$GW_CORE" "$BIN_DIR/tollgate" --log-level warn serve --config "$TMP/$mode.yaml" >"$TMP/gateway-$mode.log" 2>&1 &
     PIDS+=($!)
 done
 TOKIO_WORKER_THREADS=1 taskset -c "$GW_CORE" "$BIN_DIR/bare-proxy" "127.0.0.1:$PROXY_PORT" "127.0.0.1:$MOCK_PORT" >"$TMP/proxy.log" 2>&1 &
 PIDS+=($!)
 for _ in $(seq 100); do
-    curl -sf -o /dev/null "http://127.0.0.1:$OFF_PORT/health" && curl -sf -o /dev/null "http://127.0.0.1:$ON_PORT/health" && break
+    curl -sf -o /dev/null "http://127.0.0.1:$OFF_PORT/health" && curl -sf -o /dev/null "http://127.0.0.1:$ON_PORT/health" \
+        && curl -sf -o /dev/null "http://127.0.0.1:$SEM_PORT/health" && break
     sleep 0.1
 done
 
 BODY='{"model":"up/gpt-4o-mini","temperature":0,"messages":[{"role":"user","content":"What is the capital of France?"}]}'
 PROXY_BODY='{"model":"gpt-4o-mini","temperature":0,"messages":[{"role":"user","content":"What is the capital of France?"}]}'
-# Prime the cache, and check it answers hits.
-status=""
-for _ in $(seq 50); do
-    status=$(curl -s -D - -o /dev/null "http://127.0.0.1:$ON_PORT/v1/chat/completions" -H "authorization: Bearer $MASTER_KEY" \
-        -H 'content-type: application/json' -d "$BODY" | tr -d '\r' | awk -F': ' 'tolower($1) == "x-tollgate-cache-status" { print $2 }')
-    [[ "$status" == hit ]] && break
-    sleep 0.05
+REWORDED='{"model":"up/gpt-4o-mini","temperature":0,"messages":[{"role":"user","content":"what'"'"'s the capital of france"}]}'
+status_of() { # port body
+    curl -s -D - -o /dev/null "http://127.0.0.1:$1/v1/chat/completions" -H "authorization: Bearer $MASTER_KEY" \
+        -H 'content-type: application/json' -d "$2" | tr -d '\r' | awk -F': ' 'tolower($1) == "x-tollgate-cache-status" { print $2 }'
+}
+# Prime the caches, and check they answer hits (the semantic one to the rewording).
+curl -s -o /dev/null "http://127.0.0.1:$SEM_PORT/v1/chat/completions" -H "authorization: Bearer $MASTER_KEY" \
+    -H 'content-type: application/json' -d "$BODY"
+for pair in "$ON_PORT:$BODY" "$SEM_PORT:$REWORDED"; do
+    status=""
+    for _ in $(seq 50); do
+        status=$(status_of "${pair%%:*}" "${pair#*:}")
+        [[ "$status" == hit ]] && break
+        sleep 0.05
+    done
+    [[ "$status" == hit ]] || die "the cache on ${pair%%:*} never answered a hit (last status '$status')"
 done
-[[ "$status" == hit ]] || die "the cache never answered a hit (last status '$status')"
 
 ROWS="$TMP/rows.tsv"
 : >"$ROWS"
@@ -113,16 +126,18 @@ CHAT=/v1/chat/completions
 run proxy-max "http://127.0.0.1:$PROXY_PORT$CHAT" "$PROXY_BODY" "$MAX_CONC"
 run miss-max "http://127.0.0.1:$OFF_PORT$CHAT" "$BODY" "$MAX_CONC"
 run hit-max "http://127.0.0.1:$ON_PORT$CHAT" "$BODY" "$MAX_CONC"
+run semantic-max "http://127.0.0.1:$SEM_PORT$CHAT" "$REWORDED" "$MAX_CONC"
 run proxy-rate "http://127.0.0.1:$PROXY_PORT$CHAT" "$PROXY_BODY" "$RATE_CONC" "$RATE"
 run miss-rate "http://127.0.0.1:$OFF_PORT$CHAT" "$BODY" "$RATE_CONC" "$RATE"
 run hit-rate "http://127.0.0.1:$ON_PORT$CHAT" "$BODY" "$RATE_CONC" "$RATE"
+run semantic-rate "http://127.0.0.1:$SEM_PORT$CHAT" "$REWORDED" "$RATE_CONC" "$RATE"
 
 field() { awk -F'\t' -v n="$1" -v c="$2" '$1 == n { print $c }' "$ROWS"; }
 {
     echo "Response cache — $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, $PROFILE build"
     echo "  $REPRO"
-    printf '%-11s %10s %9s %9s %8s %7s\n' phase 'req/s' 'p50 ms' 'p99 ms' non-2xx errors
-    awk -F'\t' '{ printf "%-11s %10.0f %9.3f %9.3f %8d %7d\n", $1, $2, $3 * 1000, $4 * 1000, $5, $6 }' "$ROWS"
+    printf '%-13s %10s %9s %9s %8s %7s\n' phase 'req/s' 'p50 ms' 'p99 ms' non-2xx errors
+    awk -F'\t' '{ printf "%-13s %10.0f %9.3f %9.3f %8d %7d\n", $1, $2, $3 * 1000, $4 * 1000, $5, $6 }' "$ROWS"
     echo "  hits: $(awk -v h="$(field hit-max 2)" -v m="$(field miss-max 2)" 'BEGIN { printf "%.2fx", h / m }') the throughput of misses on one core," \
         "p50 $(awk -v h="$(field hit-rate 3)" -v m="$(field miss-rate 3)" 'BEGIN { printf "%.0f", (m - h) * 1e6 }') us lower at $RATE req/s"
 } | tee "$RESULTS/summary.txt"

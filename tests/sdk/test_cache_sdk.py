@@ -50,6 +50,10 @@ class Gateway:
         self.url = url
         self.admin = admin
 
+    def metric(self, name: str) -> int:
+        text = httpx.get(f"{self.admin}/metrics", headers={"Authorization": f"Bearer {MASTER_KEY}"}).text
+        return sum(int(float(line.rsplit(" ", 1)[1])) for line in text.splitlines() if line.startswith(name + " "))
+
     def upstream_calls(self) -> int:
         text = httpx.get(f"{self.admin}/metrics", headers={"Authorization": f"Bearer {MASTER_KEY}"}).text
         return sum(int(float(line.rsplit(" ", 1)[1])) for line in text.splitlines()
@@ -136,6 +140,25 @@ def test_an_anthropic_model_answer_is_kept_and_replayed_in_anthropic_shape(gw: G
         final = s.get_final_message()
     assert again == streamed and final.stop_reason == first.stop_reason
     assert gw.upstream_calls() == misses, "the replayed stream was a hit"
+
+
+def test_a_reworded_question_is_a_semantic_hit_for_the_openai_sdk(gw: Gateway) -> None:
+    client = openai.OpenAI(base_url=f"{gw.url}/v1", api_key=MASTER_KEY,
+                           default_headers={"x-tollgate-cache": '{"mode": "semantic"}'})
+    create = client.chat.completions.with_raw_response.create
+    vectors = gw.metric("tollgate_cache_vectors")
+    first = create(model="up/gpt-4o-mini", messages=[{"role": "user", "content": "How many legs does a spider have?"}])
+    assert first.headers["x-tollgate-cache-status"] == "miss"
+    for _ in range(100):  # the vector is indexed off the request's path
+        if gw.metric("tollgate_cache_vectors") > vectors:
+            break
+        time.sleep(0.02)
+    hit = create(model="up/gpt-4o-mini", messages=[{"role": "user", "content": "how many legs does a spider have"}])
+    assert hit.headers["x-tollgate-cache-status"] == "hit"
+    assert 0.9 < float(hit.headers["x-tollgate-cache-similarity"]) < 1.0
+    assert hit.parse().choices[0].message.content == first.parse().choices[0].message.content
+    other = create(model="up/gpt-4o-mini", messages=[{"role": "user", "content": "How many eyes does a spider have?"}])
+    assert other.headers["x-tollgate-cache-status"] == "miss"
 
 
 def test_a_bad_cache_header_is_a_clear_400(gw: Gateway) -> None:

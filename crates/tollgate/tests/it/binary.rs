@@ -153,3 +153,124 @@ fn demo_walks_through_chat_stream_and_tools() {
     assert!(text.contains("mcp  ops/fetch_page  200"), "{text}");
     assert!(!text.contains("mcp  ops/send_email"), "the injected e-mail was never sent: {text}");
 }
+
+/// Sends one chat request over a fresh connection and returns the stream
+/// to read the answer from (the request fully written).
+fn post_chat(port: u16, body: &str) -> std::net::TcpStream {
+    use std::io::Write;
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    write!(
+        s,
+        "POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\nauthorization: Bearer drain-master-key\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    s
+}
+
+fn read_all(mut s: std::net::TcpStream) -> String {
+    use std::io::Read;
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out
+}
+
+/// SIGTERM with slow answers and streams in flight: each of them finishes
+/// whole, new connections are refused at once, the process exits 0, and
+/// every request is in the request log when the gateway comes back.
+#[test]
+fn sigterm_lets_requests_in_flight_finish_refuses_new_ones_and_logs_all() {
+    use std::io::Read;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("tollgate.yaml");
+    let (port, admin) = (free_port(), free_port());
+    std::fs::write(
+        &cfg,
+        format!(
+            "server: {{ listen: \"127.0.0.1:{port}\", admin_listen: \"127.0.0.1:{admin}\" }}\nstore: {{ url: \"sqlite://{}\" }}\nauth: {{ master_key: drain-master-key }}\nproviders:\n  - {{ name: slow, type: mock, mock: {{ latency: 1500ms }}, models: [{{ name: m }}] }}\n  - {{ name: paced, type: mock, mock: {{ chunk_delay: 150ms }}, models: [{{ name: m }}] }}\n",
+            dir.path().join("t.db").display()
+        ),
+    )
+    .unwrap();
+    let start = || {
+        // Owned at once, so a failing test never leaves a gateway behind.
+        let child = Killed(
+            Command::new(BIN)
+                .args(["serve", "--no-watch", "--config"])
+                .arg(&cfg)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
+        for _ in 0..200 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() && get(port, "/ready", "").0 == 200 {
+                return child;
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        panic!("the gateway did not start");
+    };
+    let mut child = start();
+    let slow: Vec<_> = (0..2)
+        .map(|i| post_chat(port, &format!(r#"{{"model":"slow/m","messages":[{{"role":"user","content":"slow {i}"}}]}}"#)))
+        .collect();
+    // The streams are accepted after the slow requests; once each has sent
+    // its first chunk, every connection before it is being served.
+    let mut streams = Vec::new();
+    for i in 0..2 {
+        let mut s = post_chat(
+            port,
+            &format!(r#"{{"model":"paced/m","stream":true,"messages":[{{"role":"user","content":"one two three four five six seven {i}"}}]}}"#),
+        );
+        let mut head = Vec::new();
+        let mut buf = [0u8; 1024];
+        while !String::from_utf8_lossy(&head).contains("data: ") {
+            let n = s.read(&mut buf).unwrap();
+            assert!(n > 0, "the stream ended before its first chunk");
+            head.extend_from_slice(&buf[..n]);
+        }
+        streams.push((String::from_utf8_lossy(&head).into_owned(), s));
+    }
+
+    let pid = child.0.id().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    // New connections are refused while the old ones finish.
+    let mut refused = false;
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            refused = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(refused, "the listener still accepts after SIGTERM");
+    for s in slow {
+        let answer = read_all(s);
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        assert!(answer.contains("chat.completion"), "{answer}");
+    }
+    for (head, s) in streams {
+        let answer = head + &read_all(s);
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        assert!(answer.contains("data: [DONE]"), "the stream finished whole: {answer}");
+    }
+    let mut exit = None;
+    for _ in 0..200 {
+        exit = child.0.try_wait().unwrap();
+        if exit.is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    assert!(exit.is_some_and(|s| s.success()), "exit 0 after the drain: {exit:?}");
+
+    let _again = start();
+    let (status, logs) = get(admin, "/admin/logs?limit=100", "drain-master-key");
+    assert_eq!(status, 200, "{logs}");
+    let body = logs.split("\r\n\r\n").nth(1).unwrap_or_default();
+    for model in ["slow/m", "paced/m"] {
+        assert_eq!(body.matches(&format!("\"resolved_model\":\"{model}\"")).count(), 2, "{model} in {body}");
+    }
+}

@@ -52,10 +52,16 @@ fn embedded_defaults_load() {
 fn checked_in_schema_matches_the_types() {
     let path = repo_root().join("config.schema.json");
     let generated = tollgate::config::json_schema();
-    if std::env::var_os("UPDATE_SCHEMA").is_some() {
-        std::fs::write(&path, &generated).unwrap();
-    }
     let checked_in = std::fs::read_to_string(&path).unwrap_or_default();
+    match std::env::var("UPDATE_SCHEMA") {
+        Ok(v) if v == "rewrite" => {
+            std::fs::write(&path, &generated).unwrap();
+            // Never passes: a run with it set must not bless the file unseen.
+            panic!("config.schema.json rewritten: review the diff, then run again without UPDATE_SCHEMA");
+        }
+        Ok(v) => panic!("UPDATE_SCHEMA={v:?}: set UPDATE_SCHEMA=rewrite to rewrite config.schema.json, or unset it"),
+        Err(_) => {}
+    }
     assert!(
         checked_in == generated,
         "config.schema.json is out of date; regenerate it with `cargo run -q -- schema > config.schema.json`"

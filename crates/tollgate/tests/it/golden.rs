@@ -6,8 +6,9 @@
 //! to and from each provider (`anthropic`, `gemini`, `bedrock`, `cohere`),
 //! and `messages`: an Anthropic client's request to the hub and the hub's
 //! answer back to Anthropic's shape. Timestamps and the ids the gateway
-//! makes up are normalised. `GOLDEN_UPDATE=1` rewrites the `.out` files
-//! (review the diff before committing it).
+//! makes up are normalised. `GOLDEN_UPDATE=rewrite` rewrites the `.out`
+//! files and then fails, so that a run with it set can never pass: review
+//! the diff, then run again without it. Any other value is refused.
 
 use std::path::{Path, PathBuf};
 
@@ -68,12 +69,29 @@ fn normalise_sse(text: &str) -> String {
         + "\n\n"
 }
 
+/// Golden cases there are today: a run that finds fewer (a fixture
+/// deleted or no longer picked up) fails. Raise it when adding cases.
+const CASES: usize = 40;
+
+/// Whether `GOLDEN_UPDATE` asks for a rewrite; a value other than
+/// `rewrite` is a mistake, not a wish.
+fn rewriting() -> bool {
+    match std::env::var("GOLDEN_UPDATE") {
+        Ok(v) if v == "rewrite" => true,
+        Ok(v) => panic!("GOLDEN_UPDATE={v:?}: set GOLDEN_UPDATE=rewrite to rewrite the golden outputs, or unset it"),
+        Err(_) => false,
+    }
+}
+
 fn check(out_path: &Path, got: String, failures: &mut Vec<String>) {
-    if std::env::var_os("GOLDEN_UPDATE").is_some() {
-        std::fs::write(out_path, &got).unwrap();
+    let want = std::fs::read_to_string(out_path).unwrap_or_default();
+    if rewriting() {
+        if want != got {
+            std::fs::write(out_path, &got).unwrap();
+            failures.push(format!("{}: rewritten", out_path.display()));
+        }
         return;
     }
-    let want = std::fs::read_to_string(out_path).unwrap_or_default();
     if want != got {
         failures.push(format!("{}:\n--- want\n{want}\n--- got\n{got}", out_path.display()));
     }
@@ -192,6 +210,7 @@ fn every_translation_matches_its_golden_fixtures() {
             }
         }
     }
-    assert!(cases >= 20, "only {cases} golden cases found");
+    assert!(cases >= CASES, "only {cases} golden cases found, {CASES} expected: was a fixture lost?");
     assert!(failures.is_empty(), "{} of {cases} golden fixtures differ:\n{}", failures.len(), failures.join("\n\n"));
+    assert!(!rewriting(), "golden outputs rewritten: review the diff, then run again without GOLDEN_UPDATE");
 }

@@ -118,11 +118,12 @@ async fn concurrent_requests_never_overspend_and_leak_no_reservation() {
                             .to_string(),
                     )))
                     .unwrap();
-                if let Ok(resp) = h.client.request(req).await {
-                    let mut b = resp.into_body();
-                    let _ = b.frame().await;
-                }
-                return 0u16;
+                // Every client gets an answer: a stream that starts, or a refusal.
+                let resp = h.client.request(req).await.expect("an answer");
+                let status = resp.status().as_u16();
+                let mut b = resp.into_body();
+                let _ = b.frame().await;
+                return status;
             }
             post(&h, &body, r#"{"team":"t1"}"#).await.status.as_u16()
         }));
@@ -131,10 +132,26 @@ async fn concurrent_requests_never_overspend_and_leak_no_reservation() {
     for t in tasks {
         statuses.push(t.await.unwrap());
     }
+    assert!(statuses.iter().all(|s| [200, 429, 503].contains(s)), "{statuses:?}");
     let ledger = h.live.shared().ledger.clone();
     eventually("every reservation is released", async || ledger.export().iter().all(|a| a.reserved == 0)).await;
     let account = ledger.export().into_iter().find(|a| a.key.starts_with("team-daily")).unwrap();
     assert!(account.spent <= 10_000_000, "spend {} exceeds the $0.01 limit", account.spent);
+    // Exact: the account holds what was served — the sum of the logged
+    // costs, one entry per request, disconnected streams included.
+    let mut logged = Vec::new();
+    eventually("one log entry per request", async || {
+        let r = h.send(Method::GET, &h.admin_url("/admin/logs?limit=1000"), Some(MASTER), &[], bytes::Bytes::new()).await;
+        logged = r.json()["data"].as_array().cloned().unwrap_or_default();
+        logged.len() >= 240
+    })
+    .await;
+    assert_eq!(logged.len(), 240);
+    let served: u64 = logged.iter().map(|e| e["cost_nanos"].as_u64().unwrap_or(0)).sum();
+    assert_eq!(account.spent, served, "charged exactly what the log says was served");
+    let ok = statuses.iter().filter(|s| **s == 200).count();
+    let charged = logged.iter().filter(|e| e["cost_nanos"].as_u64().unwrap_or(0) > 0).count();
+    assert!(charged <= ok && charged > 0, "only answered requests are charged: {charged} of {ok}");
     assert!(account.spent > 5_000_000, "the budget was actually used: {}", account.spent);
     assert!(statuses.contains(&429), "some requests were refused");
     assert!(
