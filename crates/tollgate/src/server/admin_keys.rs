@@ -240,7 +240,7 @@ pub async fn rotate(State(app): State<Arc<App>>, Path(id): Path<String>, req: Re
         Err(r) => return r,
     };
     let overlap = match r.overlap.as_deref().map(Dur::parse).transpose() {
-        Ok(d) => d.map_or(0, |d| d.as_secs()),
+        Ok(d) => d.unwrap_or_default(),
         Err(e) => return bad(format!("`overlap`: {e}")),
     };
     let (old_hash, mut old) = match find(&app, &caller, &id, true).await {
@@ -263,7 +263,12 @@ pub async fn rotate(State(app): State<Arc<App>>, Path(id): Path<String>, req: Re
         rotated_from: Some(old.id.clone()),
         ..old.clone()
     };
-    old.expires_at = Some(old.expires_at.map_or(now + overlap, |e| e.min(now + overlap)));
+    // Key times are whole seconds: the end of the overlap is rounded up, so
+    // the old secret never stops working before the overlap asked for.
+    let since_epoch = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let until = (since_epoch + overlap).as_millis().div_ceil(1000) as u64;
+    let overlap = overlap.as_secs();
+    old.expires_at = Some(old.expires_at.map_or(until, |e| e.min(until)));
     let new_hash = app.live.shared().keys.hash(secret.as_bytes()).to_vec();
     if let Err(r) = persist(&app, new_hash, new.clone()).await {
         return r;

@@ -1,6 +1,11 @@
 //! Property tests: whatever bytes an upstream or a client sends, the SSE
-//! framer and parser, the event-stream decoder and every translator return
-//! (an error at worst) — they never panic.
+//! framer and parser, the event-stream decoder, every translator and the
+//! client request reader return (an error at worst) — they never panic.
+//! Random bytes rarely get past a frame's CRC or an SSE field name, so the
+//! inputs are also generated *structured*: valid event-stream frames of
+//! every Bedrock event kind, SSE events with real and arbitrary names, and
+//! request objects with the fields the reader looks at — each carrying
+//! arbitrary JSON.
 
 use proptest::prelude::*;
 use serde_json::Value;
@@ -154,5 +159,122 @@ proptest! {
             }
         }
         prop_assert_eq!(got, kinds);
+    }
+
+    /// Valid frames of every Bedrock event kind (and exceptions), carrying
+    /// arbitrary JSON, cut into arbitrary pieces: decoded and translated
+    /// without a panic.
+    #[test]
+    fn valid_bedrock_frames_with_arbitrary_payloads_never_panic(
+        frames in prop::collection::vec((0usize..10, json()), 1..10),
+        cuts in prop::collection::vec(any::<prop::sample::Index>(), 0..4),
+    ) {
+        use aws_smithy_eventstream::frame::write_message_to;
+        use aws_smithy_types::event_stream::{Header, HeaderValue, Message};
+        const KINDS: [(&str, &str); 10] = [
+            ("event", "messageStart"), ("event", "contentBlockStart"), ("event", "contentBlockDelta"),
+            ("event", "contentBlockStop"), ("event", "messageStop"), ("event", "metadata"),
+            ("exception", "throttlingException"), ("exception", "modelStreamErrorException"),
+            ("exception", "validationException"), ("event", "somethingNew"),
+        ];
+        let mut bytes = Vec::new();
+        for (k, payload) in &frames {
+            let (message_type, kind) = KINDS[*k];
+            let type_header = if message_type == "exception" { ":exception-type" } else { ":event-type" };
+            let m = Message::new(payload.to_string().into_bytes())
+                .add_header(Header::new(":message-type", HeaderValue::String(message_type.into())))
+                .add_header(Header::new(type_header, HeaderValue::String(kind.into())));
+            write_message_to(&m, &mut bytes).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        }
+        let mut at: Vec<usize> = cuts.iter().map(|c| c.index(bytes.len() + 1)).collect();
+        at.push(0);
+        at.push(bytes.len());
+        at.sort_unstable();
+        let mut d = EventStreamDecoder::default();
+        let mut t = super::bedrock::Stream::new("m", true);
+        let mut out = Vec::new();
+        let mut decoded = 0;
+        for w in at.windows(2) {
+            d.push(&bytes[w[0]..w[1]]);
+            while let Some(m) = d.next_message().map_err(TestCaseError::fail)? {
+                decoded += 1;
+                let _ = t.event(UpEvent::Aws { message_type: &m.message_type, kind: &m.kind, payload: &m.payload }, &mut out);
+            }
+        }
+        let _ = t.end(&mut out);
+        prop_assert_eq!(decoded, frames.len(), "every valid frame decodes, however it was cut");
+    }
+
+    /// SSE events with the names providers use and arbitrary ones, carrying
+    /// arbitrary JSON, framed with LF or CRLF: every translator, and the hub
+    /// to Anthropic translation, return without a panic.
+    #[test]
+    fn sse_events_with_any_name_never_panic_the_translators(
+        events in prop::collection::vec((prop_oneof![
+            Just("message_start".to_string()), Just("content_block_start".to_string()),
+            Just("content_block_delta".to_string()), Just("content_block_stop".to_string()),
+            Just("message_delta".to_string()), Just("message_stop".to_string()), Just("error".to_string()),
+            Just("ping".to_string()), Just("message-start".to_string()), Just("content-delta".to_string()),
+            Just("stream-end".to_string()), "[a-z_.-]{0,16}",
+        ], json()), 0..12),
+        crlf in any::<bool>(),
+    ) {
+        let nl = if crlf { "\r\n" } else { "\n" };
+        let mut text = String::new();
+        for (name, data) in &events {
+            text.push_str(&format!("event: {name}{nl}data: {data}{nl}{nl}"));
+        }
+        let mut framer = SseFramer::default();
+        let whole = framer.push(bytes::Bytes::from(text)).map_err(|e| TestCaseError::fail(format!("{e:?}")))?;
+        let parsed = sse_events(&whole);
+        prop_assert_eq!(parsed.len(), events.len(), "every event framed");
+        let mut ts = translators();
+        let mut hub = super::messages::stream::FromHub::new("m", 1);
+        let mut out = Vec::new();
+        for (event, data) in &parsed {
+            for t in &mut ts {
+                let _ = t.event(UpEvent::Sse { event: *event, data }, &mut out);
+            }
+            hub.event(data, &mut out);
+        }
+        for t in &mut ts {
+            let _ = t.end(&mut out);
+        }
+        hub.end(&mut out);
+    }
+
+    /// A client's request object, with the fields the reader looks at set to
+    /// arbitrary JSON: read into a request or refused with an error, for
+    /// chat and embeddings alike.
+    #[test]
+    fn client_requests_are_read_or_refused_never_a_panic(
+        model in prop_oneof![Just(Value::from("mock/echo")), json()],
+        messages in prop_oneof![Just(serde_json::json!([{ "role": "user", "content": "hi" }])), json()],
+        extra in prop::collection::vec((prop_oneof![
+            Just("stream"), Just("max_tokens"), Just("max_completion_tokens"), Just("n"), Just("input"),
+            Just("stream_options"), Just("tools"), Just("temperature"),
+        ], json()), 0..5),
+    ) {
+        use crate::wire::Operation;
+        let mut o = serde_json::Map::new();
+        o.insert("model".into(), model);
+        o.insert("messages".into(), messages);
+        for (k, v) in extra {
+            o.insert(k.to_string(), v);
+        }
+        let body = bytes::Bytes::from(Value::Object(o).to_string());
+        for op in [Operation::ChatCompletions, Operation::Embeddings] {
+            if let Ok(req) = crate::pipeline::receive::parse(op, &body) {
+                let _ = crate::pipeline::receive::estimate(op, &req);
+            }
+        }
+    }
+
+    #[test]
+    fn arbitrary_bytes_are_read_or_refused_never_a_panic(body in prop::collection::vec(any::<u8>(), 0..300)) {
+        let body = bytes::Bytes::from(body);
+        for op in [crate::wire::Operation::ChatCompletions, crate::wire::Operation::Embeddings] {
+            let _ = crate::pipeline::receive::parse(op, &body);
+        }
     }
 }

@@ -139,8 +139,10 @@ pub fn user(text: &str) -> Value {
     serde_json::json!([{ "role": "user", "content": text }])
 }
 
+/// Polls `f` until it holds, for up to ~10 s (generous: a loaded 2-core
+/// machine must not turn a slow success into a failure).
 pub async fn eventually(what: &str, mut f: impl AsyncFnMut() -> bool) {
-    for _ in 0..100 {
+    for _ in 0..200 {
         if f().await {
             return;
         }

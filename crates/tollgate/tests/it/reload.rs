@@ -61,16 +61,35 @@ async fn a_changed_file_is_picked_up_by_the_watcher() {
 async fn in_flight_requests_finish_on_the_snapshot_they_started_with() {
     let up = MockUpstream::start().await;
     let h = Arc::new(Harness::start(&with_reply(&up.base_url(), "old", "")).await);
+    let old_version = h.live.snapshot().version;
+    up.push_fault(testkit::Fault::Latency(Duration::from_millis(700)));
     let h2 = h.clone();
     let in_flight =
-        tokio::spawn(async move { h2.chat(Some(MASTER), &json!({ "model": "slow/m", "messages": user("x") })).await });
-    tokio::time::sleep(Duration::from_millis(150)).await;
-    std::fs::write(&h.config_path, with_reply(&up.base_url(), "new", "")).unwrap();
-    assert_eq!(reload(&h).await.status, 200);
+        tokio::spawn(async move { h2.chat(Some(MASTER), &json!({ "model": "up/gpt-4o-mini", "messages": user("x") })).await });
+    // In flight for sure: the upstream has it, and holds its answer back.
+    eventually("the request reaches the upstream", async || up.request_count() == 1).await;
+    std::fs::write(&h.config_path, with_reply(&up.base_url(), "new", "").replace("sk-upstream-secret", "sk-rotated")).unwrap();
+    let r = reload(&h).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let new_version = r.json()["version"].as_u64().unwrap();
+    assert!(new_version > old_version);
+    let new = h.chat(Some(MASTER), &json!({ "model": "up/gpt-4o-mini", "messages": user("x") })).await;
+    assert_eq!(new.status, 200);
     let old = in_flight.await.unwrap();
-    assert_eq!(old.json()["choices"][0]["message"]["content"], "old");
-    let new = h.chat(Some(MASTER), &json!({ "model": "slow/m", "messages": user("x") })).await;
-    assert_eq!(new.json()["choices"][0]["message"]["content"], "new");
+    assert_eq!(old.status, 200, "{}", old.text());
+    let auth: Vec<_> = up.requests().iter().map(|r| r.headers["authorization"].to_str().unwrap().to_string()).collect();
+    assert_eq!(auth, ["Bearer sk-upstream-secret", "Bearer sk-rotated"], "the request after the reload uses the new config");
+    for (resp, version) in [(&old, old_version), (&new, new_version)] {
+        let id = resp.header("x-tollgate-request-id").unwrap().to_string();
+        let mut entry = serde_json::Value::Null;
+        eventually("the log entry", async || {
+            let r = h.send(Method::GET, &h.admin_url(&format!("/admin/logs/{id}")), Some(MASTER), &[], "").await;
+            entry = r.json();
+            r.status == 200
+        })
+        .await;
+        assert_eq!(entry["config_version"], version, "finished and logged under the config it started with: {entry}");
+    }
 }
 
 #[tokio::test]
@@ -80,6 +99,8 @@ async fn the_watcher_does_not_take_a_file_caught_mid_write_for_a_config() {
     let up = MockUpstream::start().await;
     let h = Harness::start(&with_reply(&up.base_url(), "old", "")).await;
     std::fs::write(&h.config_path, "").unwrap();
+    // Time for the watcher to wake on the truncated file (a sleep here only
+    // makes the test stronger: without it the check below may pass early).
     tokio::time::sleep(Duration::from_millis(400)).await;
     assert_eq!(h.chat(Some(MASTER), &json!({ "model": "slow/m", "messages": user("x") })).await.status, 200);
     std::fs::write(&h.config_path, with_reply(&up.base_url(), "old", ", { name: watched }")).unwrap();
@@ -115,15 +136,31 @@ async fn config_changes_under_load_fail_no_request() {
             failures
         }));
     }
+    let mut last_version = h.live.snapshot().version;
     for round in 0..12 {
+        // Pacing, so the rounds spread over the load.
         tokio::time::sleep(Duration::from_millis(80)).await;
-        let text = if round % 4 == 3 {
+        let reply = if round % 2 == 0 { "b" } else { "c" };
+        let invalid = round % 4 == 3;
+        let text = if invalid {
             "providers: [ { name: oops, type: nonsense } ]\n".to_string()
         } else {
-            with_reply(&up.base_url(), if round % 2 == 0 { "b" } else { "c" }, ", { name: extra }")
+            with_reply(&up.base_url(), reply, ", { name: extra }").replace("latency: 600ms", "latency: 0ms")
         };
         std::fs::write(&h.config_path, text).unwrap();
-        let _ = reload(&h).await;
+        let r = reload(&h).await;
+        if invalid {
+            assert_eq!(r.status, 422, "round {round}: {}", r.text());
+            continue;
+        }
+        assert_eq!(r.status, 200, "round {round}: {}", r.text());
+        let version = r.json()["version"].as_u64().unwrap();
+        assert!(version > last_version, "round {round}: a new version");
+        last_version = version;
+        // The very next request is served by what the reload applied.
+        let a = h.chat(Some(MASTER), &json!({ "model": "slow/extra", "messages": user("x") })).await;
+        assert_eq!(a.status, 200, "round {round}: {}", a.text());
+        assert_eq!(a.json()["choices"][0]["message"]["content"], reply, "round {round}");
     }
     // Leave a valid config in place before stopping.
     std::fs::write(&h.config_path, with_reply(&up.base_url(), "z", "")).unwrap();
