@@ -153,7 +153,7 @@ def test_a_reworded_question_is_a_semantic_hit_for_the_openai_sdk(gw: Gateway) -
         if gw.metric("tollgate_cache_vectors") > vectors:
             break
         time.sleep(0.02)
-    hit = create(model="up/gpt-4o-mini", messages=[{"role": "user", "content": "how many legs does a spider have"}])
+    hit = create(model="up/gpt-4o-mini", messages=[{"role": "user", "content": "Tell me: how many legs does a spider have"}])
     assert hit.headers["x-tollgate-cache-status"] == "hit"
     assert 0.9 < float(hit.headers["x-tollgate-cache-similarity"]) < 1.0
     assert hit.parse().choices[0].message.content == first.parse().choices[0].message.content

@@ -201,6 +201,14 @@ pub struct LoggingSection {
     pub bodies: Option<bool>,
     /// Longest body kept (longer ones are cut). Default `64KiB`.
     pub max_body_size: Option<ByteSize>,
+    /// Where entries the store cannot take yet are kept on disk, so a
+    /// restart during a store outage keeps them. Default: the SQLite file's
+    /// directory, or the working directory with PostgreSQL; none with
+    /// `memory://`. Read at start-up.
+    pub spool_dir: Option<String>,
+    /// Largest the disk spool may grow; entries beyond it are dropped and
+    /// counted. Default `1GiB`.
+    pub spool_max_size: Option<ByteSize>,
 }
 
 #[derive(Debug, Default, Deserialize, JsonSchema)]

@@ -44,6 +44,8 @@ pub struct Snapshot {
     pub log_bodies: Option<usize>,
     /// How long request log entries are kept (`None`: forever).
     pub log_retention: Option<std::time::Duration>,
+    /// The request log's disk spool (`None` with an in-memory store).
+    pub log_spool: Option<crate::reqlog::spool::DiskSpool>,
     /// Things that load but deserve attention (e.g. sections parsed but not enforced yet).
     pub warnings: Vec<String>,
 }

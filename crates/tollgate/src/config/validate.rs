@@ -76,6 +76,7 @@ pub fn build_snapshot(
 
     match (server, d.0.is_empty()) {
         (Some(server), true) => {
+            let log_spool = log_spool(&file.logging, &server.store);
             Ok(Snapshot {
                 version,
                 digest,
@@ -93,6 +94,7 @@ pub fn build_snapshot(
                 cache,
                 webhooks,
                 log_retention: file.logging.retention.map(|d| d.0),
+                log_spool,
                 log_enabled: file.logging.enabled.unwrap_or(true),
                 log_bodies: file.logging.bodies.unwrap_or(false).then(|| {
                     file.logging.max_body_size.map_or(64 << 10, |b| usize::try_from(b.0).unwrap_or(usize::MAX))
@@ -103,6 +105,22 @@ pub fn build_snapshot(
         }
         _ => Err(d.0),
     }
+}
+
+/// Where the request log's disk spool lives: `logging.spool_dir`, else
+/// beside the SQLite file, else the working directory; none for a store
+/// that lives in memory (it cannot be down).
+fn log_spool(l: &crate::config::file::LoggingSection, store: &crate::store::StoreUrl) -> Option<crate::reqlog::spool::DiskSpool> {
+    use crate::store::StoreUrl;
+    let max = l.spool_max_size.as_ref().map_or(1 << 30, |b| b.0);
+    let dir = match (&l.spool_dir, store) {
+        (_, StoreUrl::Memory) => return None,
+        (Some(d), _) => std::path::PathBuf::from(d),
+        (None, StoreUrl::Sqlite(p)) => p.parent().map(std::path::Path::to_path_buf).unwrap_or_default(),
+        (None, StoreUrl::Postgres(_)) => std::path::PathBuf::new(),
+    };
+    let dir = if dir.as_os_str().is_empty() { std::path::PathBuf::from(".") } else { dir };
+    Some(crate::reqlog::spool::DiskSpool::new(dir, max))
 }
 
 fn addr(loc: &Loc<String>, what: &str, d: &mut Diags) -> Option<SocketAddr> {

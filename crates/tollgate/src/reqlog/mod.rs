@@ -4,9 +4,12 @@
 //!
 //! Logging never slows or fails a request: entries go through a bounded
 //! queue to one writer. When the store is down or slow, entries wait in a
-//! bounded spool and are written when it is back; inserts are keyed by the
-//! request id, so a batch written twice is stored once. Anything that has
-//! to be dropped (the queue or the spool full) is counted and logged.
+//! bounded spool in memory and are written when it is back; with a disk
+//! spool (`spool.rs`, every persistent store) they are also appended to a
+//! file while they wait, so a restart during the outage keeps them. Inserts
+//! are keyed by the request id, so a batch written twice is stored once.
+//! Anything that has to be dropped (the queue full, or the disk spool full)
+//! is counted and logged.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -19,6 +22,7 @@ use tokio::sync::{mpsc, watch};
 use crate::store::Store;
 
 pub mod entry;
+pub mod spool;
 pub use entry::{AttemptLog, LogEntry};
 
 const QUEUE: usize = 16_384;
@@ -61,31 +65,42 @@ impl RequestLog {
         &self,
         store: Arc<Store>,
         retention: Arc<dyn Fn() -> Option<Duration> + Send + Sync>,
+        disk: Option<spool::DiskSpool>,
         mut stop: watch::Receiver<bool>,
     ) -> tokio::task::JoinHandle<()> {
         let (tx, mut rx) = mpsc::channel::<LogEntry>(QUEUE);
         let _ = self.tx.set(tx);
         let (dropped, spooled) = (self.dropped.clone(), self.spooled.clone());
         crate::task::spawn("request-log-writer", async move {
-            let mut spool: VecDeque<LogEntry> = VecDeque::new();
+            let mut disk = Disk::new(disk, dropped.clone());
+            // What an earlier run left on disk goes first, in order.
+            let mut spool: VecDeque<LogEntry> = disk.take_left_over().into();
             let mut failing = false;
             let mut last_prune: Option<tokio::time::Instant> = None;
             loop {
                 let stopping = tokio::select! {
                     r = rx.recv() => match r { Some(e) => { spool.push_back(redacted(e)); false } None => true },
                     _ = stop.wait_for(|s| *s) => true,
-                    _ = tokio::time::sleep(Duration::from_millis(500)), if failing && !spool.is_empty() => false,
+                    // Waiting entries (a refused batch, or left by an earlier run) are retried.
+                    _ = tokio::time::sleep(Duration::from_millis(if failing { 500 } else { 0 })), if !spool.is_empty() => false,
                 };
                 while let Ok(e) = rx.try_recv() {
                     spool.push_back(redacted(e));
                 }
-                while spool.len() > SPOOL {
-                    spool.pop_front();
-                    let n = dropped.fetch_add(1, Ordering::Relaxed) + 1;
-                    tracing::warn!(dropped_total = n, "request log spool full; the oldest entry was dropped");
-                }
+                let before = spool.len();
                 failing = flush(&store, &mut spool).await;
-                spooled.store(spool.len() as u64, Ordering::Relaxed);
+                disk.drained(before - spool.len());
+                if failing {
+                    disk.keep(&spool);
+                } else {
+                    disk.written(&store).await;
+                }
+                while spool.len() > SPOOL {
+                    // On disk already when there is a disk spool: read back once the store is.
+                    let e = spool.pop_front();
+                    disk.evicted(e.as_ref());
+                }
+                spooled.store(spool.len() as u64 + disk.evicted_count(), Ordering::Relaxed);
                 // Retention: drop what is older than the configured window, at most hourly.
                 let due = last_prune.is_none_or(|t| t.elapsed() > PRUNE_EVERY);
                 if let Some(keep) = retention().filter(|_| due) {
@@ -103,20 +118,144 @@ impl RequestLog {
                             break;
                         }
                         tokio::time::sleep(Duration::from_millis(500)).await;
+                        let before = spool.len();
                         failing = flush(&store, &mut spool).await;
+                        disk.drained(before - spool.len());
                     }
-                    if !spool.is_empty() {
-                        let n = spool.len() as u64;
-                        dropped.fetch_add(n, Ordering::Relaxed);
+                    if failing {
+                        disk.keep(&spool);
+                    } else {
+                        disk.written(&store).await;
+                    }
+                    let lost = if disk.on() { disk.lost_at_shutdown(spool.len()) } else { spool.len() as u64 };
+                    if lost > 0 {
+                        dropped.fetch_add(lost, Ordering::Relaxed);
                         tracing::error!(
-                            entries = n,
-                            "request log entries not written at shutdown (the store is unavailable)"
+                            entries = lost,
+                            "request log entries not written at shutdown (the store is unavailable and the disk spool is off or full)"
+                        );
+                    }
+                    if disk.on() && spool.len() as u64 > lost {
+                        tracing::warn!(
+                            entries = spool.len() as u64 - lost,
+                            "request log entries kept in the disk spool until the store is back"
                         );
                     }
                     return;
                 }
             }
         })
+    }
+}
+
+/// The writer's side of the disk spool: which waiting entries are on disk.
+struct Disk {
+    spool: Option<spool::DiskSpool>,
+    dropped: Arc<AtomicU64>,
+    /// The first `persisted` entries of the memory spool are in the file.
+    persisted: usize,
+    /// Entries in the file no longer held in memory (evicted, or left by an
+    /// earlier run beyond the memory bound): read back once the store is up.
+    evicted: u64,
+    /// The file holds entries (some may be in the store already).
+    dirty: bool,
+    full_warned: bool,
+}
+
+impl Disk {
+    fn new(spool: Option<spool::DiskSpool>, dropped: Arc<AtomicU64>) -> Disk {
+        Disk { spool, dropped, persisted: 0, evicted: 0, dirty: false, full_warned: false }
+    }
+
+    fn on(&self) -> bool {
+        self.spool.is_some()
+    }
+
+    fn evicted_count(&self) -> u64 {
+        self.evicted
+    }
+
+    /// Entries left by an earlier run, to be written first (all of them are
+    /// already in the file).
+    fn take_left_over(&mut self) -> Vec<LogEntry> {
+        let Some(s) = &self.spool else { return Vec::new() };
+        let mut left = s.load();
+        if !left.is_empty() {
+            tracing::info!(entries = left.len(), "request log entries from the disk spool are written first");
+        }
+        if left.len() > SPOOL {
+            self.evicted = (left.len() - SPOOL) as u64;
+            left.truncate(SPOOL);
+        }
+        self.persisted = left.len();
+        self.dirty = !left.is_empty() || self.evicted > 0;
+        left
+    }
+
+    /// The store refuses: whatever waits and is not on disk yet goes there.
+    fn keep(&mut self, spool: &VecDeque<LogEntry>) {
+        let Some(s) = &self.spool else { return };
+        if spool.len() <= self.persisted {
+            return;
+        }
+        match s.append(spool.iter().skip(self.persisted)) {
+            Ok(written) => {
+                self.persisted += written;
+                self.dirty |= written > 0;
+                if self.persisted < spool.len() && !self.full_warned {
+                    self.full_warned = true;
+                    tracing::error!(
+                        waiting = spool.len() - self.persisted,
+                        "request log disk spool full; further entries wait in memory only"
+                    );
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "could not write the request log disk spool; entries wait in memory only"),
+        }
+    }
+
+    /// `n` entries from the front of the memory spool reached the store.
+    fn drained(&mut self, n: usize) {
+        self.persisted = self.persisted.saturating_sub(n);
+    }
+
+    /// One entry out of memory: lost unless it is in the file.
+    fn evicted(&mut self, e: Option<&LogEntry>) {
+        if e.is_none() {
+            return;
+        }
+        if self.persisted > 0 {
+            self.persisted -= 1;
+            self.evicted += 1;
+        } else {
+            let n = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+            tracing::warn!(dropped_total = n, "request log spool full; the oldest entry was dropped");
+        }
+    }
+
+    /// The memory spool is written: entries only on disk are read back and
+    /// written too, then the file goes.
+    async fn written(&mut self, store: &Store) {
+        let Some(s) = &self.spool else { return };
+        if !self.dirty {
+            return;
+        }
+        if self.evicted > 0 {
+            let mut all: VecDeque<LogEntry> = s.load().into();
+            if flush(store, &mut all).await {
+                return; // the store failed again: the file stays, read back next time
+            }
+        }
+        s.clear();
+        self.persisted = 0;
+        self.evicted = 0;
+        self.dirty = false;
+        self.full_warned = false;
+    }
+
+    /// At shutdown: entries neither in the store nor on disk are lost.
+    fn lost_at_shutdown(&self, waiting: usize) -> u64 {
+        (waiting - self.persisted.min(waiting)) as u64
     }
 }
 

@@ -220,7 +220,17 @@ async fn health() -> Response {
 async fn ready(State(app): State<Arc<App>>) -> Response {
     if app.ready.load(Ordering::Acquire) {
         let snap = app.live.snapshot();
-        json_response(StatusCode::OK, json!({ "status": "ready", "config_version": snap.version }).to_string())
+        let log = &app.live.shared().reqlog;
+        // Still ready while the log store is down: requests are served and
+        // entries wait; these say how many wait and how many were lost.
+        let request_log = json!({
+            "waiting": log.spooled.load(Ordering::Relaxed),
+            "dropped": log.dropped.load(Ordering::Relaxed),
+        });
+        json_response(
+            StatusCode::OK,
+            json!({ "status": "ready", "config_version": snap.version, "request_log": request_log }).to_string(),
+        )
     } else {
         GatewayError::NotReady.into_response()
     }

@@ -168,7 +168,7 @@ impl Gateway {
         let auditor = shared.audit.start(store.clone(), writer_rx.clone());
         let live = app.live.clone();
         let logger =
-            shared.reqlog.start(store.clone(), Arc::new(move || live.snapshot().log_retention), writer_rx.clone());
+            shared.reqlog.start(store.clone(), Arc::new(move || live.snapshot().log_retention), snap.log_spool.clone(), writer_rx.clone());
         // Traces are set up from the config at start-up (a changed endpoint needs a restart).
         let tracer = snap.otlp.clone().map(|(endpoint, service)| {
             let (exporter, handle) = crate::traces::start(

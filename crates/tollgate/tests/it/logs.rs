@@ -323,3 +323,144 @@ async fn bodies_are_kept_when_asked_with_secrets_masked() {
     assert!(response.contains("[REDACTED]") && !response.contains("sk-live-0123456789abcdefghij"), "{response}");
     assert!(response.contains("chat.completion"));
 }
+
+/// A TCP forwarder to PostgreSQL that can be taken down — every connection
+/// cut, new ones refused — and brought back: a stopped server, as the
+/// gateway sees one.
+struct PgGate {
+    addr: std::net::SocketAddr,
+    open: Arc<std::sync::atomic::AtomicBool>,
+    conns: Arc<std::sync::Mutex<Vec<tokio::task::AbortHandle>>>,
+}
+
+impl PgGate {
+    async fn start(target: String) -> PgGate {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        let open = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let conns = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (o, c) = (open.clone(), conns.clone());
+        tokio::spawn(async move {
+            while let Ok((mut client, _)) = l.accept().await {
+                if !o.load(std::sync::atomic::Ordering::SeqCst) {
+                    continue; // dropped: refused
+                }
+                let target = target.clone();
+                let h = tokio::spawn(async move {
+                    if let Ok(mut server) = tokio::net::TcpStream::connect(target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                    }
+                });
+                c.lock().unwrap().push(h.abort_handle());
+            }
+        });
+        PgGate { addr, open, conns }
+    }
+
+    fn down(&self) {
+        self.open.store(false, std::sync::atomic::Ordering::SeqCst);
+        for h in self.conns.lock().unwrap().drain(..) {
+            h.abort();
+        }
+    }
+
+    fn up(&self) {
+        self.open.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// PostgreSQL stopped, the gateway restarted during the outage: the entries
+/// waiting in memory go to the disk spool at shutdown and are written by the
+/// next run once the server is back — one entry per request, none twice.
+/// With a disk spool too small for them, the ones that do not fit are
+/// dropped and counted, and the rest still arrive.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn entries_survive_a_restart_while_postgres_is_stopped_and_overflow_is_counted() {
+    for (spool_max, all_fit) in [("64MiB", true), ("16KiB", false)] {
+        let (pg, store_url, db) = postgres_database(if all_fit { "tollgate_spool" } else { "tollgate_spool_small" }).await;
+        let (head, path) = store_url.split_once("@").unwrap();
+        let (target, dbname) = path.split_once('/').unwrap();
+        let gate = PgGate::start(target.to_string()).await;
+        let gated_url = format!("{head}@{}/{dbname}", gate.addr);
+        let up = MockUpstream::start().await;
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = dir.path().join("tollgate.yaml");
+        std::fs::write(
+            &cfg,
+            format!(
+                "{}store: {{ url: \"{gated_url}\" }}\nlogging: {{ spool_dir: \"{}\", spool_max_size: {spool_max} }}\n",
+                config(&up.base_url(), ""),
+                dir.path().join("spool").display()
+            ),
+        )
+        .unwrap();
+        let start = async || Gateway::start(Live::new(Source::File(cfg.clone()), Shared::default()).unwrap()).await.unwrap();
+        let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build_http();
+        // Still ready while the log store is down: requests are served.
+        let ready = async |gw: &Gateway| -> serde_json::Value {
+            let r = client.get(format!("http://{}/ready", gw.data_addr).parse().unwrap()).await.unwrap();
+            assert_eq!(r.status(), 200, "ready");
+            serde_json::from_slice(&http_body_util::BodyExt::collect(r.into_body()).await.unwrap().to_bytes()).unwrap()
+        };
+        let fire = async |gw: &Gateway, n: usize| {
+            let mut ok = 0;
+            for _ in 0..n {
+                let req = http::Request::builder()
+                    .method(Method::POST)
+                    .uri(format!("http://{}/v1/chat/completions", gw.data_addr))
+                    .header("authorization", format!("Bearer {MASTER}"))
+                    .body(http_body_util::Full::new(bytes::Bytes::from(
+                        json!({ "model": "mock/echo", "messages": user("hi") }).to_string(),
+                    )))
+                    .unwrap();
+                ok += usize::from(client.request(req).await.is_ok_and(|r| r.status() == 200));
+            }
+            ok
+        };
+        let (sink, conn) = tokio_postgres::connect(&store_url, tokio_postgres::NoTls).await.unwrap();
+        tokio::spawn(conn);
+        let count = async || -> (i64, i64) {
+            sink.query_one("SELECT count(*), count(DISTINCT id) FROM request_log", &[])
+                .await
+                .map(|r| (r.get(0), r.get(1)))
+                .unwrap_or((-1, -1))
+        };
+
+        let gw = start().await;
+        assert_eq!(fire(&gw, 20).await, 20);
+        eventually("the first entries are stored", async || count().await.0 == 20).await;
+        gate.down();
+        assert_eq!(fire(&gw, 200).await, 200, "requests are served while PostgreSQL is stopped");
+        let spooled = gw.app.live.shared().reqlog.spooled.clone();
+        eventually("entries wait", async || spooled.load(std::sync::atomic::Ordering::Relaxed) >= 200).await;
+        let now = ready(&gw).await;
+        assert!(now["request_log"]["waiting"].as_u64().unwrap() >= 200, "{now}");
+        let first_dropped = gw.app.live.shared().reqlog.dropped.clone();
+        gw.shutdown().await;
+        let lost = first_dropped.load(std::sync::atomic::Ordering::Relaxed) as i64;
+        if all_fit {
+            assert_eq!(lost, 0);
+        } else {
+            assert!(lost > 0 && lost < 200, "what did not fit on disk is counted at shutdown: {lost}");
+        }
+        let spool = dir.path().join("spool").join(tollgate::reqlog::spool::FILE);
+        assert!(spool.exists(), "the waiting entries were put on disk at shutdown");
+
+        gate.up();
+        let gw = start().await;
+        let dropped = gw.app.live.shared().reqlog.dropped.clone();
+        eventually("the spooled entries are written", async || {
+            let (n, distinct) = count().await;
+            assert_eq!(n, distinct, "no entry is stored twice");
+            n == 220 - lost
+        })
+        .await;
+        eventually("the spool file is removed once written", async || !spool.exists()).await;
+        assert_eq!(dropped.load(std::sync::atomic::Ordering::Relaxed), 0, "the second run lost nothing");
+        let now = ready(&gw).await;
+        assert_eq!(now["request_log"], serde_json::json!({"waiting": 0, "dropped": 0}), "{now}");
+        gw.shutdown().await;
+        drop(sink);
+        pg.batch_execute(&format!("DROP DATABASE {db} WITH (FORCE)")).await.unwrap();
+    }
+}

@@ -3,7 +3,6 @@
 //! errors, timeouts and disconnects, streams charged for what they used.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use http::Method;
 use http_body_util::BodyExt;
