@@ -19,7 +19,7 @@ import json
 import anthropic
 import pytest
 
-from conftest import Gateway
+from conftest import MASTER_KEY, Gateway
 
 OPENAI_COMPAT = "up/gpt-4o-mini"
 GEMINI = "gem/gemini-2.5-flash"
@@ -381,3 +381,14 @@ def test_a_translated_providers_400_is_anthropic_shaped(anthropic_client: anthro
         ]}])
     assert e.value.body["type"] == "error"
     assert e.value.body["error"]["type"] == "invalid_request_error"
+
+
+def test_a_base_url_ending_in_v1_gets_a_hint_not_a_bare_404(gateway: Gateway) -> None:
+    # A common mistake: the OpenAI SDK's base URL (…/v1) given to the
+    # Anthropic SDK, which adds /v1 itself.
+    with anthropic.Anthropic(base_url=f"{gateway.url}/v1", api_key=MASTER_KEY, max_retries=0, timeout=15) as c:
+        with pytest.raises(anthropic.NotFoundError) as e:
+            c.messages.create(model=CLAUDE, max_tokens=10, messages=[{"role": "user", "content": "hi"}])
+    assert e.value.body["error"]["type"] == "not_found_error"
+    message = e.value.body["error"]["message"]
+    assert "`/v1` appears twice" in message and "base URL without `/v1`" in message, message

@@ -33,6 +33,12 @@ enum Command {
         /// Do not watch the config file; reload only on SIGHUP or the admin API.
         #[arg(long)]
         no_watch: bool,
+        /// Data plane address (IP:port), over `server.listen`.
+        #[arg(long, value_name = "IP:PORT")]
+        listen: Option<std::net::SocketAddr>,
+        /// Admin API address (IP:port), over `server.admin_listen`.
+        #[arg(long, value_name = "IP:PORT")]
+        admin_listen: Option<std::net::SocketAddr>,
     },
     /// Validate a config file; prints every error with file:line:column.
     Check {
@@ -112,6 +118,9 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_max_level(if quiet_demo { tracing::Level::WARN } else { level })
         .with_writer(std::io::stderr)
+        // Colour codes only for a person at a terminal: a file, a pipe or a
+        // log collector gets plain text (and NO_COLOR is honoured).
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()) && std::env::var_os("NO_COLOR").is_none())
         .with_target(false)
         .init();
     install_crypto();
@@ -121,7 +130,10 @@ fn main() -> ExitCode {
             print!("{}", tollgate::config::json_schema());
             ExitCode::SUCCESS
         }
-        Command::Serve { config, no_watch } => runtime().block_on(serve(config, !no_watch)),
+        Command::Serve { config, no_watch, listen, admin_listen } => {
+            let flags = tollgate::state::ListenFlags { data: listen, admin: admin_listen };
+            runtime().block_on(serve(config, !no_watch, flags))
+        }
         Command::Demo { keep_running } => runtime().block_on(tollgate::demo::run(keep_running)),
         Command::Keys { admin_url, command } => runtime().block_on(tollgate::cli_keys::run(command, admin_url)),
         Command::Guardrails { command: GuardrailsCommand::Scan(args) } => match tollgate::cli_guardrails::scan(args) {
@@ -171,7 +183,7 @@ fn check(path: &std::path::Path) -> ExitCode {
     }
 }
 
-async fn serve(config: Option<PathBuf>, watch: bool) -> ExitCode {
+async fn serve(config: Option<PathBuf>, watch: bool, listen: tollgate::state::ListenFlags) -> ExitCode {
     let source = match config {
         Some(p) => Source::File(p),
         None => {
@@ -188,7 +200,7 @@ async fn serve(config: Option<PathBuf>, watch: bool) -> ExitCode {
             Source::Text { text: embedded_defaults(&keys), origin: "embedded defaults".into(), props }
         }
     };
-    let live = match Live::new(source, Shared::default()) {
+    let live = match Live::new(source, Shared { listen, ..Shared::default() }) {
         Ok(l) => l,
         Err(e) => {
             eprintln!("{e}");

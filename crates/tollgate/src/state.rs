@@ -33,6 +33,16 @@ pub struct Shared {
     pub loopback: Loopback,
     /// The response cache's backends (memory, Redis).
     pub cache: Arc<crate::cache::Caches>,
+    /// `serve --listen` / `--admin-listen`: they win over `server.listen` /
+    /// `server.admin_listen` in every snapshot, so what the config reports
+    /// is what is bound.
+    pub listen: ListenFlags,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ListenFlags {
+    pub data: Option<std::net::SocketAddr>,
+    pub admin: Option<std::net::SocketAddr>,
 }
 
 impl Default for Shared {
@@ -52,6 +62,7 @@ impl Default for Shared {
             reqlog: crate::reqlog::RequestLog::default(),
             loopback: Loopback::default(),
             cache: Arc::default(),
+            listen: ListenFlags::default(),
             events,
         }
     }

@@ -22,7 +22,11 @@ pub fn build_snapshot(
     let mut warnings = Vec::new();
     d.0.extend(super::overlay::apply(&mut file, &shared.overlays.get()));
 
-    let server = server(&file, &mut d);
+    let server = server(&file, &mut d).map(|mut s| {
+        s.listen = shared.listen.data.unwrap_or(s.listen);
+        s.admin_listen = shared.listen.admin.unwrap_or(s.admin_listen);
+        s
+    });
     let mut auth = crate::identity::principal::build(&file.auth, &mut d, &mut warnings);
     auth.jwt = crate::identity::jwt::build(&file.auth.jwt, &shared.upstreams, &shared.jwks, &mut d);
     let mut models = crate::routing::catalog::build(&file, &shared.upstreams, &mut d);

@@ -238,10 +238,23 @@ async fn ready(State(app): State<Arc<App>>) -> Response {
 
 async fn not_found(State(app): State<Arc<App>>, req: Request) -> Response {
     let started = Instant::now();
-    let msg = format!(
-        "no route for {} {}; the API is under /v1 (e.g. POST /v1/chat/completions)",
-        req.method(),
-        req.uri().path()
-    );
-    stamp(&app, started, AdminError::UnknownRoute(msg.to_string()).into_response())
+    let path = req.uri().path();
+    if let Some(rest) = path.strip_prefix("/v1/v1/") {
+        // The commonest base-URL mistake: `…/v1` given to an SDK that adds
+        // `/v1` itself (the Anthropic SDK does). Say so, in the caller's dialect.
+        let msg = format!(
+            "no route for {} {path}: `/v1` appears twice, because the base URL ends in `/v1` and the client adds \
+             another; give the Anthropic SDK the base URL without `/v1` (e.g. http://127.0.0.1:4000), the OpenAI \
+             SDK the one with it (http://127.0.0.1:4000/v1), so the request goes to /v1/{rest}",
+            req.method()
+        );
+        let resp = if rest.starts_with("messages") {
+            json_response(StatusCode::NOT_FOUND, crate::translate::messages::error_body(404, &msg).to_string())
+        } else {
+            AdminError::UnknownRoute(msg).into_response()
+        };
+        return stamp(&app, started, resp);
+    }
+    let msg = format!("no route for {} {path}; the API is under /v1 (e.g. POST /v1/chat/completions)", req.method());
+    stamp(&app, started, AdminError::UnknownRoute(msg).into_response())
 }

@@ -274,3 +274,46 @@ fn sigterm_lets_requests_in_flight_finish_refuses_new_ones_and_logs_all() {
         assert_eq!(body.matches(&format!("\"resolved_model\":\"{model}\"")).count(), 2, "{model} in {body}");
     }
 }
+
+/// A newcomer's run: embedded defaults, ports from the command line, plain
+/// log lines when stderr is not a terminal, and a doubled `/v1` explained.
+#[test]
+fn serve_takes_listen_flags_logs_plain_text_and_explains_a_doubled_v1() {
+    let dir = tempfile::tempdir().unwrap();
+    let (port, admin) = (free_port(), free_port());
+    let child = Command::new(BIN)
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--admin-listen", &format!("127.0.0.1:{admin}")])
+        .current_dir(dir.path())
+        .env("TOLLGATE_MASTER_KEY", "flags-master-key")
+        .env_remove("NO_COLOR")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut child = Killed(child);
+    let stderr = child.0.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || BufReader::new(stderr).lines().map_while(Result::ok).collect::<Vec<_>>());
+    let mut ready = false;
+    for _ in 0..200 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() && get(port, "/ready", "").0 == 200 {
+            ready = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(ready, "the data plane answers on --listen");
+    let (status, body) = get(admin, "/admin/config", "flags-master-key");
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains(&format!("\"listen\":\"127.0.0.1:{port}\"")), "the config reports the bound address: {body}");
+    let (status, body) = get(port, "/v1/v1/messages", "flags-master-key");
+    assert_eq!(status, 404);
+    assert!(body.contains("not_found_error") && body.contains("`/v1` appears twice"), "{body}");
+    let (status, body) = get(port, "/v1/v1/models", "flags-master-key");
+    assert_eq!(status, 404);
+    assert!(body.contains("appears twice") && body.contains("/v1/models"), "{body}");
+
+    assert!(Command::new("kill").args(["-TERM", &child.0.id().to_string()]).status().unwrap().success());
+    let lines = reader.join().unwrap();
+    assert!(lines.iter().any(|l| l.contains("tollgate ready")), "{lines:?}");
+    assert!(!lines.iter().any(|l| l.contains('\u{1b}')), "no colour codes in a piped log: {lines:?}");
+}
