@@ -190,19 +190,29 @@ impl PgStore {
             .collect())
     }
 
+    /// One statement, one round trip per batch: the rows go as three
+    /// arrays unnested server-side (a row per statement would be a round
+    /// trip per request, which is what stops a log from keeping up).
     pub async fn append_logs(&self, entries: &[crate::reqlog::entry::LogEntry]) -> Result<(), String> {
-        let mut guard = self.client().await?;
-        let Some(client) = guard.as_mut() else { return Err("postgres: no connection".into()) };
-        let tx = client.transaction().await.map_err(err)?;
-        let stmt = tx
-            .prepare("INSERT INTO request_log (id, time, entry) VALUES ($1, $2, $3) ON CONFLICT (id) DO NOTHING")
+        let guard = self.client().await?;
+        let Some(client) = guard.as_ref() else { return Err("postgres: no connection".into()) };
+        let mut ids = Vec::with_capacity(entries.len());
+        let mut times = Vec::with_capacity(entries.len());
+        let mut rows = Vec::with_capacity(entries.len());
+        for e in entries {
+            ids.push(e.id.as_str());
+            times.push(e.time as i64);
+            rows.push(serde_json::to_string(e).map_err(|e| e.to_string())?);
+        }
+        client
+            .execute(
+                "INSERT INTO request_log (id, time, entry) \
+                 SELECT * FROM UNNEST($1::text[], $2::bigint[], $3::text[]) ON CONFLICT (id) DO NOTHING",
+                &[&ids, &times, &rows],
+            )
             .await
             .map_err(err)?;
-        for e in entries {
-            let json = serde_json::to_string(e).map_err(|e| e.to_string())?;
-            tx.execute(&stmt, &[&e.id, &(e.time as i64), &json]).await.map_err(err)?;
-        }
-        tx.commit().await.map_err(err)
+        Ok(())
     }
 
     pub async fn prune_logs(&self, before_ms: u64) -> Result<usize, String> {
