@@ -127,6 +127,8 @@ pub enum GatewayError {
     NotFound(String),
     #[error("the gateway is not ready yet")]
     NotReady,
+    #[error("the gateway is handling its maximum of {0} requests at once (server.max_concurrent_requests); retry shortly")]
+    Overloaded(usize),
 }
 
 impl UpstreamError {
@@ -205,6 +207,7 @@ impl GatewayError {
             G::GuardrailBlocked { .. } => (StatusCode::BAD_REQUEST, INVALID, Some("guardrail_blocked"), None),
             G::NotFound(_) => (StatusCode::NOT_FOUND, INVALID, Some("not_found"), None),
             G::NotReady => (StatusCode::SERVICE_UNAVAILABLE, "api_error", Some("not_ready"), None),
+            G::Overloaded(_) => (StatusCode::SERVICE_UNAVAILABLE, "api_error", Some("overloaded"), None),
             G::Admin(a) => match a {
                 AdminError::Invalid { code, .. } => (StatusCode::BAD_REQUEST, INVALID, Some(*code), None),
                 AdminError::Forbidden(_) => (StatusCode::FORBIDDEN, "permission_error", Some("role_forbidden"), None),
@@ -299,6 +302,9 @@ pub fn render(e: GatewayError, dialect: crate::wire::Dialect) -> Response {
         resp.headers_mut().insert(header::RETRY_AFTER, v.clone());
     }
     match &this {
+        GatewayError::Overloaded(_) => {
+            resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
         GatewayError::RateLimited(r) => {
             if let Some(d) = r.retry_after {
                 let secs = d.as_millis().div_ceil(1000).max(1) as u64;

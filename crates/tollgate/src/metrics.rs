@@ -148,6 +148,8 @@ pub struct Metrics {
     pub cache_evictions: Counter,
     pub cache_bytes: Gauge,
     pub cache_vectors: Gauge,
+    pub in_flight: Gauge,
+    pub shed: Counter,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -184,6 +186,8 @@ impl Default for Metrics {
             cache_evictions: Counter::default(),
             cache_bytes: Gauge::default(),
             cache_vectors: Gauge::default(),
+            in_flight: Gauge::default(),
+            shed: Counter::default(),
             registry: Registry::default(),
         };
         registry.register("requests", "Requests answered, by route, model, provider and status", m.requests.clone());
@@ -219,6 +223,12 @@ impl Default for Metrics {
             m.log_dropped.clone(),
         );
         registry.register("audit_dropped", "Audit records dropped (queue full)", m.audit_dropped.clone());
+        registry.register("requests_in_flight", "Data-plane requests being handled (streams until they end)", m.in_flight.clone());
+        registry.register(
+            "requests_shed",
+            "Requests answered 503 because server.max_concurrent_requests were in flight",
+            m.shed.clone(),
+        );
         registry.register(
             "time_to_first_token_seconds",
             "Streams: time from request to the first event from the provider",

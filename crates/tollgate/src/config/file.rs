@@ -247,6 +247,10 @@ pub struct ServerSection {
     pub max_body_size: ByteSize,
     /// Largest non-streaming upstream response accepted. Default `64MiB`.
     pub max_response_size: ByteSize,
+    /// Requests handled at once on the data plane (streams count until
+    /// they end); one more is answered 503 with `retry-after` instead of
+    /// queueing until memory runs out. `0`: no limit. Default `10000`.
+    pub max_concurrent_requests: u32,
     /// Browser origins allowed to call `/mcp/…` besides the gateway's own
     /// (e.g. `https://inspector.example.com`); other origins get 403.
     pub allowed_origins: Vec<String>,
@@ -259,6 +263,7 @@ impl Default for ServerSection {
             admin_listen: Loc::unplaced("127.0.0.1:4001".into()),
             max_body_size: ByteSize(10 << 20),
             max_response_size: ByteSize(64 << 20),
+            max_concurrent_requests: 10_000,
             allowed_origins: Vec::new(),
         }
     }

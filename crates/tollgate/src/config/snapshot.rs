@@ -56,6 +56,8 @@ pub struct ServerSettings {
     pub admin_listen: SocketAddr,
     pub max_body_size: usize,
     pub max_response_size: usize,
+    /// In-flight data-plane requests beyond which new ones get 503 (`usize::MAX`: no limit).
+    pub max_concurrent_requests: usize,
     /// Lower-case origins (`scheme://host[:port]`) allowed on `/mcp/…` besides the gateway's own.
     pub allowed_origins: Vec<String>,
     /// Opened at start-up; a change takes effect at the next restart.

@@ -167,6 +167,10 @@ fn server(file: &ConfigFile, d: &mut Diags) -> Option<ServerSettings> {
         admin_listen: admin?,
         max_body_size: usize::try_from(s.max_body_size.0).unwrap_or(usize::MAX),
         max_response_size: usize::try_from(s.max_response_size.0).unwrap_or(usize::MAX),
+        max_concurrent_requests: match s.max_concurrent_requests {
+            0 => usize::MAX,
+            n => n as usize,
+        },
         allowed_origins: s.allowed_origins.iter().map(|o| o.trim_end_matches('/').to_ascii_lowercase()).collect(),
     })
 }

@@ -345,15 +345,17 @@ async fn answer(ctx: Arc<Ctx>, id: Value, method: String, params: Value, sse: bo
     let c = ctx.clone();
     let mut task = crate::task::spawn("mcp-request", async move { dispatch(&c, id, &method, params, &tx).await });
     let first = tokio::select! {
-        done = &mut task => return rpc_response(StatusCode::OK, &done.unwrap_or_else(|_| internal())),
+        // Messages first: a task that finished with progress still queued
+        // must not have its answer sent as JSON and the progress dropped
+        // (an unbiased `select!` picks at random among ready branches).
+        biased;
         m = rx.recv() => match m {
             Some(m) => Some(m),
             // The sender went with the finished task and nothing came
-            // before the answer: JSON, as documented. (`select!` picks at
-            // random among ready branches, so without this a plain answer
-            // was sometimes sent as an SSE stream.)
+            // before the answer: JSON, as documented.
             None => return rpc_response(StatusCode::OK, &task.await.unwrap_or_else(|_| internal())),
         },
+        done = &mut task => return rpc_response(StatusCode::OK, &done.unwrap_or_else(|_| internal())),
     };
     if !sse {
         // Nowhere to stream: relay on the session's stream, then answer.

@@ -46,7 +46,42 @@ pub fn router(app: Arc<App>) -> Router {
             }),
         })))
         .fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(app.clone(), shed))
         .with_state(app)
+}
+
+/// Load shedding: past `server.max_concurrent_requests` in flight, a new
+/// request is answered 503 with `retry-after` at once, before its body is
+/// read, so a flood costs a counter bump rather than memory. A request
+/// counts until its response body ends (a stream, until its last event).
+/// `/health` and `/ready` are never shed: probes must see a busy gateway.
+async fn shed(State(app): State<Arc<App>>, req: Request, next: axum::middleware::Next) -> Response {
+    if matches!(req.uri().path(), "/health" | "/ready") {
+        return next.run(req).await;
+    }
+    let limit = app.live.snapshot().server.max_concurrent_requests;
+    let metrics = app.live.shared().metrics.clone();
+    let before = metrics.in_flight.inc();
+    let guard = InFlight(metrics);
+    if usize::try_from(before).unwrap_or(0) >= limit {
+        guard.0.shed.inc();
+        return GatewayError::Overloaded(limit).into_response();
+    }
+    next.run(req).await.map(|body| {
+        axum::body::Body::new(http_body_util::BodyExt::map_frame(body, move |frame| {
+            let _held = &guard;
+            frame
+        }))
+    })
+}
+
+/// One request in flight, until dropped with its response body.
+struct InFlight(Arc<crate::metrics::Metrics>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.in_flight.dec();
+    }
 }
 
 async fn chat(State(app): State<Arc<App>>, req: Request) -> Response {

@@ -144,3 +144,37 @@ async fn metrics_count_requests_tokens_refusals_and_latency() {
     has("tollgate_config_version 1");
     assert!(!m.contains(MASTER) && !m.contains("sk-upstream-secret"));
 }
+
+/// Past `server.max_concurrent_requests`, a request is answered 503 with
+/// `retry-after` at once; probes still answer, and the slot comes back
+/// when a request ends.
+#[tokio::test]
+async fn past_the_concurrency_limit_requests_are_shed_with_retry_after() {
+    let up = MockUpstream::start().await;
+    let cfg = config(&up.base_url(), "").replace("max_body_size: 64KiB }", "max_body_size: 64KiB, max_concurrent_requests: 2 }");
+    let h = Harness::start(&cfg).await;
+    let in_flight = async || -> String {
+        let m = h.send(Method::GET, &h.admin_url("/metrics"), Some(MASTER), &[], "").await.text();
+        m.lines().filter(|l| l.starts_with("tollgate_requests_in_flight ") || l.starts_with("tollgate_requests_shed_total ")).collect::<Vec<_>>().join(" ")
+    };
+    up.push_fault(Fault::Latency(Duration::from_millis(1500)));
+    up.push_fault(Fault::Latency(Duration::from_millis(1500)));
+    let slow = async || h.send(Method::POST, &h.url("/v1/chat/completions"), Some(MASTER), &[], chat_body(false)).await;
+    let probe = async || {
+        eventually("two requests in flight", async || in_flight().await.contains("tollgate_requests_in_flight 2")).await;
+        let shed = h.send(Method::POST, &h.url("/v1/chat/completions"), Some(MASTER), &[], chat_body(true)).await;
+        let ready = h.get("/ready", None).await;
+        (shed, ready)
+    };
+    let (a, b, (shed, ready)) = tokio::join!(slow(), slow(), probe());
+    assert_eq!((a.status.as_u16(), b.status.as_u16()), (200, 200), "the requests in flight finish");
+    assert_eq!(shed.status, 503, "{}", shed.text());
+    assert_eq!(shed.json()["error"]["code"], "overloaded");
+    assert!(shed.error_message().contains("server.max_concurrent_requests"), "{}", shed.text());
+    assert_eq!(shed.header("retry-after"), Some("1"));
+    assert_eq!(ready.status, 200, "probes are never shed");
+    assert_eq!(in_flight().await, "tollgate_requests_in_flight 0 tollgate_requests_shed_total 1");
+    assert_eq!(up.request_count(), 2, "the shed request never reached the provider");
+    let after = h.send(Method::POST, &h.url("/v1/chat/completions"), Some(MASTER), &[], chat_body(false)).await;
+    assert_eq!(after.status, 200, "the slots came back");
+}
