@@ -67,16 +67,39 @@ async fn shed(State(app): State<Arc<App>>, req: Request, next: axum::middleware:
         guard.0.shed.inc();
         return GatewayError::Overloaded(limit).into_response();
     }
-    next.run(req).await.map(|body| {
-        axum::body::Body::new(http_body_util::BodyExt::map_frame(body, move |frame| {
-            let _held = &guard;
-            frame
-        }))
-    })
+    next.run(req).await.map(|inner| axum::body::Body::new(Counted { inner, _guard: guard }))
 }
 
 /// One request in flight, until dropped with its response body.
 struct InFlight(Arc<crate::metrics::Metrics>);
+
+/// A response body that holds its request's slot. It forwards the size, so
+/// a short answer keeps its `content-length` (a client still sending a body
+/// the gateway refused reads the whole answer before the connection goes).
+struct Counted {
+    inner: axum::body::Body,
+    _guard: InFlight,
+}
+
+impl http_body::Body for Counted {
+    type Data = bytes::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        std::pin::Pin::new(&mut self.get_mut().inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
 
 impl Drop for InFlight {
     fn drop(&mut self) {
