@@ -711,6 +711,14 @@ pub struct RetrySection {
     /// Upstream statuses worth retrying. Default 429, 500, 502, 503, 504, 529.
     #[serde(default)]
     pub on_status: Vec<u16>,
+    /// Also retry when the provider did not answer in time (its
+    /// `timeout.first_token`). Default false: the wait is paid again.
+    #[serde(default)]
+    pub on_timeout: bool,
+    /// Also retry when no connection could be opened (refused, DNS, TLS,
+    /// connect timeout). Default false.
+    #[serde(default)]
+    pub on_connect: bool,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]

@@ -203,7 +203,13 @@ fn target(
     };
     let retry = match &t.retry {
         None => {
-            RetryPolicy { attempts: 1, backoff: Duration::from_millis(100), on_status: DEFAULT_RETRY_STATUSES.to_vec() }
+            RetryPolicy {
+                attempts: 1,
+                backoff: Duration::from_millis(100),
+                on_status: DEFAULT_RETRY_STATUSES.to_vec(),
+                on_timeout: false,
+                on_connect: false,
+            }
         }
         Some(r) => {
             if r.attempts == 0 || r.attempts > 10 {
@@ -217,6 +223,8 @@ fn target(
                 attempts: r.attempts.clamp(1, 10),
                 backoff: r.backoff.map_or(Duration::from_millis(100), |b| b.0),
                 on_status: if r.on_status.is_empty() { DEFAULT_RETRY_STATUSES.to_vec() } else { r.on_status.clone() },
+                on_timeout: r.on_timeout,
+                on_connect: r.on_connect,
             }
         }
     };

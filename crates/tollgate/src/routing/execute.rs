@@ -209,7 +209,12 @@ pub fn run_virtual<'a, 'x: 'a>(
                         t.health.neutral();
                     }
                 }
-                let retryable = status.is_some_and(|s| t.retry.on_status.contains(&s))
+                let worth_it = match &err {
+                    UpstreamError::Timeout { .. } => t.retry.on_timeout,
+                    UpstreamError::Connect { .. } => t.retry.on_connect,
+                    _ => status.is_some_and(|s| t.retry.on_status.contains(&s)),
+                };
+                let retryable = worth_it
                     && tries < t.retry.attempts
                     && retry_after.is_none_or(|ra| ra <= MAX_RETRY_WAIT)
                     && t.health.admit_retry()

@@ -76,6 +76,8 @@ pub struct RetryPolicy {
     pub attempts: u32,
     pub backoff: Duration,
     pub on_status: Vec<u16>,
+    pub on_timeout: bool,
+    pub on_connect: bool,
 }
 
 #[derive(Debug, Clone)]

@@ -89,7 +89,7 @@ mod tests {
                 label: format!("t{i}").into(),
                 priority: *priority,
                 weight: *weight,
-                retry: RetryPolicy { attempts: 1, backoff: Default::default(), on_status: vec![] },
+                retry: RetryPolicy { attempts: 1, backoff: Default::default(), on_status: vec![], on_timeout: false, on_connect: false },
                 fallback: FallbackPolicy::default(),
                 timeouts: None,
                 overrides: vec![],

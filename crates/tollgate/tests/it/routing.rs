@@ -351,3 +351,33 @@ async fn a_nested_model_with_every_circuit_open_is_skipped_not_fatal() {
     }
     assert_eq!(a.request_count(), 1, "after opening, the inner model's target is not tried again");
 }
+
+/// Timeouts and refused connections are retried only where the target asks
+/// (`retry.on_timeout`, `retry.on_connect`); each retry is in the trail.
+#[tokio::test]
+async fn timeouts_and_refused_connections_retry_only_when_asked() {
+    let (a, b, c) = three().await;
+    let vm = "  - name: prod/slow\n    targets:\n      - { model: a/m, retry: { attempts: 2, backoff: 1ms, on_timeout: true }, fallback_on: [] }\n  - name: prod/strict\n    targets:\n      - { model: a/m, retry: { attempts: 2, backoff: 1ms }, fallback_on: [] }\n";
+    let h = Harness::start(&cfg(&a, &b, &c, vm)).await;
+    // The first answer comes after the 1s first-token timeout; the retry's at once.
+    a.push_fault(Fault::Latency(Duration::from_millis(1500)));
+    let r = h.chat(Some(MASTER), &ask("prod/slow")).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.header("x-tollgate-attempts"), Some("2"));
+    a.push_fault(Fault::Latency(Duration::from_millis(1500)));
+    let r = h.chat(Some(MASTER), &ask("prod/strict")).await;
+    assert_eq!((r.status.as_u16(), r.header("x-tollgate-attempts")), (504, Some("1")), "no on_timeout: {}", r.text());
+
+    // A port nothing listens on: refused at once, retried with on_connect only.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead_url = format!("http://{}/v1", dead.local_addr().unwrap());
+    drop(dead);
+    let yaml = cfg(&a, &b, &c, "  - name: prod/dead\n    targets:\n      - { model: d/m, retry: { attempts: 3, backoff: 1ms, on_connect: true }, fallback_on: [] }\n  - name: prod/dead-strict\n    targets:\n      - { model: d/m, retry: { attempts: 3, backoff: 1ms }, fallback_on: [] }\n")
+        .replace("virtual_models:\n", &format!("  - name: d\n    type: openai_compatible\n    base_url: \"{dead_url}\"\n    api_key: \"sk-d\"\n    models: [{{ name: m }}]\nvirtual_models:\n"));
+    let h = Harness::start(&yaml).await;
+    let r = h.chat(Some(MASTER), &ask("prod/dead")).await;
+    assert_eq!((r.status.as_u16(), r.header("x-tollgate-attempts")), (502, Some("3")), "{}", r.text());
+    assert_eq!(r.json()["error"]["code"], "upstream_unreachable");
+    let r = h.chat(Some(MASTER), &ask("prod/dead-strict")).await;
+    assert_eq!((r.status.as_u16(), r.header("x-tollgate-attempts")), (502, Some("1")), "{}", r.text());
+}
