@@ -87,14 +87,8 @@ impl RequestLog {
                 while let Ok(e) = rx.try_recv() {
                     spool.push_back(redacted(e));
                 }
-                let before = spool.len();
-                failing = flush(&store, &mut spool).await;
-                disk.drained(before - spool.len());
-                if failing {
-                    disk.keep(&spool);
-                } else {
-                    disk.written(&store).await;
-                }
+                failing = disk.flush(&store, &mut spool).await;
+                disk.settle(&store, &spool, failing).await;
                 while spool.len() > SPOOL {
                     // On disk already when there is a disk spool: read back once the store is.
                     let e = spool.pop_front();
@@ -118,15 +112,9 @@ impl RequestLog {
                             break;
                         }
                         tokio::time::sleep(Duration::from_millis(500)).await;
-                        let before = spool.len();
-                        failing = flush(&store, &mut spool).await;
-                        disk.drained(before - spool.len());
+                        failing = disk.flush(&store, &mut spool).await;
                     }
-                    if failing {
-                        disk.keep(&spool);
-                    } else {
-                        disk.written(&store).await;
-                    }
+                    disk.settle(&store, &spool, failing).await;
                     let lost = if disk.on() { disk.lost_at_shutdown(spool.len()) } else { spool.len() as u64 };
                     if lost > 0 {
                         dropped.fetch_add(lost, Ordering::Relaxed);
@@ -190,6 +178,25 @@ impl Disk {
         self.persisted = left.len();
         self.dirty = !left.is_empty() || self.evicted > 0;
         left
+    }
+
+    /// Writes what waits to the store, keeping track of what left the
+    /// front of the memory spool; true when the store refused.
+    async fn flush(&mut self, store: &Store, spool: &mut VecDeque<LogEntry>) -> bool {
+        let before = spool.len();
+        let failing = flush(store, spool).await;
+        self.drained(before - spool.len());
+        failing
+    }
+
+    /// After a flush: what still waits goes to disk, or, with everything
+    /// written, the file goes.
+    async fn settle(&mut self, store: &Store, spool: &VecDeque<LogEntry>, failing: bool) {
+        if failing {
+            self.keep(spool);
+        } else {
+            self.written(store).await;
+        }
     }
 
     /// The store refuses: whatever waits and is not on disk yet goes there.
