@@ -110,6 +110,10 @@ pub enum GatewayError {
     Auth(#[from] AuthError),
     #[error(transparent)]
     Upstream(#[from] UpstreamError),
+    /// A request's `prompt` names a template, version or label that does
+    /// not exist, or leaves out its variables.
+    #[error(transparent)]
+    Prompt(#[from] crate::prompts::PromptError),
     #[error("every target of `{virtual_model}` failed; last error: {last}")]
     AllTargetsFailed { virtual_model: String, last: Box<UpstreamError> },
     #[error("every target of `{0}` is out of rotation after repeated failures (circuit open); retry shortly")]
@@ -204,6 +208,10 @@ impl GatewayError {
                 (StatusCode::TOO_MANY_REQUESTS, "insufficient_quota", Some("budget_exceeded"), None)
             }
             G::Upstream(u) => upstream_parts(u),
+            G::Prompt(p) => {
+                let status = if p.is_not_found() { StatusCode::NOT_FOUND } else { StatusCode::BAD_REQUEST };
+                (status, INVALID, Some(p.code()), Some("prompt"))
+            }
             G::GuardrailBlocked { .. } => (StatusCode::BAD_REQUEST, INVALID, Some("guardrail_blocked"), None),
             G::NotFound(_) => (StatusCode::NOT_FOUND, INVALID, Some("not_found"), None),
             G::NotReady => (StatusCode::SERVICE_UNAVAILABLE, "api_error", Some("not_ready"), None),

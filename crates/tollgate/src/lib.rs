@@ -8,7 +8,8 @@
 //! - [`identity`]: principals, virtual keys, JWT issuers, authentication,
 //!   allowlists for models, tools and agents.
 //! - policy domains: [`matching`] (`when`, `limit_by`), [`limits`],
-//!   [`budgets`], [`guardrails`], [`events`], [`providers`] (upstream wire families and the
+//!   [`budgets`], [`guardrails`], [`events`], [`prompts`] (versioned prompt templates),
+//!   [`providers`] (upstream wire families and the
 //!   one HTTP exchange), [`routing`] (model catalog, virtual models,
 //!   strategies, retries, breakers); [`error`] maps them all to HTTP.
 //! - durable state and writers: [`store`], [`audit`], [`reqlog`], [`traces`],
@@ -19,6 +20,8 @@
 //! - [`admission`]: the one admission path of every model, tool and agent
 //!   call (authenticate, metadata, authorize, limits, budgets, guardrail
 //!   hooks, record); [`pipeline`]: the model-call stages around it.
+//! - [`batches`]: the Batches API's files, batches and executor (lines run
+//!   in-process through the data plane).
 //! - surfaces: [`server`] (data and admin planes), [`cli_keys`],
 //!   [`cli_logs`], [`cli_guardrails`], [`demo`].
 
@@ -26,6 +29,7 @@ pub mod a2a;
 pub mod admission;
 pub mod agent;
 pub mod audit;
+pub mod batches;
 pub mod budgets;
 pub mod cache;
 pub mod cli_guardrails;
@@ -47,10 +51,12 @@ pub mod metrics;
 pub mod netguard;
 pub mod pipeline;
 pub mod pricing;
+pub mod prompts;
 pub mod providers;
 pub mod redact;
 pub mod reqlog;
 pub mod resource;
+pub mod responses;
 pub mod routing;
 pub mod server;
 pub mod state;

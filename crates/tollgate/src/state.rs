@@ -25,6 +25,8 @@ pub struct Shared {
     pub events: crate::events::EventBus,
     /// Rules and allowlists added through the admin API.
     pub overlays: crate::config::overlay::Overlays,
+    /// Prompt versions and labels created through the admin API.
+    pub prompts: crate::prompts::StoredPrompts,
     pub metrics: Arc<crate::metrics::Metrics>,
     pub audit: crate::audit::AuditLog,
     pub reqlog: crate::reqlog::RequestLog,
@@ -57,6 +59,7 @@ impl Default for Shared {
             keys: Arc::default(),
             jwks: crate::identity::jwt::JwksRegistry::default(),
             overlays: crate::config::overlay::Overlays::default(),
+            prompts: crate::prompts::StoredPrompts::default(),
             metrics: Arc::default(),
             audit: crate::audit::AuditLog::default(),
             reqlog: crate::reqlog::RequestLog::default(),

@@ -49,6 +49,37 @@ pub struct ConfigFile {
     pub agent: AgentSection,
     /// The response cache.
     pub cache: CacheSection,
+    /// Versioned prompt templates requests name in `prompt` (docs/prompts.md).
+    pub prompts: Vec<super::file_prompts::PromptSection>,
+    /// The Batches API (`/v1/files`, `/v1/batches`), run by the gateway itself.
+    pub batches: BatchesSection,
+    /// Responses kept for `previous_response_id` and `GET /v1/responses/{id}`.
+    pub responses: ResponsesSection,
+}
+
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct ResponsesSection {
+    /// How long a stored response can be read or continued, e.g. `1h`. Default `1h`.
+    pub retention: Option<Dur>,
+    /// Most responses kept (oldest go first). Default 10000; 0 keeps none.
+    pub max_stored: Option<usize>,
+    /// Most bytes kept. Default `256MiB`.
+    pub max_bytes: Option<ByteSize>,
+}
+
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct BatchesSection {
+    /// Batch lines in flight at once, over every batch this instance runs;
+    /// each line is an ordinary request and also counts toward
+    /// `server.max_concurrent_requests`. Default 8.
+    pub concurrency: Option<u32>,
+    /// Largest file accepted on `POST /v1/files`. Default `100MiB`.
+    pub max_file_size: Option<ByteSize>,
+    /// How long files and finished batches are kept, e.g. `720h`. Default:
+    /// until deleted (`DELETE /v1/files/{id}`).
+    pub retention: Option<Dur>,
 }
 
 #[derive(Debug, Default, Deserialize, JsonSchema)]

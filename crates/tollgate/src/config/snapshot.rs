@@ -37,6 +37,12 @@ pub struct Snapshot {
     pub agent: Arc<crate::agent::trust::AgentSettings>,
     /// The response cache: mode, backend, TTL, bounds.
     pub cache: crate::cache::CacheSettings,
+    /// Prompt templates: the file's and the admin API's versions and labels.
+    pub prompts: Arc<crate::prompts::Registry>,
+    /// The Batches API: executor concurrency, file size, retention.
+    pub batches: crate::batches::settings::Settings,
+    /// Bounds on the responses kept for the Responses API.
+    pub responses: crate::responses::Settings,
     /// OTLP endpoint and service name, when traces are exported.
     pub otlp: Option<(http::Uri, String)>,
     pub log_enabled: bool,

@@ -58,6 +58,11 @@ pub fn build_snapshot(
     let a2a = crate::a2a::registry::build(&file.a2a_agents, &guardrails, &mut d);
     let agent = crate::agent::trust::build(&file.agent, &mut d);
     let cache = crate::cache::build(&file.cache, &mut d);
+    let prompt_providers: Vec<(&str, &str)> =
+        models.providers.iter().map(|p| (p.name.as_str(), p.type_label())).collect();
+    let prompts =
+        crate::prompts::build::build(&file.prompts, &shared.prompts.get(), &prompt_providers, &mut d, &mut warnings);
+    let batches = crate::batches::settings::build(&file.batches, &mut d);
     if let Some(q) = &agent.quarantine
         && models.resolve_ref(&q.model).is_none()
     {
@@ -96,6 +101,9 @@ pub fn build_snapshot(
                 a2a: Arc::new(a2a),
                 agent: Arc::new(agent),
                 cache,
+                prompts: Arc::new(prompts),
+                batches,
+                responses: crate::responses::Settings::from_config(&file.responses),
                 webhooks,
                 log_retention: file.logging.retention.map(|d| d.0),
                 log_spool,

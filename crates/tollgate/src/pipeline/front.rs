@@ -61,22 +61,17 @@ pub fn respond(reply: UpstreamReply, model: &str, prompt_estimate: u64) -> Respo
             json(Bytes::from(messages::from_hub(&hub, model).to_string()))
         }
         UpstreamReply::Stream(body, Dialect::Anthropic) => stream(body),
-        UpstreamReply::Stream(body, _) => stream(Body::new(Translated {
-            inner: body,
-            tr: FromHub::new(model, prompt_estimate),
-            pending: Vec::new(),
-            done: false,
-        })),
+        UpstreamReply::Stream(body, _) => stream(translated(body, FromHub::new(model, prompt_estimate))),
     }
 }
 
-fn json(body: Bytes) -> Response {
+pub fn json(body: Bytes) -> Response {
     let mut r = Response::new(Body::from(body));
     r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     r
 }
 
-fn stream(body: Body) -> Response {
+pub fn stream(body: Body) -> Response {
     let mut r = Response::new(body);
     let h = r.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
@@ -85,16 +80,42 @@ fn stream(body: Body) -> Response {
     r
 }
 
-/// A hub SSE body re-emitted as Anthropic events.
-struct Translated {
+/// Turns a hub stream's events into another API's, event by event.
+pub trait FromHubStream: Send + Unpin + 'static {
+    /// One hub SSE event's data (`[DONE]` included); appends what it becomes.
+    fn event(&mut self, data: &[u8], out: &mut Vec<u8>);
+    /// The hub body ended (cut short, unless the translator has finished).
+    fn end(&mut self, out: &mut Vec<u8>);
+    fn finished(&self) -> bool;
+}
+
+impl FromHubStream for FromHub {
+    fn event(&mut self, data: &[u8], out: &mut Vec<u8>) {
+        FromHub::event(self, data, out);
+    }
+    fn end(&mut self, out: &mut Vec<u8>) {
+        FromHub::end(self, out);
+    }
+    fn finished(&self) -> bool {
+        FromHub::finished(self)
+    }
+}
+
+/// A hub SSE body re-emitted through `tr`.
+pub fn translated(inner: Body, tr: impl FromHubStream) -> Body {
+    Body::new(Translated { inner, tr, pending: Vec::new(), done: false })
+}
+
+/// A hub SSE body re-emitted as another API's events.
+struct Translated<T> {
     inner: Body,
-    tr: FromHub,
+    tr: T,
     /// Bytes of an event not yet complete.
     pending: Vec<u8>,
     done: bool,
 }
 
-impl http_body::Body for Translated {
+impl<T: FromHubStream> http_body::Body for Translated<T> {
     type Data = Bytes;
     type Error = axum::Error;
 

@@ -11,6 +11,7 @@
 
 pub mod cache;
 pub mod front;
+pub mod prompt;
 pub mod receive;
 pub mod record;
 pub mod route;
@@ -68,6 +69,11 @@ pub struct RequestCtx {
     pub usage_estimated: bool,
     /// What the response cache did (stage 8), when it took part.
     pub cache: Option<crate::cache::Decision>,
+    /// The prompt template the request named (rendered before stage 1's parse).
+    pub prompt: Option<crate::prompts::Applied>,
+    /// The API the client called, when it is not the operation's own
+    /// (`responses`: a Responses request the front turned into chat).
+    pub surface: Option<&'static str>,
 }
 
 impl RequestCtx {
@@ -85,6 +91,8 @@ impl RequestCtx {
             usage: None,
             usage_estimated: false,
             cache: None,
+            prompt: None,
+            surface: None,
         }
     }
 }
@@ -99,6 +107,7 @@ pub async fn run(ctx: &mut RequestCtx, headers: &HeaderMap, body: Body) -> Resul
     // 1. receive — read the bounded body and parse only the top level; every
     //    field stays as raw bytes so unknown fields pass through untouched.
     let bytes = receive::read_body(body, headers, ctx.adm.snapshot.server.max_body_size).await?;
+    let bytes = prompt::apply(ctx, bytes)?;
     let mut hub = None;
     let (req, native) = read(ctx, headers, &bytes, &mut hub)?;
     ctx.stream = req.stream;
@@ -218,8 +227,25 @@ pub async fn handle(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
+    handle_as(id, op, front, None, snapshot, shared, headers, body).await
+}
+
+/// `handle`, naming the API the client called when a front translated it
+/// into another operation (for the log's `route` and the metrics).
+#[allow(clippy::too_many_arguments)]
+pub async fn handle_as(
+    id: String,
+    op: Operation,
+    front: Dialect,
+    surface: Option<&'static str>,
+    snapshot: Arc<Snapshot>,
+    shared: Arc<Shared>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     let mut ctx = RequestCtx::new(Admission::new(id, Kind::Model, snapshot, shared, &headers), op);
     ctx.front = front;
+    ctx.surface = surface;
     let result = run(&mut ctx, &headers, body).await;
     record::finish(&ctx, result)
 }

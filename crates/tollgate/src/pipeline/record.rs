@@ -115,13 +115,18 @@ pub fn labels(ctx: &RequestCtx) -> (String, String) {
     }
 }
 
+/// The API the client called: the log's `route` and the metrics' label.
+fn route(ctx: &RequestCtx) -> &'static str {
+    ctx.surface.unwrap_or(match ctx.op {
+        crate::wire::Operation::ChatCompletions => "chat",
+        crate::wire::Operation::Embeddings => "embeddings",
+    })
+}
+
 fn observe(ctx: &RequestCtx, resp: &Response, refusal: Option<(&'static str, String)>, total: std::time::Duration) {
     use crate::metrics::{ProviderLabels, RefusalLabels, RequestLabels, RouteLabels};
     let m = &ctx.adm.shared.metrics;
-    let route = match ctx.op {
-        crate::wire::Operation::ChatCompletions => "chat",
-        crate::wire::Operation::Embeddings => "embeddings",
-    };
+    let route = route(ctx);
     let (model, provider) = labels(ctx);
     m.requests
         .get_or_create(&RequestLabels { route, model, provider: provider.clone(), status: resp.status().as_u16() })
@@ -158,10 +163,7 @@ fn log_entry(ctx: &RequestCtx, status: u16, error: Option<&'static str>, total: 
             similarity: c.similarity,
         }),
         provider: ctx.target.as_ref().map(|t| t.provider.name.clone()),
-        route: match ctx.op {
-            crate::wire::Operation::ChatCompletions => "chat".into(),
-            crate::wire::Operation::Embeddings => "embeddings".into(),
-        },
+        route: route(ctx).into(),
         stream: ctx.stream,
         prompt_tokens: usage.prompt_tokens,
         completion_tokens: usage.completion_tokens,
@@ -185,6 +187,12 @@ fn log_entry(ctx: &RequestCtx, status: u16, error: Option<&'static str>, total: 
             .collect(),
         request_body: ctx.bodies.0.clone(),
         response_body: ctx.bodies.1.clone(),
+        prompt: ctx.prompt.as_ref().map(|p| crate::reqlog::entry::PromptLog {
+            id: p.id.clone(),
+            version: p.version,
+            label: p.label.clone(),
+            override_for: ctx.target.as_ref().and_then(|t| p.override_used(&t.provider.name)).map(str::to_string),
+        }),
         ..crate::admission::record::entry(&ctx.adm, status, error, total)
     };
     match (&ctx.log_slot, status) {

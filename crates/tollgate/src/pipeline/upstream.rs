@@ -35,6 +35,7 @@ pub async fn call(
         want_usage,
         max_response_size: ctx.adm.snapshot.server.max_response_size,
         trail: &mut ctx.trail,
+        prompt: ctx.prompt.as_ref(),
     };
     let (reply, target) = execute::run(&model, plan, &mut x).await?;
     ctx.target = Some(target);

@@ -83,10 +83,25 @@ pub struct LogEntry {
     /// An agent call's particulars (`kind: a2a`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub a2a: Option<A2aLog>,
+    /// The prompt template the request named.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompt: Option<PromptLog>,
     /// Whether the entry goes to the request log (`logging.enabled`); an
     /// entry built only for tracing does not.
     #[serde(skip)]
     pub log: bool,
+}
+
+/// A prompt template in the request log: which version was rendered, how
+/// it was asked for, and the provider whose override the answer used.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PromptLog {
+    pub id: String,
+    pub version: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub override_for: Option<String>,
 }
 
 /// An MCP tool call in the request log. Never the arguments or result

@@ -310,6 +310,9 @@ pub struct Query {
     /// The calls the agent layer made for this request.
     #[serde(default)]
     pub parent: Option<String>,
+    /// Requests that used this prompt template (`id`, or `id@version`).
+    #[serde(default)]
+    pub prompt: Option<String>,
     pub limit: Option<usize>,
 }
 
@@ -323,6 +326,12 @@ impl Query {
             && self.kind.is_none_or(|k| e.kind == k)
             && self.parent.as_ref().is_none_or(|p| e.parent_id.as_ref() == Some(p))
             && self.metadata.iter().all(|(k, v)| e.metadata.get(k) == Some(v))
+            && self.prompt.as_deref().is_none_or(|want| {
+                e.prompt.as_ref().is_some_and(|p| match want.split_once('@') {
+                    Some((id, v)) => p.id == id && v.parse() == Ok(p.version),
+                    None => p.id == want,
+                })
+            })
     }
 }
 
@@ -422,6 +431,7 @@ mod tests {
             cache: None,
             parent_id: None,
             agent: None,
+            prompt: None,
             log: true,
         }
     }

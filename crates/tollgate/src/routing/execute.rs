@@ -93,6 +93,9 @@ pub struct Exec<'a> {
     pub max_response_size: usize,
     /// Where attempts and timings are recorded, owned by the caller's context.
     pub trail: &'a mut Trail,
+    /// The prompt template the request used: an attempt on a provider its
+    /// version overrides sends that rendering instead.
+    pub prompt: Option<&'a crate::prompts::Applied>,
 }
 
 pub type Answer = (UpstreamReply, Target);
@@ -129,12 +132,15 @@ pub async fn call_physical(
     pt: Option<&PlanTarget>,
 ) -> Result<UpstreamReply, UpstreamError> {
     let started = Instant::now();
+    // Parsed again only for a request whose template overrides this provider.
+    let swapped = x.prompt.and_then(|p| p.for_provider(&target.provider.name, x.request));
+    let swapped = swapped.as_deref().and_then(|b| RawObject::parse(b).ok());
     let result = target
         .provider
         .call(Call {
             op: x.op,
             upstream_model: &target.upstream_model,
-            request: x.request,
+            request: swapped.as_ref().unwrap_or(x.request),
             stream: x.stream,
             want_usage: x.want_usage,
             max_response_size: x.max_response_size,

@@ -36,6 +36,12 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/admin/mcp/servers/{server}/tools/{tool}/approve", post(super::admin_mcp::approve))
         .route("/admin/a2a/agents", get(super::admin_a2a::list))
         .route("/admin/a2a/agents/{name}", get(super::admin_a2a::one))
+        .route("/admin/prompts", get(super::admin_prompts::list))
+        .route("/admin/prompts/{id}", get(super::admin_prompts::one))
+        .route("/admin/prompts/{id}/versions", post(super::admin_prompts::create_version))
+        .route("/admin/prompts/{id}/versions/{version}", get(super::admin_prompts::get_version))
+        .route("/admin/prompts/{id}/diff", get(super::admin_prompts::diff))
+        .route("/admin/prompts/{id}/labels/{label}", axum::routing::put(super::admin_prompts::set_label))
         .route("/admin/{kind}", get(super::admin_overlays::list))
         .route(
             "/admin/{kind}/{id}",
@@ -57,6 +63,8 @@ pub enum Permission {
     ManageKeys,
     /// Add, change or remove rate limits, budgets and team allowlists.
     ManageRules,
+    /// Create prompt template versions and move their labels.
+    ManagePrompts,
 }
 
 /// Which roles may do what. Data-plane keys (no role) may do nothing here.

@@ -33,6 +33,8 @@ pub struct Params {
     metadata: Option<String>,
     /// Only the calls the agent layer made for this request id.
     parent: Option<String>,
+    /// Only requests that used this prompt template: `id` or `id@version`.
+    prompt: Option<String>,
     limit: Option<usize>,
     group_by: Option<String>,
     format: Option<String>,
@@ -83,6 +85,7 @@ fn query(p: &Params) -> Result<crate::reqlog::Query, Response> {
         },
         metadata,
         parent: p.parent.clone(),
+        prompt: p.prompt.clone(),
         limit: p.limit,
     })
 }

@@ -25,6 +25,9 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/v1/messages", post(messages))
         .route("/v1/messages/count_tokens", post(count_tokens))
         .route("/v1/embeddings", post(embeddings))
+        .route("/v1/responses", post(super::responses::create))
+        .route("/v1/responses/{id}", get(super::responses::get_one).delete(super::responses::delete))
+        .route("/v1/responses/{id}/input_items", get(super::responses::input_items))
         .route("/v1/models", get(models))
         .route("/v1/models/{*id}", get(model))
         .route("/health", get(health))
@@ -45,6 +48,7 @@ pub fn router(app: Arc<App>) -> Router {
                 move || app.upgrade().map_or_else(|| "req_-".to_string(), |a| a.ids.next())
             }),
         })))
+        .merge(super::batches::routes())
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(app.clone(), shed))
         .with_state(app)
@@ -259,7 +263,7 @@ async fn model(State(app): State<Arc<App>>, Path(id): Path<String>, req: Request
 }
 
 /// The headers every API response carries, for routes outside the pipeline.
-fn stamp(app: &App, started: Instant, mut r: Response) -> Response {
+pub(super) fn stamp(app: &App, started: Instant, mut r: Response) -> Response {
     let h = r.headers_mut();
     if let Ok(v) = HeaderValue::from_str(&app.ids.next()) {
         h.insert("x-tollgate-request-id", v);

@@ -7,7 +7,10 @@ mod admin_logs;
 mod admin_a2a;
 mod admin_mcp;
 mod admin_overlays;
+mod admin_prompts;
+mod batches;
 pub mod data;
+mod responses;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -39,6 +42,10 @@ pub struct App {
     pub mcp: Arc<crate::mcp::Hub>,
     /// A2A agents' cards and health.
     pub a2a: Arc<crate::a2a::Agents>,
+    /// Files and batches of the Batches API, and the batches running here.
+    pub batches: Arc<crate::batches::Batches>,
+    /// Responses kept for `previous_response_id`, per tenant, bounded.
+    pub responses: Arc<crate::responses::Stored>,
 }
 
 /// How often keys are re-read from a shared (PostgreSQL) store.
@@ -108,6 +115,7 @@ pub struct Gateway {
     auditor: tokio::task::JoinHandle<()>,
     logger: tokio::task::JoinHandle<()>,
     tracer: Option<tokio::task::JoinHandle<()>>,
+    batch_executor: tokio::task::JoinHandle<()>,
 }
 
 impl Gateway {
@@ -140,6 +148,22 @@ impl Gateway {
                 }
             }
         }
+        // Prompt versions and labels made through the admin API, before the
+        // first request can name one.
+        let prompts = store.load_prompts().await.map_err(std::io::Error::other)?;
+        if !prompts.versions.is_empty() || !prompts.labels.is_empty() {
+            shared.prompts.set(prompts);
+            let l = live.clone();
+            if !matches!(tokio::task::spawn_blocking(move || l.reload("stored prompt templates", false)).await, Ok(Ok(_)))
+            {
+                // Set aside (they stay in the store), or every later reload would fail too.
+                shared.prompts.set(Default::default());
+                tracing::error!(
+                    "the config file does not load with the stored prompt versions (it reuses a version number the \
+                     admin API took); serving the file's templates alone until it is corrected and tollgate restarts"
+                );
+            }
+        }
         let store = Arc::new(store);
         let mcp = Arc::new(crate::mcp::Hub::default());
         mcp.install(store.clone(), &live).await.map_err(std::io::Error::other)?;
@@ -155,6 +179,11 @@ impl Gateway {
             overlay_lock: Default::default(),
             mcp,
             a2a: Arc::default(),
+            batches: Arc::new(crate::batches::Batches::new(
+                store.clone(),
+                &store.key_secret().await.map_err(std::io::Error::other)?,
+            )),
+            responses: Arc::default(),
         });
         install_loopback(&shared, Arc::downgrade(&app));
         app.a2a.prefetch(&shared, &snap);
@@ -164,6 +193,10 @@ impl Gateway {
         let admin_addr = admin.local_addr()?;
         tasks.spawn(serve(data, data::router(app.clone()), rx.clone()));
         tasks.spawn(serve(admin, admin::router(app.clone()), rx.clone()));
+        // Batch lines go through a router of their own, in-process: the
+        // same routes and layers as a client's request.
+        let batch_executor =
+            crate::batches::run::start(app.batches.clone(), app.live.clone(), data::router(app.clone()), rx.clone());
         let (writer_stop, writer_rx) = watch::channel(false);
         let auditor = shared.audit.start(store.clone(), writer_rx.clone());
         let live = app.live.clone();
@@ -228,6 +261,7 @@ impl Gateway {
             auditor,
             logger,
             tracer,
+            batch_executor,
         })
     }
 
@@ -236,6 +270,8 @@ impl Gateway {
         self.app.ready.store(false, Ordering::Release);
         let _ = self.stop.send(true);
         while self.tasks.join_next().await.is_some() {}
+        // Batch lines in flight are requests too: they finish before the writers stop.
+        let _ = self.batch_executor.await;
         let _ = self.writer_stop.send(true);
         let _ = self.writer.await;
         let _ = self.dispatcher.await;

@@ -7,8 +7,12 @@
 //! `postgres://user:password@host:port/database`, or `memory://` for
 //! nothing persisted.
 
+mod batches;
 mod postgres;
+mod postgres_batches;
+mod prompts;
 mod sqlite;
+mod sqlite_batches;
 pub mod writer;
 
 use std::path::PathBuf;
@@ -56,6 +60,8 @@ pub struct MemoryStore {
     keys: std::sync::Mutex<Vec<(Vec<u8>, KeyRecord)>>,
     overlays: std::sync::Mutex<Vec<Entry>>,
     pins: std::sync::Mutex<std::collections::HashMap<String, String>>,
+    batches: std::sync::Mutex<batches::MemoryBatches>,
+    prompts: std::sync::Mutex<crate::prompts::Stored>,
     audit: std::sync::Mutex<Vec<crate::audit::chain::Entry>>,
     /// The newest `MEMORY_LOG_CAP` entries, oldest first, and their ids.
     logs: std::sync::Mutex<(
@@ -409,12 +415,20 @@ mod tests {
             parent_id: Some("req-parent".into()),
             agent: None,
             cache: Some(crate::reqlog::entry::CacheLog { status: "hit".into(), saved_nanos: 42, similarity: Some(0.5) }),
+            // And the prompt template a model call used.
+            prompt: Some(crate::reqlog::entry::PromptLog {
+                id: "support-triage".into(),
+                version: 3,
+                label: Some("production".into()),
+                override_for: Some("claude".into()),
+            }),
             log: true,
         };
         s.append_logs(vec![entry("r1", 1_000), entry("r2", 2_000), entry("r3", 3_000)]).await.unwrap();
         s.append_logs(vec![entry("r2", 2_000)]).await.unwrap();
         assert_eq!(s.load_logs(0, u64::MAX).await.unwrap().len(), 3, "a replayed entry is stored once");
         assert_eq!(s.load_logs(1_500, 2_500).await.unwrap()[0].id, "r2");
+        assert_eq!(s.load_logs(1_500, 2_500).await.unwrap()[0].prompt, entry("r2", 2_000).prompt);
         assert_eq!(s.prune_logs(2_500).await.unwrap(), 2);
         assert_eq!(s.load_logs(0, u64::MAX).await.unwrap().len(), 1);
     }

@@ -27,6 +27,23 @@ const MIGRATIONS: &[&str] = &[
     "CREATE TABLE request_log (id TEXT PRIMARY KEY, time BIGINT NOT NULL, entry TEXT NOT NULL);
      CREATE INDEX request_log_time ON request_log (time)",
     "CREATE TABLE mcp_pins (tool TEXT PRIMARY KEY, hash TEXT NOT NULL)",
+    // The Batches API: files with their content, batches with the creator's
+    // sealed credential and a runner's lease, one row per finished line.
+    "CREATE TABLE batch_files (id TEXT PRIMARY KEY, owner TEXT NOT NULL, created_at BIGINT NOT NULL,
+        record TEXT NOT NULL, content BYTEA NOT NULL);
+     CREATE INDEX batch_files_owner ON batch_files (owner);
+     CREATE TABLE batches (id TEXT PRIMARY KEY, owner TEXT NOT NULL, created_at BIGINT NOT NULL, status TEXT NOT NULL,
+        input_file_id TEXT NOT NULL, record TEXT NOT NULL, credential BYTEA NOT NULL,
+        completed BIGINT NOT NULL DEFAULT 0, failed BIGINT NOT NULL DEFAULT 0,
+        runner TEXT, lease_until BIGINT NOT NULL DEFAULT 0);
+     CREATE INDEX batches_owner ON batches (owner);
+     CREATE TABLE batch_lines (batch_id TEXT NOT NULL, line BIGINT NOT NULL, ok BOOLEAN NOT NULL, result TEXT NOT NULL,
+        PRIMARY KEY (batch_id, line))",
+    // Prompt templates made through the admin API: versions written once, labels moved.
+    "CREATE TABLE prompt_versions (prompt_id TEXT NOT NULL, version BIGINT NOT NULL, body TEXT NOT NULL,
+        created_at BIGINT NOT NULL, created_by TEXT NOT NULL, PRIMARY KEY (prompt_id, version));
+     CREATE TABLE prompt_labels (prompt_id TEXT NOT NULL, label TEXT NOT NULL, version BIGINT NOT NULL,
+        updated_at BIGINT NOT NULL, updated_by TEXT NOT NULL, PRIMARY KEY (prompt_id, label))",
 ];
 
 pub struct PgStore {
@@ -34,7 +51,7 @@ pub struct PgStore {
     client: Mutex<Option<Client>>,
 }
 
-fn err(e: tokio_postgres::Error) -> String {
+pub(super) fn err(e: tokio_postgres::Error) -> String {
     // Neither form includes the password of the URL.
     match e.as_db_error() {
         Some(db) => format!("postgres: {} ({})", db.message(), db.code().code()),
@@ -49,7 +66,7 @@ impl PgStore {
         Ok(s)
     }
 
-    async fn client(&self) -> Result<tokio::sync::MutexGuard<'_, Option<Client>>, String> {
+    pub(super) async fn client(&self) -> Result<tokio::sync::MutexGuard<'_, Option<Client>>, String> {
         let mut guard = self.client.lock().await;
         if guard.as_ref().is_none_or(Client::is_closed) {
             let (client, conn) = tokio_postgres::connect(&self.url, NoTls).await.map_err(err)?;

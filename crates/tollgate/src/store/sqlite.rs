@@ -31,13 +31,30 @@ const MIGRATIONS: &[&str] = &[
     "CREATE TABLE request_log (id TEXT PRIMARY KEY, time INTEGER NOT NULL, entry TEXT NOT NULL);
      CREATE INDEX request_log_time ON request_log (time);",
     "CREATE TABLE mcp_pins (tool TEXT PRIMARY KEY, hash TEXT NOT NULL);",
+    // The Batches API: files with their content, batches with the creator's
+    // sealed credential and a runner's lease, one row per finished line.
+    "CREATE TABLE batch_files (id TEXT PRIMARY KEY, owner TEXT NOT NULL, created_at INTEGER NOT NULL,
+        record TEXT NOT NULL, content BLOB NOT NULL);
+     CREATE INDEX batch_files_owner ON batch_files (owner);
+     CREATE TABLE batches (id TEXT PRIMARY KEY, owner TEXT NOT NULL, created_at INTEGER NOT NULL, status TEXT NOT NULL,
+        input_file_id TEXT NOT NULL, record TEXT NOT NULL, credential BLOB NOT NULL,
+        completed INTEGER NOT NULL DEFAULT 0, failed INTEGER NOT NULL DEFAULT 0,
+        runner TEXT, lease_until INTEGER NOT NULL DEFAULT 0);
+     CREATE INDEX batches_owner ON batches (owner);
+     CREATE TABLE batch_lines (batch_id TEXT NOT NULL, line INTEGER NOT NULL, ok INTEGER NOT NULL, result TEXT NOT NULL,
+        PRIMARY KEY (batch_id, line));",
+    // Prompt templates made through the admin API: versions written once, labels moved.
+    "CREATE TABLE prompt_versions (prompt_id TEXT NOT NULL, version INTEGER NOT NULL, body TEXT NOT NULL,
+        created_at INTEGER NOT NULL, created_by TEXT NOT NULL, PRIMARY KEY (prompt_id, version));
+     CREATE TABLE prompt_labels (prompt_id TEXT NOT NULL, label TEXT NOT NULL, version INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL, updated_by TEXT NOT NULL, PRIMARY KEY (prompt_id, label));",
 ];
 
 pub struct SqliteStore {
     conn: Mutex<Connection>,
 }
 
-fn err(e: rusqlite::Error) -> String {
+pub(super) fn err(e: rusqlite::Error) -> String {
     format!("sqlite: {e}")
 }
 
@@ -65,7 +82,7 @@ impl SqliteStore {
         Ok(SqliteStore { conn: Mutex::new(conn) })
     }
 
-    fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
+    pub(super) fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
         self.conn.lock().unwrap_or_else(|p| p.into_inner())
     }
 

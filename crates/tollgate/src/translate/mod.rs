@@ -19,6 +19,7 @@ pub mod cohere;
 pub mod gemini;
 pub mod hub;
 pub mod messages;
+pub mod responses;
 pub mod tokens;
 
 #[cfg(test)]

@@ -1,0 +1,253 @@
+//! The OpenAI Responses API on the data plane: `POST /v1/responses`
+//! (whole and streamed), `GET`/`DELETE /v1/responses/{id}` and
+//! `GET /v1/responses/{id}/input_items`.
+//!
+//! A Responses request becomes a hub (chat) request at this door, with the
+//! conversation a `previous_response_id` names put in front of its input,
+//! and runs through the model pipeline like any chat request — identity,
+//! limits, budgets, guardrails, cache, routing, logging — whatever provider
+//! answers. The answer is turned back into a Responses object (or event
+//! stream) here, and kept for later turns when `store` is not false.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Path, Query, Request, State};
+use axum::response::Response;
+use bytes::Bytes;
+use http::{HeaderMap, StatusCode, header};
+use serde_json::{Value, json};
+
+use super::App;
+use crate::error::{GatewayError, RequestError};
+use crate::identity::authenticate;
+use crate::pipeline::front::{self, FromHubStream};
+use crate::responses::{Entry, Settings, Stored};
+use crate::translate::responses::{self as tr, Echo, stream::FromHub};
+use crate::wire::{Dialect, Operation};
+
+fn fail(e: impl Into<GatewayError>) -> Response {
+    crate::error::render(e.into(), Dialect::OpenAi)
+}
+
+/// An id in OpenAI's style: a prefix and 32 random hex digits.
+fn new_id(prefix: &str) -> String {
+    format!("{prefix}_{:032x}", fastrand::u128(..))
+}
+
+pub async fn create(State(app): State<Arc<App>>, req: Request) -> Response {
+    let snap = app.live.snapshot();
+    let shared = app.live.shared();
+    let (parts, body) = req.into_parts();
+    let mut headers = parts.headers;
+    let pipeline = |headers: HeaderMap, body: Body| {
+        crate::pipeline::handle_as(
+            app.ids.next(),
+            Operation::ChatCompletions,
+            Dialect::OpenAi,
+            Some("responses"),
+            snap.clone(),
+            shared.clone(),
+            headers,
+            body,
+        )
+    };
+    // Who is asking decides which stored conversations it may continue; a
+    // caller who cannot be identified gets the pipeline's own refusal
+    // (logged as every refusal is), before any of its body is read.
+    let principal = match authenticate::run(&snap.auth, &shared.keys, &headers).await {
+        Ok(p) => p,
+        Err(_) => return pipeline(headers, Body::empty()).await,
+    };
+    let bytes = match crate::pipeline::receive::read_body(body, &headers, snap.server.max_body_size).await {
+        Ok(b) => b,
+        Err(e) => return fail(e),
+    };
+    let req: Value = match serde_json::from_slice(&bytes) {
+        Ok(v @ Value::Object(_)) => v,
+        Ok(_) => return fail(RequestError::InvalidJson("the request body must be a JSON object".into())),
+        Err(e) => {
+            return fail(RequestError::InvalidJson(format!(
+                "the request body is not valid JSON: {e}; send a JSON object"
+            )));
+        }
+    };
+    let limits = snap.responses;
+    let previous = match req.get("previous_response_id") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(id)) => Some(id.clone()),
+        Some(_) => return fail(RequestError::InvalidBody("`previous_response_id` must be a string".into())),
+    };
+    let history = match &previous {
+        None => Vec::new(),
+        Some(id) => match app.responses.history(&principal.id, id, limits) {
+            Ok(h) => h,
+            Err(e) => return fail(RequestError::InvalidBody(e.0)),
+        },
+    };
+    let lookup = |item: &str| app.responses.item(&principal.id, item, limits);
+    let converted = match tr::to_hub(&req, &history, &lookup) {
+        Ok(c) => c,
+        Err(e) => return fail(RequestError::InvalidBody(e.0)),
+    };
+    // The hub body has its own length; the client's no longer applies.
+    headers.remove(header::CONTENT_LENGTH);
+    let resp = pipeline(headers, Body::from(converted.hub.to_string())).await;
+    if resp.status() != StatusCode::OK {
+        return resp; // an OpenAI-shaped error, as the Responses API sends them
+    }
+    let id = resp
+        .headers()
+        .get("x-tollgate-request-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|r| r.strip_prefix("req_"))
+        .map_or_else(|| new_id("resp"), |r| format!("resp_{r}"));
+    let keep = req.get("store").and_then(Value::as_bool).unwrap_or(true).then(|| Keep {
+        store: app.responses.clone(),
+        tenant: principal.id.clone(),
+        id: id.clone(),
+        request: req.clone(),
+        input: converted.input,
+        previous,
+        limits,
+    });
+    let created_at = crate::translate::now_secs();
+    let streamed = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
+    let (mut parts, body) = resp.into_parts();
+    parts.headers.remove(header::CONTENT_LENGTH);
+    if streamed {
+        let tr = FromHub::new(id, created_at, req, Box::new(|p| new_id(p)));
+        return Response::from_parts(parts, front::translated(body, Storing { tr, keep }));
+    }
+    let hub = match http_body_util::BodyExt::collect(body).await {
+        Ok(c) => serde_json::from_slice::<Value>(&c.to_bytes()).unwrap_or(Value::Null),
+        Err(_) => Value::Null,
+    };
+    let echo = Echo { id: &id, created_at, req: &req };
+    let (response, message) = tr::from_hub(&hub, &echo, &mut new_id);
+    let out = Bytes::from(response.to_string());
+    if let Some(k) = keep {
+        k.put(response, message);
+    }
+    parts.headers.insert(header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
+    Response::from_parts(parts, Body::from(out))
+}
+
+/// What keeping one response needs, until its answer is complete.
+struct Keep {
+    store: Arc<Stored>,
+    tenant: String,
+    id: String,
+    request: Value,
+    input: Vec<Value>,
+    previous: Option<String>,
+    limits: Settings,
+}
+
+impl Keep {
+    fn put(self, response: Value, message: Value) {
+        // A failed answer is not a turn a conversation can continue from.
+        if response.get("status").and_then(Value::as_str) == Some("failed") {
+            return;
+        }
+        let mut turn = self.input;
+        turn.push(message);
+        let entry = Entry::new(self.tenant, response, self.request, turn, self.previous);
+        self.store.put(self.id, entry, self.limits);
+    }
+}
+
+/// The stream translator, keeping the response once it has completed.
+struct Storing {
+    tr: FromHub,
+    keep: Option<Keep>,
+}
+
+impl FromHubStream for Storing {
+    fn event(&mut self, data: &[u8], out: &mut Vec<u8>) {
+        self.tr.event(data, out);
+        self.store();
+    }
+    fn end(&mut self, out: &mut Vec<u8>) {
+        self.tr.end(out);
+        self.store();
+    }
+    fn finished(&self) -> bool {
+        self.tr.ended()
+    }
+}
+
+impl Storing {
+    fn store(&mut self) {
+        if let Some(done) = self.tr.take_finished()
+            && let Some(k) = self.keep.take()
+        {
+            k.put(done.response, done.message);
+        }
+    }
+}
+
+/// The stored response `id`, if the caller owns it.
+async fn owned(app: &App, headers: &HeaderMap, id: &str) -> Result<(String, Arc<Entry>), Response> {
+    let snap = app.live.snapshot();
+    let principal = authenticate::run(&snap.auth, &app.live.shared().keys, headers).await.map_err(fail)?;
+    match app.responses.get(&principal.id, id, snap.responses) {
+        Some(e) => Ok((principal.id.clone(), e)),
+        None => Err(not_found(id)),
+    }
+}
+
+fn not_found(id: &str) -> Response {
+    fail(GatewayError::NotFound(format!(
+        "no response with id `{id}`: it was not stored (`store: false`), has expired, or belongs to another caller"
+    )))
+}
+
+pub async fn get_one(State(app): State<Arc<App>>, Path(id): Path<String>, headers: HeaderMap) -> Response {
+    match owned(&app, &headers, &id).await {
+        Ok((_, e)) => front::json(Bytes::from(e.response.to_string())),
+        Err(r) => r,
+    }
+}
+
+pub async fn delete(State(app): State<Arc<App>>, Path(id): Path<String>, headers: HeaderMap) -> Response {
+    match owned(&app, &headers, &id).await {
+        Ok((tenant, _)) => {
+            app.responses.delete(&tenant, &id);
+            front::json(Bytes::from(json!({ "id": id, "object": "response.deleted", "deleted": true }).to_string()))
+        }
+        Err(r) => r,
+    }
+}
+
+#[derive(serde::Deserialize)]
+pub struct ListQuery {
+    limit: Option<usize>,
+    order: Option<String>,
+}
+
+pub async fn input_items(
+    State(app): State<Arc<App>>,
+    Path(id): Path<String>,
+    Query(q): Query<ListQuery>,
+    headers: HeaderMap,
+) -> Response {
+    let e = match owned(&app, &headers, &id).await {
+        Ok((_, e)) => e,
+        Err(r) => return r,
+    };
+    let mut items = tr::input_items(&e.request, &mut new_id);
+    // OpenAI lists input items newest first unless asked otherwise.
+    if q.order.as_deref() != Some("asc") {
+        items.reverse();
+    }
+    items.truncate(q.limit.unwrap_or(20).clamp(1, 100));
+    let first = items.first().and_then(|i| i.get("id").cloned()).unwrap_or(Value::Null);
+    let last = items.last().and_then(|i| i.get("id").cloned()).unwrap_or(Value::Null);
+    front::json(Bytes::from(
+        json!({ "object": "list", "data": items, "first_id": first, "last_id": last, "has_more": false }).to_string(),
+    ))
+}
