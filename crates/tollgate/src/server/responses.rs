@@ -244,10 +244,12 @@ pub async fn input_items(
     if q.order.as_deref() != Some("asc") {
         items.reverse();
     }
-    items.truncate(q.limit.unwrap_or(20).clamp(1, 100));
+    let limit = q.limit.unwrap_or(20).clamp(1, 100);
+    let has_more = items.len() > limit;
+    items.truncate(limit);
     let first = items.first().and_then(|i| i.get("id").cloned()).unwrap_or(Value::Null);
     let last = items.last().and_then(|i| i.get("id").cloned()).unwrap_or(Value::Null);
     front::json(Bytes::from(
-        json!({ "object": "list", "data": items, "first_id": first, "last_id": last, "has_more": false }).to_string(),
+        json!({ "object": "list", "data": items, "first_id": first, "last_id": last, "has_more": has_more }).to_string(),
     ))
 }

@@ -241,3 +241,51 @@ async fn bad_requests_get_a_400_that_says_what_to_fix() {
     let r = responses(&h, LIMITED, &json!({ "model": "up/gpt-4o-mini", "input": "x" })).await;
     assert_eq!(r.status, 403, "{}", r.text());
 }
+
+#[tokio::test]
+async fn governed_like_chat_guardrails_fallbacks_limits_and_cut_streams() {
+    let (a, b) = (MockUpstream::start().await, MockUpstream::start().await);
+    let yaml = format!(
+        r#"
+server: {{ listen: "127.0.0.1:0", admin_listen: "127.0.0.1:0" }}
+auth: {{ master_key: "{MASTER}" }}
+providers:
+  - {{ name: a, type: openai_compatible, base_url: "{}", api_key: "sk-a", models: [{{ name: m }}] }}
+  - {{ name: b, type: openai_compatible, base_url: "{}", api_key: "sk-b", models: [{{ name: m }}] }}
+virtual_models:
+  - name: prod/chat
+    circuit_breaker: {{ consecutive_failures: 100 }}
+    targets: [{{ model: a/m, fallback_on: [503] }}, {{ model: b/m }}]
+guardrails:
+  definitions: [{{ name: codenames, type: deny_list, terms: [atlas] }}]
+  enforce: {{ llm_input: [codenames], llm_output: [codenames] }}
+rate_limits:
+  - {{ id: few, limit_by: [subject], unit: requests_per_minute, limit: 4 }}
+"#,
+        a.base_url(),
+        b.base_url()
+    );
+    let h = Harness::start(&yaml).await;
+    // An input guardrail refuses before any model is called.
+    let r = responses(&h, MASTER, &json!({ "model": "prod/chat", "input": "ship Atlas now" })).await;
+    assert_eq!((r.status.as_u16(), r.json()["error"]["code"].clone()), (400, json!("guardrail_blocked")));
+    assert_eq!(a.request_count() + b.request_count(), 0);
+    // A virtual model falls back as on chat.
+    a.push_fault(testkit::Fault::Status { status: 503, body: None, retry_after: None });
+    let r = responses(&h, MASTER, &json!({ "model": "prod/chat", "input": "hello" })).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.header("x-tollgate-resolved-model"), Some("b/m"));
+    assert_eq!(r.header("x-tollgate-attempts"), Some("2"));
+    // A stream the provider cuts ends with response.failed, never a false completion.
+    a.push_fault(testkit::Fault::CutStream { after_events: 2, abort: false });
+    let r = responses(&h, MASTER, &json!({ "model": "a/m", "input": "hello there friend", "stream": true })).await;
+    let ev = events(&r.text());
+    assert_eq!(ev.last().unwrap().0, "response.failed", "{}", r.text());
+    assert!(!ev.iter().any(|(n, _)| n == "response.completed"));
+    // The rate limit counts Responses requests like any other (the fourth of four).
+    let r = responses(&h, MASTER, &json!({ "model": "b/m", "input": "hello" })).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let r = responses(&h, MASTER, &json!({ "model": "b/m", "input": "hello" })).await;
+    assert_eq!(r.status, 429, "{}", r.text());
+    assert_eq!(r.json()["error"]["code"], "rate_limit_exceeded");
+}
