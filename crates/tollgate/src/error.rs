@@ -26,6 +26,9 @@ pub enum RequestError {
         "request body is larger than the limit of {limit} bytes; send a smaller body or raise server.max_body_size"
     )]
     TooLarge { limit: usize },
+    /// The body did not arrive within `server.body_read_timeout`.
+    #[error("{0}; send the whole body promptly")]
+    BodyTimeout(String),
     #[error("the model `{0}` does not exist; GET /v1/models lists the models your key may use")]
     UnknownModel(String),
     #[error("{message}")]
@@ -175,6 +178,7 @@ impl GatewayError {
                 R::InvalidField { field, .. } => (StatusCode::BAD_REQUEST, INVALID, Some("invalid_type"), Some(field)),
                 R::MissingField(f) => (StatusCode::BAD_REQUEST, INVALID, Some("missing_required_parameter"), Some(f)),
                 R::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, INVALID, Some("request_too_large"), None),
+                R::BodyTimeout(_) => (StatusCode::REQUEST_TIMEOUT, INVALID, Some("request_timeout"), None),
                 R::UnknownModel(_) => (StatusCode::NOT_FOUND, INVALID, Some("model_not_found"), Some("model")),
                 R::Metadata { param, .. } => {
                     (StatusCode::BAD_REQUEST, INVALID, Some("invalid_metadata"), param.as_deref())

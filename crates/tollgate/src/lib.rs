@@ -14,6 +14,7 @@
 //!   strategies, retries, breakers); [`error`] maps them all to HTTP.
 //! - durable state and writers: [`store`], [`audit`], [`reqlog`], [`traces`],
 //!   [`metrics`]; [`task`] spawns every background task.
+//! - [`distributed`]: shared counters and budgets (Redis), the change bus (NATS).
 //! - [`state`]: process state that outlives config snapshots.
 //! - [`config`]: the YAML users write, its validation into an immutable
 //!   snapshot, and atomic hot reload.
@@ -39,6 +40,7 @@ pub mod cli_mcp;
 pub mod config;
 pub mod demo;
 pub mod digest;
+pub mod distributed;
 pub mod error;
 pub mod events;
 pub mod glob;

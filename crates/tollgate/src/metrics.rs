@@ -150,6 +150,11 @@ pub struct Metrics {
     pub cache_vectors: Gauge,
     pub in_flight: Gauge,
     pub shed: Counter,
+    /// Distributed mode (set when scraped): 1 while Redis / NATS answer.
+    pub redis_up: Gauge,
+    pub nats_up: Gauge,
+    pub redis_sync_failures: Gauge,
+    pub changes_received: Gauge,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -188,6 +193,10 @@ impl Default for Metrics {
             cache_vectors: Gauge::default(),
             in_flight: Gauge::default(),
             shed: Counter::default(),
+            redis_up: Gauge::default(),
+            nats_up: Gauge::default(),
+            redis_sync_failures: Gauge::default(),
+            changes_received: Gauge::default(),
             registry: Registry::default(),
         };
         registry.register("requests", "Requests answered, by route, model, provider and status", m.requests.clone());
@@ -272,6 +281,22 @@ impl Default for Metrics {
         registry.register("cache_evictions", "Answers evicted from the memory cache to make room", m.cache_evictions.clone());
         registry.register("cache_bytes", "Bytes held by the memory cache", m.cache_bytes.clone());
         registry.register("cache_vectors", "Vectors held by this instance's semantic cache index", m.cache_vectors.clone());
+        registry.register(
+            "distributed_redis_up",
+            "Distributed mode: 1 while Redis answers; 0 while limits and budgets count locally (or refuse, fail_closed)",
+            m.redis_up.clone(),
+        );
+        registry.register("distributed_nats_up", "Distributed mode: 1 while connected to NATS", m.nats_up.clone());
+        registry.register(
+            "distributed_redis_sync_failures",
+            "Distributed mode: syncs with Redis that failed since start",
+            m.redis_sync_failures.clone(),
+        );
+        registry.register(
+            "distributed_changes_received",
+            "Distributed mode: changes announced by other instances over NATS",
+            m.changes_received.clone(),
+        );
         Metrics { registry, ..m }
     }
 }

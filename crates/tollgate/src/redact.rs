@@ -2,7 +2,7 @@
 //! Two rules, both cheap: values of JSON fields whose name says they hold a
 //! credential (`api_key`, `authorization`, `password`, `secret`, `token`…),
 //! and strings that look like a known key format (OpenAI/Anthropic `sk-…`,
-//! tollgate `tg-…`, AWS `AKIA…`, GitHub `ghp_…`, Slack `xox…`, JWTs).
+//! tollgate `tg-…`, AWS `AKIA…`, Google `AIza…`, GitHub `ghp_…`, Slack `xox…`, JWTs).
 
 use serde_json::Value;
 
@@ -19,7 +19,7 @@ fn is_credential_field(name: &str) -> bool {
 }
 
 const PREFIXES: &[&str] =
-    &["sk-", "tg-", "AKIA", "ASIA", "ghp_", "gho_", "github_pat_", "glpat-", "xoxb-", "xoxp-", "eyJ"];
+    &["sk-", "tg-", "AKIA", "ASIA", "AIza", "ghp_", "gho_", "github_pat_", "glpat-", "xoxb-", "xoxp-", "eyJ"];
 
 /// Masks secrets in a JSON document; text that is not JSON is masked word by word.
 pub fn body(raw: &str) -> String {

@@ -22,6 +22,8 @@ use dashmap::DashMap;
 
 use crate::config::diag::Diags;
 use crate::config::file::{BudgetMode, BudgetSection, BudgetUnit};
+use crate::distributed::Cells;
+use crate::distributed::cell::{Cell, Scope};
 use crate::limits::Estimate;
 use crate::matching::{Facts, KeyPart, When, counter_key, describe_key};
 use crate::pricing::{Price, nanos_to_usd, usd_to_nanos};
@@ -142,6 +144,8 @@ pub struct Ledger {
     accounts: Arc<DashMap<String, Arc<Account>>>,
     events: Arc<Mutex<VecDeque<BudgetEvent>>>,
     bus: crate::events::EventBus,
+    /// Distributed mode: accounts shared through Redis (`distributed/`).
+    shared: Arc<std::sync::OnceLock<Arc<Cells>>>,
 }
 
 /// One account's persisted state.
@@ -169,17 +173,30 @@ impl Ledger {
         self.accounts.entry(key.to_string()).or_default().clone()
     }
 
-    /// Every account's spend, for persistence and the admin API.
+    /// Shares every account through `cells` from now on (at start-up,
+    /// after the store's spend was imported).
+    pub fn attach(&self, cells: Arc<Cells>) {
+        let _ = self.shared.set(cells);
+    }
+
+    /// The spend every instance together has settled, as last synced.
+    fn shared_spent(&self, key: &str, period: u64) -> Option<u64> {
+        self.shared.get()?.get(key)?.shared_spent(period)
+    }
+
+    /// Every account's spend, for persistence and the admin API. In
+    /// distributed mode, the spend of all instances.
     pub fn export(&self) -> Vec<AccountRow> {
         let mut rows: Vec<AccountRow> = self
             .accounts
             .iter()
             .map(|e| {
                 let s = e.value().lock();
+                let shared = self.shared_spent(e.key(), s.period).unwrap_or(0);
                 AccountRow {
                     key: e.key().clone(),
                     period: s.period,
-                    spent: s.spent,
+                    spent: s.spent.max(shared),
                     alerted: s.alerted,
                     reserved: s.reserved,
                 }
@@ -289,6 +306,8 @@ pub struct BudgetHold {
     reserved: u64,
     price: Option<Price>,
     settled: bool,
+    /// The shared account taken from too (distributed mode).
+    shared: Option<Arc<Cell>>,
 }
 
 impl BudgetHold {
@@ -315,6 +334,15 @@ impl BudgetHold {
         }
         let actual = usage.map_or(0, |u| self.amount(u));
         let current = self.rule.period.id(now_secs());
+        if let Some(c) = &self.shared {
+            if actual < self.reserved {
+                c.give(self.period, self.reserved - actual);
+            } else {
+                c.charge(current, actual - self.reserved);
+            }
+            c.spend(actual);
+        }
+        let global = self.ledger.shared_spent(&self.key, current);
         let (spent, fire) = {
             let mut s = self.account.lock();
             if s.period == self.period {
@@ -323,7 +351,7 @@ impl BudgetHold {
             if s.period != current {
                 *s = AccountState { period: current, ..Default::default() };
             }
-            s.spent = s.spent.saturating_add(actual);
+            s.spent = s.spent.saturating_add(actual).max(global.unwrap_or(0));
             let fire = crossed(&self.rule, &mut s);
             (s.spent, fire)
         };
@@ -387,12 +415,15 @@ pub fn admit(
             Measure::Tokens => est.prompt + est.max_output,
         };
         let period = rule.period.id(now);
+        let global = ledger.shared_spent(&key, period);
         let mut warn = None;
         {
             let mut s = account.lock();
             if s.period != period {
                 *s = AccountState { period, ..Default::default() };
             }
+            // What other instances spent counts here too (distributed mode).
+            s.spent = s.spent.max(global.unwrap_or(0));
             let would = s.spent.saturating_add(s.reserved).saturating_add(worst);
             if would > rule.limit {
                 match rule.mode {
@@ -417,6 +448,10 @@ pub fn admit(
             }
             s.reserved += worst;
         }
+        let shared = match take_shared(ledger, rule, &key, &account, period, worst) {
+            Ok(c) => c,
+            Err(refusal) => return Err(refusal),
+        };
         if let Some(spent) = warn {
             ledger.emit(BudgetEvent {
                 kind: "budget_exceeded_warn",
@@ -437,9 +472,57 @@ pub fn admit(
             reserved: worst,
             price,
             settled: false,
+            shared,
         });
     }
     Ok(holds)
+}
+
+/// In distributed mode, takes the worst case from the shared account too:
+/// an enforced budget refuses when the shared account has no room (the
+/// local reservation is given back); a warning budget only counts.
+fn take_shared(
+    ledger: &Ledger,
+    rule: &Arc<BudgetRule>,
+    key: &str,
+    account: &Account,
+    period: u64,
+    worst: u64,
+) -> Result<Option<Arc<Cell>>, Refusal> {
+    let Some(cells) = ledger.shared.get() else { return Ok(None) };
+    const DAY_MS: u64 = 86_400_000;
+    let ttl_ms = match rule.period {
+        period::Period::Day => 3 * DAY_MS,
+        period::Period::Week => 15 * DAY_MS,
+        period::Period::Month => 63 * DAY_MS,
+        period::Period::Total => 0,
+    };
+    // Redis starts from the spend the store had if it has no count (first
+    // use, or a Redis that lost its data).
+    let cell = cells.cell_made(key, Scope::Period { ttl_ms }, rule.limit, |c| c.seed(period, account.lock().spent));
+    if rule.mode == BudgetMode::Warn {
+        cell.charge(period, worst);
+        return Ok(Some(cell));
+    }
+    match cells.take(&cell, period, worst, rule.limit) {
+        Ok(()) => Ok(Some(cell)),
+        Err(r) => {
+            let mut s = account.lock();
+            if s.period == period {
+                s.reserved = s.reserved.saturating_sub(worst);
+            }
+            Err(Refusal {
+                rule: rule.id.clone(),
+                key: describe_key(key),
+                spent: s.spent,
+                reserved: r.known.saturating_sub(s.spent),
+                request: worst,
+                limit: rule.limit,
+                measure: rule.measure,
+                resets_at: rule.period.end(period),
+            })
+        }
+    }
 }
 
 #[cfg(test)]

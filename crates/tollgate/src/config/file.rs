@@ -55,6 +55,9 @@ pub struct ConfigFile {
     pub batches: BatchesSection,
     /// Responses kept for `previous_response_id` and `GET /v1/responses/{id}`.
     pub responses: ResponsesSection,
+    /// Several instances as one gateway: shared counters and budgets in
+    /// Redis, changes pushed over NATS (docs/distributed.md).
+    pub distributed: Option<super::file_distributed::DistributedSection>,
 }
 
 #[derive(Debug, Default, Deserialize, JsonSchema)]
@@ -282,6 +285,12 @@ pub struct ServerSection {
     /// they end); one more is answered 503 with `retry-after` instead of
     /// queueing until memory runs out. `0`: no limit. Default `10000`.
     pub max_concurrent_requests: u32,
+    /// How long a client may take to send a request's headers; a slower
+    /// one is disconnected (slowloris). Read at start-up. Default `10s`.
+    pub header_read_timeout: Option<Dur>,
+    /// How long a request body may take to arrive, from the request's
+    /// start; a slower one gets 408. Default `30s`.
+    pub body_read_timeout: Option<Dur>,
     /// Browser origins allowed to call `/mcp/…` besides the gateway's own
     /// (e.g. `https://inspector.example.com`); other origins get 403.
     pub allowed_origins: Vec<String>,
@@ -295,6 +304,8 @@ impl Default for ServerSection {
             max_body_size: ByteSize(10 << 20),
             max_response_size: ByteSize(64 << 20),
             max_concurrent_requests: 10_000,
+            header_read_timeout: None,
+            body_read_timeout: None,
             allowed_origins: Vec::new(),
         }
     }

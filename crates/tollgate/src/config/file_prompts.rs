@@ -1,7 +1,7 @@
 //! `prompts:` as users write it: versioned templates with variables,
 //! labels and per-provider overrides (docs/prompts.md). The same types read
 //! a version created through the admin API, so both are checked alike.
-//! `crate::prompts::build` turns them into the runtime registry.
+//! The `prompts` domain turns them into the runtime registry (its `build.rs`).
 //!
 //! Doc comments here become descriptions in `config.schema.json`.
 

@@ -4,6 +4,7 @@
 
 pub mod diag;
 pub mod file;
+pub mod file_distributed;
 pub mod file_prompts;
 pub mod load;
 pub mod loc;

@@ -43,6 +43,9 @@ pub struct Snapshot {
     pub batches: crate::batches::settings::Settings,
     /// Bounds on the responses kept for the Responses API.
     pub responses: crate::responses::Settings,
+    /// Distributed mode (Redis, NATS), read at start-up; `None`: this
+    /// instance counts alone.
+    pub distributed: Option<Arc<crate::distributed::settings::Settings>>,
     /// OTLP endpoint and service name, when traces are exported.
     pub otlp: Option<(http::Uri, String)>,
     pub log_enabled: bool,
@@ -64,6 +67,8 @@ pub struct ServerSettings {
     pub max_response_size: usize,
     /// In-flight data-plane requests beyond which new ones get 503 (`usize::MAX`: no limit).
     pub max_concurrent_requests: usize,
+    pub header_read_timeout: std::time::Duration,
+    pub body_read_timeout: std::time::Duration,
     /// Lower-case origins (`scheme://host[:port]`) allowed on `/mcp/…` besides the gateway's own.
     pub allowed_origins: Vec<String>,
     /// Opened at start-up; a change takes effect at the next restart.

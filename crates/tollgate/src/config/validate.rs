@@ -63,6 +63,7 @@ pub fn build_snapshot(
     let prompts =
         crate::prompts::build::build(&file.prompts, &shared.prompts.get(), &prompt_providers, &mut d, &mut warnings);
     let batches = crate::batches::settings::build(&file.batches, &mut d);
+    let distributed = file.distributed.as_ref().and_then(|s| crate::distributed::settings::build(s, &mut d)).map(Arc::new);
     if let Some(q) = &agent.quarantine
         && models.resolve_ref(&q.model).is_none()
     {
@@ -104,6 +105,7 @@ pub fn build_snapshot(
                 prompts: Arc::new(prompts),
                 batches,
                 responses: crate::responses::Settings::from_config(&file.responses),
+                distributed,
                 webhooks,
                 log_retention: file.logging.retention.map(|d| d.0),
                 log_spool,
@@ -179,6 +181,8 @@ fn server(file: &ConfigFile, d: &mut Diags) -> Option<ServerSettings> {
             0 => usize::MAX,
             n => n as usize,
         },
+        header_read_timeout: s.header_read_timeout.as_ref().map_or(std::time::Duration::from_secs(10), |d| d.0),
+        body_read_timeout: s.body_read_timeout.as_ref().map_or(std::time::Duration::from_secs(30), |d| d.0),
         allowed_origins: s.allowed_origins.iter().map(|o| o.trim_end_matches('/').to_ascii_lowercase()).collect(),
     })
 }

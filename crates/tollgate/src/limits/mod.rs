@@ -16,6 +16,8 @@ use dashmap::DashMap;
 
 use crate::config::diag::Diags;
 use crate::config::file::{RateLimitSection, RateUnit};
+use crate::distributed::Cells;
+use crate::distributed::cell::{Cell, Scope};
 use crate::matching::{Facts, KeyPart, When, counter_key, describe_key};
 use crate::resource::Kind;
 use crate::wire::openai::Usage;
@@ -173,9 +175,36 @@ impl Measure {
 #[derive(Debug, Clone, Default)]
 pub struct Counters {
     map: Arc<DashMap<String, Arc<Window>>>,
+    /// Distributed mode: the counts shared through Redis, checked after
+    /// this instance's own window. Unset, nothing here is looked at.
+    shared: Arc<std::sync::OnceLock<Arc<Cells>>>,
 }
 
 impl Counters {
+    /// Shares every counter through `cells` from now on (at start-up).
+    pub fn attach(&self, cells: Arc<Cells>) {
+        let _ = self.shared.set(cells);
+    }
+
+    /// Takes from the shared count too, in distributed mode. On refusal:
+    /// when to try again — the lease may be refilled by then.
+    fn take_shared(
+        &self,
+        key: &str,
+        rule: &RateRule,
+        index: u64,
+        amount: u64,
+        now: u64,
+    ) -> Result<Option<Arc<Cell>>, Option<Duration>> {
+        let Some(cells) = self.shared.get() else { return Ok(None) };
+        let span_ms = (rule.span.as_millis() as u64).max(1);
+        let cell = cells.cell(key, Scope::Window { span_ms }, rule.limit);
+        match cells.take(&cell, index, amount, rule.limit) {
+            Ok(()) => Ok(Some(cell)),
+            Err(_) => Err(Some(Duration::from_millis((span_ms - now % span_ms).clamp(1, 1000)))),
+        }
+    }
+
     fn window(&self, key: String, span: Duration) -> Arc<Window> {
         if let Some(w) = self.map.get(&key) {
             return w.clone();
@@ -205,6 +234,8 @@ pub struct RateHold {
     index: u64,
     reserved: u64,
     settled: bool,
+    /// The shared count taken from too (distributed mode).
+    shared: Option<Arc<Cell>>,
 }
 
 impl RateHold {
@@ -216,7 +247,21 @@ impl RateHold {
         let delta = actual as i64 - self.reserved as i64;
         if delta != 0 {
             self.window.adjust(self.index, delta, now_ms());
+            match &self.shared {
+                Some(c) if delta < 0 => c.give(self.index, delta.unsigned_abs()),
+                Some(c) => c.charge(self.index, delta as u64),
+                None => {}
+            }
         }
+    }
+
+    /// Gives back the whole take: a refused request costs no quota.
+    fn undo(mut self, now: u64) {
+        self.window.adjust(self.index, -(self.reserved as i64), now);
+        if let Some(c) = &self.shared {
+            c.give(self.index, self.reserved);
+        }
+        self.settled = true;
     }
 }
 
@@ -241,15 +286,26 @@ pub fn admit(
         let key = counter_key(&rule.key_prefix, &rule.key, facts);
         let window = counters.window(key.clone(), rule.span);
         let amount = rule.measure.reserve(est);
-        match window.try_take(amount, rule.limit, now) {
-            Ok(index) => {
-                holds.push(RateHold { window, measure: rule.measure, index, reserved: amount, settled: false })
-            }
+        // This instance's own window first; in distributed mode also the
+        // shared count (a refusal there gives the local take back).
+        let taken = window.try_take(amount, rule.limit, now).and_then(|index| {
+            counters.take_shared(&key, rule, index, amount, now).map(|shared| (index, shared)).inspect_err(|_| {
+                window.adjust(index, -(amount as i64), now);
+            })
+        });
+        match taken {
+            Ok((index, shared)) => holds.push(RateHold {
+                window,
+                measure: rule.measure,
+                index,
+                reserved: amount,
+                settled: false,
+                shared,
+            }),
             Err(retry_after) => {
                 // Undo earlier takes of this request: a refused request costs no quota.
-                for mut h in holds {
-                    h.window.adjust(h.index, -(h.reserved as i64), now);
-                    h.settled = true;
+                for h in holds {
+                    h.undo(now);
                 }
                 return Err(Refusal {
                     rule: rule.id.clone(),

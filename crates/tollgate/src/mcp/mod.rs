@@ -83,6 +83,25 @@ impl Hub {
         Ok(())
     }
 
+    /// Reads the pins again from the store: approvals made on another
+    /// instance of a distributed gateway. Returns whether any changed.
+    pub async fn reload_pins(&self) -> Result<bool, String> {
+        let Some(store) = self.store.get() else { return Ok(false) };
+        let stored: HashMap<String, String> = store.load_mcp_pins().await?.into_iter().collect();
+        let mut pins = self.pins.write().unwrap_or_else(|p| p.into_inner());
+        if pins.0 == stored {
+            return Ok(false);
+        }
+        let mut quarantined = self.quarantined.lock().unwrap_or_else(|p| p.into_inner());
+        for (k, h) in &stored {
+            if pins.0.get(k) != Some(h) {
+                quarantined.remove(k);
+            }
+        }
+        pins.0 = stored;
+        Ok(true)
+    }
+
     /// The connection for `def`, made (or remade, after a process exit or a
     /// changed definition) on demand. `session` is the client session, for
     /// servers that give each client its own upstream session.

@@ -9,6 +9,7 @@
 //! request and from in-memory state; the only network call is the upstream
 //! call in stage 10.
 
+pub mod body_timeout;
 pub mod cache;
 pub mod front;
 pub mod prompt;

@@ -15,6 +15,14 @@ use crate::wire::{Dialect, Operation};
 
 pub fn apply(ctx: &mut RequestCtx, bytes: Bytes) -> Result<Bytes, GatewayError> {
     if ctx.front != Dialect::OpenAi || ctx.op != Operation::ChatCompletions {
+        if crate::prompts::names_prompt(&bytes) {
+            return Err(crate::prompts::PromptError::Invalid(
+                "templates are rendered on /v1/chat/completions and /v1/responses only; render it there or \
+                 send the messages"
+                    .into(),
+            )
+            .into());
+        }
         return Ok(bytes);
     }
     match crate::prompts::render(&ctx.adm.snapshot.prompts, &bytes)? {

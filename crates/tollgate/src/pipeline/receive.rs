@@ -30,8 +30,21 @@ pub async fn read_body(body: Body, headers: &HeaderMap, limit: usize) -> Result<
     match Limited::new(body, limit).collect().await {
         Ok(c) => Ok(c.to_bytes()),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(RequestError::TooLarge { limit }),
+        // axum wraps the body's own error: look through it for the timeout.
+        Err(e) if timed_out(&*e) => Err(RequestError::BodyTimeout(e.to_string())),
         Err(e) => Err(RequestError::InvalidJson(format!("could not read the request body: {e}"))),
     }
+}
+
+fn timed_out(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur = Some(e);
+    while let Some(err) = cur {
+        if err.is::<super::body_timeout::BodyTimeout>() {
+            return true;
+        }
+        cur = err.source();
+    }
+    false
 }
 
 pub fn parse(op: Operation, bytes: &Bytes) -> Result<Parsed<'_>, RequestError> {
@@ -59,6 +72,12 @@ pub fn parse(op: Operation, bytes: &Bytes) -> Result<Parsed<'_>, RequestError> {
             if !messages.get().starts_with('[') {
                 return Err(invalid("messages", "must be an array of messages"));
             }
+            // Each message is an object; a cheap look at the first keeps an
+            // array of arrays (however deep) from going any further.
+            let first = messages.get()[1..].trim_start();
+            if !first.starts_with('{') && !first.starts_with(']') {
+                return Err(invalid("messages", "must be an array of message objects ({\"role\": …, \"content\": …})"));
+            }
             if messages.get() == "[]" || messages.get().trim_start_matches('[').trim_start().starts_with(']') {
                 return Err(invalid("messages", "must contain at least one message"));
             }
@@ -68,8 +87,11 @@ pub fn parse(op: Operation, bytes: &Bytes) -> Result<Parsed<'_>, RequestError> {
             check_type(&obj, "response_format", |s| s.starts_with('{'), "must be an object")?;
         }
         Operation::Embeddings => {
-            if obj.get("input").is_none() {
-                return Err(RequestError::MissingField("input"));
+            let Some(input) = obj.get("input") else { return Err(RequestError::MissingField("input")) };
+            // A string, strings, token ids or arrays of token ids: nothing deeper.
+            let inner = input.get().strip_prefix('[').map(str::trim_start);
+            if inner.and_then(|i| i.strip_prefix('[')).is_some_and(|i| i.trim_start().starts_with(['[', '{', '"'])) {
+                return Err(invalid("input", "must be a string, an array of strings or an array of token-id arrays"));
             }
             if stream {
                 return Err(invalid("stream", "is not supported for embeddings"));

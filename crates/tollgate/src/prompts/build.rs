@@ -94,7 +94,7 @@ pub fn build(
                 d.at(
                     n,
                     format!("prompt `{}`: label `{name}` points at version {}, which does not exist", t.id, n.value),
-                    &format!("versions: {}", known.join(", ")),
+                    format!("versions: {}", known.join(", ")),
                 );
             } else {
                 t.labels.insert(name.clone(), Label { version: n.value, source: Source::Config });

@@ -20,7 +20,7 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 
-pub use render::{Applied, Rendered, render};
+pub use render::{Applied, Rendered, names_prompt, render};
 
 use crate::config::file_prompts::PromptRole;
 use text::Text;

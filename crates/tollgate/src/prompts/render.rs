@@ -135,6 +135,13 @@ pub fn render(registry: &Registry, body: &[u8]) -> Result<Option<Rendered>, Prom
     Ok(Some(Rendered { body: bytes::Bytes::from(body), applied }))
 }
 
+/// Whether the body has a top-level `prompt`, for the APIs that do not
+/// render one (`/v1/messages`, embeddings): they refuse it rather than
+/// pass a template reference to a provider that would not understand it.
+pub fn names_prompt(body: &[u8]) -> bool {
+    KEY.is_match(body) && RawObject::parse(body).is_ok_and(|o| o.get("prompt").is_some_and(|r| r.get() != "null"))
+}
+
 /// Every declared variable's value: the request's, else the default.
 fn values(
     id: &str,
@@ -273,6 +280,9 @@ mod tests {
 
     #[test]
     fn a_body_without_prompt_is_left_alone() {
+        assert!(names_prompt(br#"{"prompt":{"id":"x"}}"#));
+        assert!(!names_prompt(br#"{"input":"the word \"prompt\"","x":{"prompt":1}}"#));
+        assert!(!names_prompt(br#"{"prompt":null}"#));
         let r = registry(YAML);
         assert!(go(&r, r#"{"model":"m","messages":[{"role":"user","content":"prompt"}]}"#).unwrap().is_none());
         assert!(go(&r, "not json \"prompt\"").unwrap().is_none());

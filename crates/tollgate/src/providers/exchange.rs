@@ -167,6 +167,9 @@ impl<'a> Exchange<'a> {
         let bytes = read_limited(resp.into_body(), 64 << 10, self.deadline).await.unwrap_or_default();
         let message = message(&bytes)
             .unwrap_or_else(|| String::from_utf8_lossy(&bytes[..bytes.len().min(512)]).trim().to_string());
+        // Providers quote the credential they were sent ("Incorrect API key
+        // provided: sk-…"); the gateway's own key must not reach its clients.
+        let message = crate::redact::text(&message);
         UpstreamError::Status { provider: self.provider.into(), status, message, retry_after }
     }
 

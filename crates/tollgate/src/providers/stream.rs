@@ -274,7 +274,7 @@ fn in_stream_error(events: &[u8], provider: &str) -> Option<UpstreamError> {
                 500
             },
         );
-    let message = peek_error_message(data).unwrap_or_else(|| "error event in the stream".into());
+    let message = crate::redact::text(&peek_error_message(data).unwrap_or_else(|| "error event in the stream".into()));
     let retry_after = None::<HeaderValue>;
     Some(UpstreamError::Status { provider: provider.into(), status, message, retry_after })
 }

@@ -22,6 +22,8 @@ pub fn router(app: Arc<App>) -> Router {
     Router::new()
         .route("/health", get(|| async { json_response(StatusCode::OK, r#"{"status":"ok"}"#) }))
         .route("/admin/config", get(config))
+        .route("/admin/openapi.json", get(super::openapi::document))
+        .route("/admin/ui/settings", get(super::ui::settings))
         .route("/admin/config/reload", post(reload))
         .route("/admin/usage", get(usage))
         .route("/metrics", get(metrics))
@@ -47,6 +49,7 @@ pub fn router(app: Arc<App>) -> Router {
             "/admin/{kind}/{id}",
             axum::routing::put(super::admin_overlays::put).delete(super::admin_overlays::delete),
         )
+        .merge(super::ui::routes())
         .fallback(|| async { AdminError::UnknownRoute("no such admin route".to_string()).into_response() })
         .with_state(app)
 }
@@ -130,6 +133,13 @@ async fn metrics(State(app): State<Arc<App>>, req: Request) -> Response {
     m.events_dropped.set(shared.events.dropped() as i64);
     m.log_spooled.set(shared.reqlog.spooled.load(std::sync::atomic::Ordering::Relaxed) as i64);
     m.log_dropped.set(shared.reqlog.dropped.load(std::sync::atomic::Ordering::Relaxed) as i64);
+    if let Some(c) = &app.cluster {
+        use std::sync::atomic::Ordering::Relaxed;
+        m.redis_up.set(i64::from(!c.cells.degraded()));
+        m.nats_up.set(i64::from(c.bus.connected()));
+        m.redis_sync_failures.set(c.cells.failures.load(Relaxed) as i64);
+        m.changes_received.set(c.bus.received.load(Relaxed) as i64);
+    }
     m.audit_dropped.set(shared.audit.dropped() as i64);
     for (vm, target, state) in shared.health.states() {
         let open = i64::from(state != crate::routing::health::CircuitState::Closed);
@@ -159,7 +169,11 @@ async fn usage(State(app): State<Arc<App>>, req: Request) -> Response {
         .snapshot()
         .into_iter()
         .filter(|(key, _)| visible(key))
-        .map(|(key, used)| json!({ "key": key, "used": used }))
+        .map(|(key, used)| {
+            // The rule's limit beside the count, so a reader sees the headroom.
+            let rule = snap.rate_limits.iter().find(|r| key.split('|').next() == Some(&*r.key_prefix));
+            json!({ "key": key, "used": used, "limit": rule.map(|r| r.limit) })
+        })
         .collect();
     let accounts: Vec<_> = shared
         .ledger
@@ -201,10 +215,14 @@ async fn reload(State(app): State<Arc<App>>, req: Request) -> Response {
     };
     let live = app.live.clone();
     match tokio::task::spawn_blocking(move || live.reload_as(&caller.id, "admin api", false)).await {
-        Ok(Ok(Outcome::Applied { version, digest })) => json_response(
-            StatusCode::OK,
-            json!({ "status": "applied", "version": version, "digest": digest }).to_string(),
-        ),
+        Ok(Ok(Outcome::Applied { version, digest })) => {
+            // Every instance reloads its own copy of the file (one ConfigMap).
+            super::changes::publish(&app, crate::distributed::bus::Change::ConfigReload).await;
+            json_response(
+                StatusCode::OK,
+                json!({ "status": "applied", "version": version, "digest": digest }).to_string(),
+            )
+        }
         Ok(Ok(Outcome::Unchanged { version })) => {
             json_response(StatusCode::OK, json!({ "status": "unchanged", "version": version }).to_string())
         }

@@ -20,7 +20,7 @@ use crate::identity::Principal;
 use crate::identity::Role;
 use crate::identity::keys::{KeyRecord, generate_secret, now_secs};
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 #[derive(Default)]
 pub struct CreateKey {
@@ -44,7 +44,7 @@ pub struct CreateKey {
     expires_in: Option<String>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RotateKey {
     /// How long the old secret keeps working, e.g. `1h`. Default: it stops at once.
@@ -95,6 +95,7 @@ async fn persist(app: &Arc<App>, hash: Vec<u8>, rec: KeyRecord) -> Result<(), Re
     // Install the whole set from the store: the store is the truth.
     let keys = app.store.load_keys().await.map_err(store_error)?;
     app.live.shared().keys.install(keys);
+    super::changes::publish(app, crate::distributed::bus::Change::Keys).await;
     Ok(())
 }
 

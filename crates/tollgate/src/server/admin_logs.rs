@@ -17,7 +17,7 @@ use crate::config::loc::Dur;
 use crate::error::AdminError;
 use crate::reqlog::{aggregate, valid_group_key};
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 pub struct Params {
     /// e.g. `1h`, `7d` is not a unit — use `168h`. Default 24h.
     since: Option<String>,

@@ -15,7 +15,7 @@ use super::{App, json_response};
 use crate::error::AdminError;
 use crate::mcp::registry::{Front, ServerDef};
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 pub struct ListParams {
     /// Read every server's tools now instead of showing the last read.
     #[serde(default)]
@@ -114,6 +114,7 @@ pub async fn approve(
     match app.mcp.approve(&shared, def, &tool, &caller.id).await {
         Ok(hash) => {
             app.mcp.sessions.notify_servers(&snap.mcp, &server, "notifications/tools/list_changed");
+            super::changes::publish(&app, crate::distributed::bus::Change::McpApprovals).await;
             json_response(
                 StatusCode::OK,
                 json!({ "server": server, "tool": tool, "sha256": hash, "standing": "approved" }).to_string(),

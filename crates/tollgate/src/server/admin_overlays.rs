@@ -153,6 +153,7 @@ async fn change(app: &Arc<App>, actor: &str, kind: Kind, id: &str, new: Option<E
             .into_response();
     }
     shared.audit.record(actor, action, &target, &format!("ok (config version {version})"));
+    super::changes::publish(app, crate::distributed::bus::Change::Overlays).await;
     json_response(
         StatusCode::OK,
         json!({ "status": if new.is_some() { "applied" } else { "removed" }, "config_version": version }).to_string(),

@@ -95,7 +95,17 @@ async fn upload(State(app): State<Arc<App>>, req: Request) -> Response {
                     }
                     file = Some((name, content));
                 }
-                Some("purpose") => purpose = Some(field.text().await.map_err(bad_form)?),
+                Some("purpose") => {
+                    // A purpose is a short word: a longer field is not read into memory.
+                    let mut text = Vec::new();
+                    while let Some(chunk) = field.chunk().await.map_err(bad_form)? {
+                        text.extend_from_slice(&chunk);
+                        if text.len() > 64 {
+                            return Err(invalid("invalid_purpose", "the `purpose` field is too long; send purpose \"batch\""));
+                        }
+                    }
+                    purpose = Some(String::from_utf8_lossy(&text).into_owned());
+                }
                 // Fields this gateway does not use (e.g. `expires_after`) are read past.
                 _ => {}
             }

@@ -51,6 +51,8 @@ pub fn router(app: Arc<App>) -> Router {
         .merge(super::batches::routes())
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(app.clone(), shed))
+        // Outermost, so the console's preflight is answered before routing or shedding.
+        .layer(axum::middleware::from_fn_with_state(app.clone(), super::ui::cors))
         .with_state(app)
 }
 
@@ -63,7 +65,9 @@ async fn shed(State(app): State<Arc<App>>, req: Request, next: axum::middleware:
     if matches!(req.uri().path(), "/health" | "/ready") {
         return next.run(req).await;
     }
-    let limit = app.live.snapshot().server.max_concurrent_requests;
+    let snap = app.live.snapshot();
+    let limit = snap.server.max_concurrent_requests;
+    let req = req.map(|b| crate::pipeline::body_timeout::wrap(b, snap.server.body_read_timeout));
     let metrics = app.live.shared().metrics.clone();
     let before = metrics.in_flight.inc();
     let guard = InFlight(metrics);
@@ -142,7 +146,16 @@ async fn agent_or_pipeline(app: Arc<App>, req: Request, front: Dialect) -> Respo
     while bytes.len() <= limit {
         match futures_util::StreamExt::next(&mut body).await {
             Some(Ok(chunk)) => bytes.extend_from_slice(&chunk),
-            Some(Err(_)) | None => break,
+            None => break,
+            // A body that failed (too slow, cut off) is answered by the
+            // pipeline like any other: it reads what came, then the failure.
+            Some(Err(e)) => {
+                let replay = futures_util::stream::iter([Ok(bytes.freeze()), Err(e)]);
+                let shared = app.live.shared();
+                let body = axum::body::Body::from_stream(replay);
+                return pipeline::handle(app.ids.next(), Operation::ChatCompletions, front, snap, shared, parts.headers, body)
+                    .await;
+            }
         }
     }
     let bytes = bytes.freeze();
@@ -289,10 +302,13 @@ async fn ready(State(app): State<Arc<App>>) -> Response {
             "waiting": log.spooled.load(Ordering::Relaxed),
             "dropped": log.dropped.load(Ordering::Relaxed),
         });
-        json_response(
-            StatusCode::OK,
-            json!({ "status": "ready", "config_version": snap.version, "request_log": request_log }).to_string(),
-        )
+        let mut body = json!({ "status": "ready", "config_version": snap.version, "request_log": request_log });
+        // Still ready while Redis or NATS is down (limits count locally,
+        // changes arrive by the store poll); this says which is.
+        if let Some(c) = &app.cluster {
+            body["distributed"] = c.status();
+        }
+        json_response(StatusCode::OK, body.to_string())
     } else {
         GatewayError::NotReady.into_response()
     }

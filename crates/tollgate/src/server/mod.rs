@@ -9,8 +9,11 @@ mod admin_mcp;
 mod admin_overlays;
 mod admin_prompts;
 mod batches;
+pub mod changes;
 pub mod data;
 mod responses;
+mod openapi;
+pub mod ui;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -46,6 +49,10 @@ pub struct App {
     pub batches: Arc<crate::batches::Batches>,
     /// Responses kept for `previous_response_id`, per tenant, bounded.
     pub responses: Arc<crate::responses::Stored>,
+    /// The addresses bound (the console's data-plane URL and CORS check).
+    pub bound: ui::Bound,
+    /// Distributed mode: shared counters, the change bus (`None`: alone).
+    pub cluster: Option<changes::Cluster>,
 }
 
 /// How often keys are re-read from a shared (PostgreSQL) store.
@@ -116,6 +123,8 @@ pub struct Gateway {
     logger: tokio::task::JoinHandle<()>,
     tracer: Option<tokio::task::JoinHandle<()>>,
     batch_executor: tokio::task::JoinHandle<()>,
+    /// Distributed mode's Redis sync; its last sync runs after the drain.
+    dist_sync: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Gateway {
@@ -154,8 +163,8 @@ impl Gateway {
         if !prompts.versions.is_empty() || !prompts.labels.is_empty() {
             shared.prompts.set(prompts);
             let l = live.clone();
-            if !matches!(tokio::task::spawn_blocking(move || l.reload("stored prompt templates", false)).await, Ok(Ok(_)))
-            {
+            let loaded = tokio::task::spawn_blocking(move || l.reload("stored prompt templates", false)).await;
+            if !matches!(loaded, Ok(Ok(_))) {
                 // Set aside (they stay in the store), or every later reload would fail too.
                 shared.prompts.set(Default::default());
                 tracing::error!(
@@ -169,6 +178,11 @@ impl Gateway {
         mcp.install(store.clone(), &live).await.map_err(std::io::Error::other)?;
         mcp.spawn_maintenance(&shared);
         crate::identity::jwt::prefetch(&snap.auth.jwt);
+        // Counters become shared before the first request is admitted.
+        let cluster = match &snap.distributed {
+            Some(s) => Some(changes::Cluster::start(&live, s.clone()).await?),
+            None => None,
+        };
         let data = TcpListener::bind(snap.server.listen).await?;
         let admin = TcpListener::bind(snap.server.admin_listen).await?;
         let app = Arc::new(App {
@@ -184,15 +198,19 @@ impl Gateway {
                 &store.key_secret().await.map_err(std::io::Error::other)?,
             )),
             responses: Arc::default(),
+            bound: ui::Bound { data: data.local_addr()?, admin: admin.local_addr()? },
+            cluster,
         });
         install_loopback(&shared, Arc::downgrade(&app));
+        changes::listen(&app);
         app.a2a.prefetch(&shared, &snap);
         let (stop, rx) = watch::channel(false);
         let mut tasks = JoinSet::new();
         let data_addr = data.local_addr()?;
         let admin_addr = admin.local_addr()?;
-        tasks.spawn(serve(data, data::router(app.clone()), rx.clone()));
-        tasks.spawn(serve(admin, admin::router(app.clone()), rx.clone()));
+        let headers_within = snap.server.header_read_timeout;
+        tasks.spawn(serve(data, data::router(app.clone()), rx.clone(), headers_within));
+        tasks.spawn(serve(admin, admin::router(app.clone()), rx.clone(), headers_within));
         // Batch lines go through a router of their own, in-process: the
         // same routes and layers as a client's request.
         let batch_executor =
@@ -213,22 +231,23 @@ impl Gateway {
             let _ = shared.reqlog.traces.set(exporter);
             handle
         });
-        // Keys changed by another gateway on a shared store take effect here
-        // within `KEY_SYNC`: revocations included.
+        // Keys, overlays and MCP approvals changed by another gateway on a
+        // shared store take effect here within `KEY_SYNC` (revocations
+        // included), NATS or not: the store is the truth.
         let key_sync = matches!(*store, Store::Postgres(_)).then(|| {
-            let (store, keys, mut stop) = (store.clone(), shared.keys.clone(), writer_rx.clone());
+            let (app, mut stop) = (Arc::downgrade(&app), writer_rx.clone());
             crate::task::spawn("key-sync", async move {
                 loop {
                     tokio::select! {
                         _ = tokio::time::sleep(KEY_SYNC) => {}
                         _ = stop.wait_for(|s| *s) => return,
                     }
-                    match store.load_keys().await {
-                        Ok(k) => keys.install(k),
-                        Err(e) => tracing::warn!(error = %e, "could not refresh virtual keys from the store"),
-                    }
+                    changes::poll(&app).await;
                 }
             })
+        });
+        let dist_sync = app.cluster.as_ref().map(|c| {
+            crate::distributed::sync::start(c.cells.clone(), c.settings.clone(), writer_rx.clone())
         });
         let dispatcher = crate::events::start(
             &shared.events,
@@ -262,6 +281,7 @@ impl Gateway {
             logger,
             tracer,
             batch_executor,
+            dist_sync,
         })
     }
 
@@ -283,6 +303,9 @@ impl Gateway {
         if let Some(k) = self.key_sync {
             let _ = k.await;
         }
+        if let Some(s) = self.dist_sync {
+            let _ = s.await;
+        }
     }
 
     /// Serves until SIGINT or SIGTERM, then drains — for at most
@@ -300,16 +323,45 @@ impl Gateway {
     }
 }
 
-async fn serve(listener: TcpListener, router: axum::Router, mut stop: watch::Receiver<bool>) -> std::io::Result<()> {
-    use axum::serve::ListenerExt;
-    let listener = listener.tap_io(|tcp| {
+/// Accepts connections until `stop`, then waits for the open ones to
+/// finish their requests. hyper's own connection builder rather than
+/// `axum::serve`, for the header-read timeout: a client that trickles its
+/// headers (slowloris) is disconnected instead of holding a connection.
+async fn serve(
+    listener: TcpListener,
+    router: axum::Router,
+    mut stop: watch::Receiver<bool>,
+    headers_within: Duration,
+) -> std::io::Result<()> {
+    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    builder.http1().timer(TokioTimer::new()).header_read_timeout(headers_within);
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    loop {
+        let (tcp, _) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                // Out of file descriptors and the like: wait, then go on
+                // accepting (as axum::serve does), rather than stop serving.
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = async { let _ = stop.wait_for(|s| *s).await; } => break,
+        };
         let _ = tcp.set_nodelay(true);
-    });
-    axum::serve(listener, router)
-        .with_graceful_shutdown(async move {
-            let _ = stop.wait_for(|s| *s).await;
-        })
-        .await
+        let service = hyper_util::service::TowerToHyperService::new(router.clone());
+        let conn = builder.serve_connection_with_upgrades(TokioIo::new(tcp), service).into_owned();
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
+    Ok(())
 }
 
 async fn shutdown_signal() {

@@ -63,6 +63,9 @@ pub async fn create(State(app): State<Arc<App>>, req: Request) -> Response {
         Ok(b) => b,
         Err(e) => return fail(e),
     };
+    if bytes.is_empty() {
+        return fail(RequestError::InvalidJson("the request body is empty; send a JSON object".into()));
+    }
     let req: Value = match serde_json::from_slice(&bytes) {
         Ok(v @ Value::Object(_)) => v,
         Ok(_) => return fail(RequestError::InvalidJson("the request body must be a JSON object".into())),

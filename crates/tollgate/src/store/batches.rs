@@ -278,3 +278,122 @@ impl Store {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::StoreUrl;
+
+    fn file(id: &str, owner: &str, at: u64) -> FileRecord {
+        FileRecord {
+            id: id.into(),
+            owner: owner.into(),
+            created_at: at,
+            filename: "f.jsonl".into(),
+            purpose: "batch".into(),
+            bytes: 3,
+        }
+    }
+
+    fn batch(id: &str, owner: &str, at: u64) -> BatchRecord {
+        BatchRecord {
+            id: id.into(),
+            owner: owner.into(),
+            endpoint: "/v1/chat/completions".into(),
+            input_file_id: "file-a".into(),
+            completion_window: "24h".into(),
+            status: Status::Validating,
+            output_file_id: None,
+            error_file_id: None,
+            errors: vec![],
+            metadata: None,
+            created_at: at,
+            expires_at: at + 86_400,
+            in_progress_at: None,
+            finalizing_at: None,
+            completed_at: None,
+            failed_at: None,
+            expired_at: None,
+            cancelling_at: None,
+            cancelled_at: None,
+            total: 2,
+            completed: 0,
+            failed: 0,
+        }
+    }
+
+    fn line(n: u64, ok: bool) -> LineResult {
+        LineResult { line: n, ok, json: format!("{{\"n\":{n}}}") }
+    }
+
+    /// The same checks for every backend.
+    async fn exercise(url: &StoreUrl) {
+        let s = Store::open(url).await.unwrap();
+        s.put_file(file("file-a", "key:a", 10), b"abc".to_vec()).await.unwrap();
+        s.put_file(file("file-b", "key:b", 20), b"xyz".to_vec()).await.unwrap();
+        assert_eq!(s.get_file("file-a".into()).await.unwrap(), Some(file("file-a", "key:a", 10)));
+        assert_eq!(s.file_content("file-b".into()).await.unwrap().as_deref(), Some(&b"xyz"[..]));
+        let all: Vec<String> = s.list_files(None).await.unwrap().into_iter().map(|f| f.id).collect();
+        assert_eq!(all, ["file-b", "file-a"], "newest first");
+        assert_eq!(s.list_files(Some("key:a".into())).await.unwrap().len(), 1);
+
+        s.insert_batch(batch("batch_1", "key:a", 30), b"sealed".to_vec()).await.unwrap();
+        assert_eq!(s.batch_credential("batch_1".into()).await.unwrap().as_deref(), Some(&b"sealed"[..]));
+        assert!(s.claim_batch("batch_1".into(), "r1".into(), 100, 160).await.unwrap());
+        assert!(!s.claim_batch("batch_1".into(), "r2".into(), 120, 180).await.unwrap(), "a held lease");
+        assert!(s.claim_batch("batch_1".into(), "r2".into(), 161, 220).await.unwrap(), "an expired lease");
+
+        // Status changes only from the expected status.
+        let mut b = batch("batch_1", "key:a", 30);
+        b.status = Status::InProgress;
+        assert!(s.update_batch(b.clone(), &[Status::Validating]).await.unwrap());
+        assert!(!s.update_batch(b.clone(), &[Status::Validating]).await.unwrap());
+        // Each line counts once, however often it is recorded.
+        assert!(s.record_line("batch_1".into(), line(1, true)).await.unwrap());
+        assert!(!s.record_line("batch_1".into(), line(1, false)).await.unwrap());
+        assert!(s.record_line("batch_1".into(), line(0, false)).await.unwrap());
+        let got = s.get_batch("batch_1".into()).await.unwrap().unwrap();
+        assert_eq!((got.status, got.completed, got.failed), (Status::InProgress, 1, 1));
+        let mut done = s.done_lines("batch_1".into()).await.unwrap();
+        done.sort();
+        assert_eq!(done, [0, 1]);
+        assert_eq!(s.batch_lines("batch_1".into()).await.unwrap(), [line(0, false), line(1, true)]);
+        assert_eq!(s.unfinished_batches().await.unwrap().len(), 1);
+        assert!(s.list_batches(Some("key:b".into())).await.unwrap().is_empty());
+
+        // Retention spares the input of an unfinished batch.
+        assert_eq!(s.prune_batches(1_000).await.unwrap(), 1, "file-b only");
+        assert!(s.get_file("file-a".into()).await.unwrap().is_some());
+        b.status = Status::Completed;
+        assert!(s.update_batch(b, &[Status::InProgress]).await.unwrap());
+        assert!(s.unfinished_batches().await.unwrap().is_empty());
+        assert_eq!(s.prune_batches(1_000).await.unwrap(), 2);
+        assert!(s.list_batches(None).await.unwrap().is_empty());
+        assert!(s.batch_lines("batch_1".into()).await.unwrap().is_empty());
+        assert!(!s.delete_file("file-a".into()).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn memory_and_sqlite_keep_files_batches_and_lines() {
+        exercise(&StoreUrl::Memory).await;
+        let dir = tempfile::tempdir().unwrap();
+        exercise(&StoreUrl::Sqlite(dir.path().join("b.db"))).await;
+    }
+
+    /// Needs a PostgreSQL server (`TOLLGATE_TEST_POSTGRES_URL`, default the
+    /// local one); a missing server fails the test rather than skipping it.
+    #[tokio::test]
+    async fn postgres_keeps_files_batches_and_lines() {
+        let admin_url = std::env::var("TOLLGATE_TEST_POSTGRES_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+        let (admin, conn) = tokio_postgres::connect(&admin_url, tokio_postgres::NoTls)
+            .await
+            .unwrap_or_else(|e| panic!("PostgreSQL is needed for this test at {admin_url}: {e}"));
+        crate::task::spawn("test-postgres-admin", conn);
+        let db = format!("tollgate_batches_{}", hex::encode(crate::digest::os_random::<6>()));
+        admin.batch_execute(&format!("CREATE DATABASE {db}")).await.unwrap();
+        let url = format!("{}/{db}", admin_url.rsplit_once('/').unwrap().0);
+        exercise(&StoreUrl::Postgres(url)).await;
+        admin.batch_execute(&format!("DROP DATABASE {db} WITH (FORCE)")).await.unwrap();
+    }
+}

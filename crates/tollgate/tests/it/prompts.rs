@@ -166,6 +166,12 @@ async fn bad_references_are_refused_naming_what_is_wrong_and_nothing_is_sent() {
     let r = h.chat(Some(MASTER), &ask(json!("support-triage"))).await;
     assert_eq!((r.status.as_u16(), r.json()["error"]["code"].as_str()), (400, Some("invalid_prompt")));
 
+    // The Anthropic front renders none: it says where templates work.
+    let body = json!({ "model": "up/gpt-4o-mini", "max_tokens": 5, "messages": user("x"), "prompt": { "id": "support-triage" } });
+    let r = h.send(Method::POST, &h.url("/v1/messages"), Some(MASTER), &[], body.to_string()).await;
+    assert_eq!((r.status.as_u16(), r.json()["type"].as_str()), (400, Some("error")), "{}", r.text());
+    assert!(r.json()["error"]["message"].as_str().unwrap().contains("/v1/chat/completions"), "{}", r.text());
+
     assert_eq!(up.request_count(), 0, "a refused template sends nothing upstream");
 }
 
@@ -346,4 +352,28 @@ async fn template_mistakes_in_the_file_are_errors_at_their_line() {
     assert!(e.contains(&at(7)) && e.contains("uses `{{who}}`, which its `variables` do not declare"), "{e}");
     assert!(e.contains(&at(8)) && e.contains("defines version 1 twice"), "{e}");
     assert!(e.contains(&at(4)) && e.contains("label `production` points at version 4"), "{e}");
+}
+
+/// `/v1/responses` hands the pipeline a chat body with its `prompt` kept,
+/// so the same template renders there (the API writes `version` as a string).
+#[tokio::test]
+async fn the_responses_api_renders_the_same_template() {
+    let up = MockUpstream::start().await;
+    let h = Harness::start(&prompts_config(&up)).await;
+    let body = json!({
+        "model": "up/gpt-4o-mini",
+        "input": "hello",
+        "prompt": { "id": "support-triage", "version": "2", "variables": { "ticket": "VPN" } },
+    });
+    let r = h.send(Method::POST, &h.url("/v1/responses"), Some(MASTER), &[], body.to_string()).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let messages = last_messages(&up);
+    assert_eq!(messages[0], json!({ "role": "system", "content": "Triage v2." }));
+    assert_eq!(messages[1], json!({ "role": "user", "content": "New ticket: VPN" }));
+    assert_eq!(messages[2]["role"], "user", "then the request's own input: {messages}");
+    assert!(messages[2].to_string().contains("hello"), "{messages}");
+
+    let body = json!({ "model": "up/gpt-4o-mini", "input": "x", "prompt": { "id": "two-vars" } });
+    let r = h.send(Method::POST, &h.url("/v1/responses"), Some(MASTER), &[], body.to_string()).await;
+    assert_eq!((r.status.as_u16(), r.json()["error"]["code"].as_str()), (400, Some("prompt_variables_missing")));
 }
