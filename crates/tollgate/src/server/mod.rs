@@ -130,8 +130,10 @@ pub struct Gateway {
 impl Gateway {
     /// Binds the listeners named in the current snapshot and starts serving.
     pub async fn start(live: Arc<Live>) -> std::io::Result<Gateway> {
-        // The tokenizer's tables load once (tens of ms); not on a request.
-        tokio::task::spawn_blocking(crate::translate::tokens::warm_up);
+        // The tokenizer's tables (about 50 MB) are not loaded here: only a
+        // provider that reports no usage, Gemini embeddings and
+        // `/v1/messages/count_tokens` need them, and an idle gateway should
+        // not carry them. The first such request loads them (tens of ms).
         let snap = live.snapshot();
         // Durable state first: spend recorded before a restart counts again
         // before the first request is admitted.
@@ -355,7 +357,7 @@ async fn serve(
         let service = hyper_util::service::TowerToHyperService::new(router.clone());
         let conn = builder.serve_connection_with_upgrades(TokioIo::new(tcp), service).into_owned();
         let conn = graceful.watch(conn);
-        tokio::spawn(async move {
+        crate::task::spawn("connection", async move {
             let _ = conn.await;
         });
     }

@@ -11,10 +11,6 @@ pub fn count(text: &str) -> u64 {
     bpe_openai::o200k_base().count(text) as u64
 }
 
-/// Loads the tokenizer's tables ahead of the first request that needs them.
-pub fn warm_up() {
-    count("warm up");
-}
 
 /// The prompt tokens of a request body (OpenAI chat or embeddings, or
 /// Anthropic Messages): the text the model reads — message contents,
