@@ -100,6 +100,22 @@ pub(crate) struct State {
     record: bool,
     /// Streams whose body was dropped (client gone) before it was fully sent.
     pub(crate) aborted_streams: std::sync::atomic::AtomicUsize,
+    /// Requests whose caller went away while they waited (a `Latency` fault).
+    abandoned: std::sync::atomic::AtomicUsize,
+    /// When the last one was abandoned.
+    abandoned_at: Mutex<Option<std::time::Instant>>,
+}
+
+/// Counts a request as abandoned if it is dropped before `done`.
+struct Waiting<'a>(&'a State, bool);
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        if !self.1 {
+            self.0.abandoned.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            *self.0.abandoned_at.lock().expect("lock") = Some(std::time::Instant::now());
+        }
+    }
 }
 
 pub struct MockUpstream {
@@ -155,6 +171,13 @@ impl MockUpstream {
     /// their end — the gateway cancelling an upstream call.
     pub fn aborted_streams(&self) -> usize {
         self.state.aborted_streams.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Requests dropped while they waited out a `Latency` fault — the
+    /// gateway cancelling an upstream call its client gave up on — and when
+    /// the last one was.
+    pub fn abandoned(&self) -> (usize, Option<std::time::Instant>) {
+        (self.state.abandoned.load(std::sync::atomic::Ordering::SeqCst), *self.state.abandoned_at.lock().expect("lock"))
     }
 
     pub fn clear(&self) {
@@ -221,7 +244,11 @@ async fn handle(req: Request<Incoming>, state: Arc<State>, kill: Arc<Notify>) ->
             kill.notify_one();
             std::future::pending::<()>().await;
         }
-        Some(Fault::Latency(d)) => tokio::time::sleep(*d).await,
+        Some(Fault::Latency(d)) => {
+            let mut waiting = Waiting(&state, false);
+            tokio::time::sleep(*d).await;
+            waiting.1 = true;
+        }
         _ => {}
     }
     let wire = Wire::of(&rec.path);

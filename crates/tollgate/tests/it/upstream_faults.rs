@@ -178,3 +178,22 @@ async fn past_the_concurrency_limit_requests_are_shed_with_retry_after() {
     let after = h.send(Method::POST, &h.url("/v1/chat/completions"), Some(MASTER), &[], chat_body(false)).await;
     assert_eq!(after.status, 200, "the slots came back");
 }
+
+#[tokio::test]
+async fn a_client_that_leaves_cancels_the_upstream_call_at_once() {
+    let up = MockUpstream::start().await;
+    let h = Harness::start(&config(&up.base_url(), "")).await;
+    for stream in [false, true] {
+        up.push_fault(Fault::Latency(Duration::from_secs(10)));
+        let before = up.abandoned().0;
+        let body = json!({ "model": "up/gpt-4o-mini", "messages": user("slow"), "stream": stream });
+        // The client gives up after 300 ms: its connection closes.
+        let call = h.chat(Some(MASTER), &body);
+        assert!(tokio::time::timeout(Duration::from_millis(300), call).await.is_err());
+        let left = std::time::Instant::now();
+        eventually("the upstream call is cancelled", async || up.abandoned().0 == before + 1).await;
+        let cancelled = up.abandoned().1.unwrap();
+        let took = cancelled.saturating_duration_since(left);
+        assert!(took < Duration::from_millis(100), "stream {stream}: the upstream call ran on for {took:?}");
+    }
+}
