@@ -251,6 +251,25 @@ pub async fn handle_as(
     record::finish(&ctx, result)
 }
 
+/// A request a front refused before the stages ran (a Responses body it
+/// could not read or translate): recorded like a refusal inside them —
+/// logged under the caller's identity, counted — so the request log keeps
+/// one entry per request.
+pub async fn refused_as(
+    id: String,
+    surface: Option<&'static str>,
+    snapshot: Arc<Snapshot>,
+    shared: Arc<Shared>,
+    headers: HeaderMap,
+    e: GatewayError,
+) -> Response {
+    let mut ctx = RequestCtx::new(Admission::new(id, Kind::Model, snapshot, shared, &headers), Operation::ChatCompletions);
+    ctx.surface = surface;
+    // For the entry's subject and metadata; the front has already let the caller in.
+    let _ = ctx.adm.authenticate(&headers).await;
+    record::finish(&ctx, Err(e))
+}
+
 /// Stage 11. A complete answer is checked (and rewritten) whole; a
 /// stream is checked as it passes, held back only as far as a value split
 /// across events needs (`guardrails::stream`).

@@ -59,39 +59,44 @@ pub async fn create(State(app): State<Arc<App>>, req: Request) -> Response {
         Ok(p) => p,
         Err(_) => return pipeline(headers, Body::empty()).await,
     };
+    let refuse = |headers: HeaderMap, e: GatewayError| {
+        crate::pipeline::refused_as(app.ids.next(), Some("responses"), snap.clone(), shared.clone(), headers, e)
+    };
     let bytes = match crate::pipeline::receive::read_body(body, &headers, snap.server.max_body_size).await {
         Ok(b) => b,
-        Err(e) => return fail(e),
+        Err(e) => return refuse(headers, e.into()).await,
     };
     if bytes.is_empty() {
-        return fail(RequestError::InvalidJson("the request body is empty; send a JSON object".into()));
+        return refuse(headers, RequestError::InvalidJson("the request body is empty; send a JSON object".into()).into()).await;
     }
     let req: Value = match serde_json::from_slice(&bytes) {
         Ok(v @ Value::Object(_)) => v,
-        Ok(_) => return fail(RequestError::InvalidJson("the request body must be a JSON object".into())),
+        Ok(_) => return refuse(headers, RequestError::InvalidJson("the request body must be a JSON object".into()).into()).await,
         Err(e) => {
-            return fail(RequestError::InvalidJson(format!(
-                "the request body is not valid JSON: {e}; send a JSON object"
-            )));
+            let e = RequestError::InvalidJson(format!("the request body is not valid JSON: {e}; send a JSON object"));
+            return refuse(headers, e.into()).await;
         }
     };
     let limits = snap.responses;
     let previous = match req.get("previous_response_id") {
         None | Some(Value::Null) => None,
         Some(Value::String(id)) => Some(id.clone()),
-        Some(_) => return fail(RequestError::InvalidBody("`previous_response_id` must be a string".into())),
+        Some(_) => {
+            return refuse(headers, RequestError::InvalidBody("`previous_response_id` must be a string".into()).into())
+                .await;
+        }
     };
     let history = match &previous {
         None => Vec::new(),
         Some(id) => match app.responses.history(&principal.id, id, limits) {
             Ok(h) => h,
-            Err(e) => return fail(RequestError::InvalidBody(e.0)),
+            Err(e) => return refuse(headers, RequestError::InvalidBody(e.0).into()).await,
         },
     };
     let lookup = |item: &str| app.responses.item(&principal.id, item, limits);
     let converted = match tr::to_hub(&req, &history, &lookup) {
         Ok(c) => c,
-        Err(e) => return fail(RequestError::InvalidBody(e.0)),
+        Err(e) => return refuse(headers, RequestError::InvalidBody(e.0).into()).await,
     };
     // The hub body has its own length; the client's no longer applies.
     headers.remove(header::CONTENT_LENGTH);

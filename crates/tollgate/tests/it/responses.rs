@@ -237,6 +237,14 @@ async fn bad_requests_get_a_400_that_says_what_to_fix() {
     let r = h.send(Method::POST, &h.url("/v1/responses"), Some(MASTER), &[], "{oops".to_string()).await;
     assert_eq!(r.status, 400);
     assert_eq!(r.json()["error"]["code"], "invalid_json");
+    // Refused at the front, and still one log entry each, under the caller.
+    let id = r.header("x-tollgate-request-id").unwrap().to_string();
+    eventually("the refusal is logged", async || {
+        let url = h.admin_url(&format!("/admin/logs/{id}"));
+        let e = h.send(Method::GET, &url, Some(MASTER), &[], String::new()).await;
+        e.status == 200 && e.json()["status"] == 400 && e.json()["route"] == "responses" && e.json()["subject"] == "master"
+    })
+    .await;
     // A model the key may not use is refused as on chat.
     let r = responses(&h, LIMITED, &json!({ "model": "up/gpt-4o-mini", "input": "x" })).await;
     assert_eq!(r.status, 403, "{}", r.text());
