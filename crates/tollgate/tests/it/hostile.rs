@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 use testkit::{Fault, MockUpstream};
 
 use crate::common::*;
+use crate::real::{Killed, Plain, body_json, free_port};
 
 /// What one raw HTTP/1.1 exchange answered: the status and the whole text.
 /// Off the runtime's thread: the gateway under test runs on it.
@@ -207,7 +208,7 @@ telemetry: {{ otlp_endpoint: "{otel}" }}
         .spawn()
         .unwrap();
     let _guard = Killed(child);
-    let client = reqwest_like();
+    let client = Plain::new();
     let data = format!("http://127.0.0.1:{port}");
     let adm = format!("http://127.0.0.1:{admin}");
     eventually("the gateway is ready", async || client.get(&format!("{data}/ready"), None).await.0 == 200).await;
@@ -270,52 +271,6 @@ telemetry: {{ otlp_endpoint: "{otel}" }}
     }
 }
 
-/// The JSON body of a `Plain` answer (its headers come first, then a newline).
-fn body_json(answer: &str) -> Option<Value> {
-    serde_json::from_str(answer.split_once('\n')?.1).ok()
-}
-
 fn context(hay: &str, needle: &str) -> String {
     hay.find(needle).map_or_else(String::new, |i| hay[i.saturating_sub(200)..(i + needle.len() + 50).min(hay.len())].to_string())
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-struct Killed(std::process::Child);
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// A tiny HTTP client over hyper for the real binary's ports.
-struct Plain(hyper_util::client::legacy::Client<hyper_util::client::legacy::connect::HttpConnector, http_body_util::Full<bytes::Bytes>>);
-
-fn reqwest_like() -> Plain {
-    Plain(hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build_http())
-}
-
-impl Plain {
-    async fn call(&self, method: Method, url: &str, key: Option<&str>, body: &str) -> (u16, String) {
-        let mut b = http::Request::builder().method(method).uri(url).header("content-type", "application/json");
-        if let Some(k) = key {
-            b = b.header("authorization", format!("Bearer {k}"));
-        }
-        let Ok(resp) = self.0.request(b.body(http_body_util::Full::new(bytes::Bytes::from(body.to_string()))).unwrap()).await else {
-            return (0, String::new());
-        };
-        let status = resp.status().as_u16();
-        let headers = format!("{:?}", resp.headers());
-        let body = http_body_util::BodyExt::collect(resp.into_body()).await.map(|b| b.to_bytes()).unwrap_or_default();
-        (status, format!("{headers}\n{}", String::from_utf8_lossy(&body)))
-    }
-    async fn get(&self, url: &str, key: Option<&str>) -> (u16, String) {
-        self.call(Method::GET, url, key, "").await
-    }
-    async fn post(&self, url: &str, key: Option<&str>, body: &str) -> (u16, String) {
-        self.call(Method::POST, url, key, body).await
-    }
 }
