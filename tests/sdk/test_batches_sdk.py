@@ -144,3 +144,21 @@ def test_each_key_sees_only_its_own(client: openai.OpenAI, limited_client: opena
     final = wait(limited_client, batch.id)
     assert final.status == "completed"
     assert LIMITED_KEY not in final.model_dump_json()
+
+
+def test_a_batch_of_responses_api_requests_runs_on_any_provider(client: openai.OpenAI) -> None:
+    lines = [
+        {"custom_id": f"r-{m}", "method": "POST", "url": "/v1/responses",
+         "body": {"model": m, "instructions": "be brief", "input": f"batched for {m}"}}
+        for m in (ECHO, UP_CHAT, "claude/claude-sonnet-4-5")
+    ]
+    upload = client.files.create(file=("responses.jsonl", io.BytesIO(jsonl(lines))), purpose="batch")
+    batch = client.batches.create(input_file_id=upload.id, endpoint="/v1/responses", completion_window="24h")
+    done = wait(client, batch.id)
+    assert done.status == "completed" and done.request_counts.completed == 3, done
+    out = {l["custom_id"]: l for l in map(json.loads, client.files.content(done.output_file_id).text.splitlines())}
+    for m in (ECHO, UP_CHAT, "claude/claude-sonnet-4-5"):
+        body = out[f"r-{m}"]["response"]["body"]
+        assert body["object"] == "response" and body["status"] == "completed", body
+        text = next(c["text"] for o in body["output"] if o["type"] == "message" for c in o["content"])
+        assert f"batched for {m}" in text
