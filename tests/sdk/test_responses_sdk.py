@@ -18,7 +18,7 @@ import agents
 import openai
 import pytest
 
-from conftest import MASTER_KEY
+from conftest import MASTER_KEY, _free_port, serve_gateway
 
 MODELS = ["up/gpt-4o-mini", "claude/claude-sonnet-4-5", "gem/gemini-2.5-flash", "mock/echo"]
 TOOL_MODELS = ["up/gpt-4o-mini", "claude/claude-sonnet-4-5", "gem/gemini-2.5-flash"]
@@ -125,3 +125,33 @@ def test_the_vercel_ai_sdk_default_openai_model_runs_tools_and_streams(gateway, 
     assert "tool said:" in out["text"] and "42 apples" in out["text"]
     assert "stream me" in out["streamed"]
     assert out["usage"]["outputTokens"] > 0
+
+
+NATIVE_CONFIG = """\
+server: {{ listen: "127.0.0.1:{port}", admin_listen: "127.0.0.1:{admin_port}" }}
+store: {{ url: "sqlite://{db}" }}
+auth: {{ master_key: "${{TG_MASTER}}" }}
+providers:
+  - {{ name: oai, type: openai, base_url: "{upstream}/v1", api_key: "sk-oai", models: [{{ name: gpt-5 }}] }}
+"""
+
+
+def test_an_openai_model_is_called_through_its_own_responses_api(gateway, tmp_path) -> None:
+    """An `openai` provider gets the request as written (OpenAI's own
+    Responses API); the SDK reads its answers and streams unchanged."""
+    port, admin_port = _free_port(), _free_port()
+    config = NATIVE_CONFIG.format(port=port, admin_port=admin_port, db=tmp_path / "t.db", upstream=gateway.upstream_url)
+    with serve_gateway(tmp_path, config, port, admin_port) as (url, _admin):
+        with openai.OpenAI(base_url=f"{url}/v1", api_key=MASTER_KEY, max_retries=0, timeout=15) as client:
+            first = client.responses.create(model="oai/gpt-5", input="look it up", tools=[LOOKUP])
+            assert first.id.startswith("resp_up_")
+            call = next(o for o in first.output if o.type == "function_call")
+            second = client.responses.create(
+                model="oai/gpt-5", tools=[LOOKUP], previous_response_id=first.id,
+                input=[{"type": "function_call_output", "call_id": call.call_id, "output": "42 apples"}])
+            assert second.output_text == "tool said: 42 apples"
+            with client.responses.stream(model="oai/gpt-5", input="stream me") as stream:
+                text = "".join(e.delta for e in stream if e.type == "response.output_text.delta")
+                final = stream.get_final_response()
+            assert text == final.output_text == "upstream says: stream me"
+            assert client.responses.retrieve(final.id).output_text == text

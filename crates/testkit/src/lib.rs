@@ -27,6 +27,7 @@ mod gemini;
 mod json_server;
 mod mcp;
 mod openai;
+mod openai_responses;
 pub mod wire;
 
 pub use a2a::{A2aMock, A2aOptions, A2aReceived};

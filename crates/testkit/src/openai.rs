@@ -1,4 +1,5 @@
-//! OpenAI wire format: chat completions (JSON and SSE), embeddings, models.
+//! OpenAI wire format: chat completions (JSON and SSE), embeddings, models;
+//! the Responses API is in `openai_responses`.
 
 use bytes::Bytes;
 use http::{Response, StatusCode, header};
@@ -55,6 +56,9 @@ pub(crate) fn respond(req: &Recorded, fault: Option<Fault>, state: Arc<State>) -
         };
     if path.ends_with("/embeddings") {
         return embeddings(&v);
+    }
+    if path.ends_with("/responses") {
+        return crate::openai_responses::respond(&v, fault, state);
     }
     if !path.ends_with("/chat/completions") {
         return error_response(404, None, None);

@@ -302,7 +302,7 @@ pub fn render(e: GatewayError, dialect: crate::wire::Dialect) -> Response {
         message.push_str(" (the provider rejected the gateway's own credential; check the provider's api_key)");
     }
     let body = match dialect {
-        crate::wire::Dialect::OpenAi => error_body(&message, kind, code, param),
+        crate::wire::Dialect::OpenAi | crate::wire::Dialect::Responses => error_body(&message, kind, code, param),
         crate::wire::Dialect::Anthropic => {
             crate::translate::messages::error_body(status.as_u16(), &message).to_string().into_bytes()
         }

@@ -49,6 +49,12 @@ pub struct Entry {
     pub request: Value,
     /// This turn as hub messages: the input, then the assistant's answer.
     pub turn: Vec<Value>,
+    /// This turn as Responses items (the input, references resolved, then
+    /// the output), for a later turn sent to OpenAI's own Responses API.
+    pub items: Vec<Value>,
+    /// Answered by OpenAI's Responses API itself: its items (reasoning,
+    /// ids) mean something to OpenAI; a translated answer's do not.
+    pub native: bool,
     pub previous: Option<String>,
     size: usize,
     at: Instant,
@@ -60,7 +66,15 @@ impl Entry {
         let size = response.to_string().len()
             + request.to_string().len()
             + turn.iter().map(|m| m.to_string().len()).sum::<usize>();
-        Entry { tenant, response, request, turn, previous, size, at: Instant::now() }
+        Entry { tenant, response, request, turn, items: Vec::new(), native: false, previous, size, at: Instant::now() }
+    }
+
+    /// With this turn's Responses items.
+    pub fn with_items(mut self, items: Vec<Value>, native: bool) -> Entry {
+        self.size += items.iter().map(|i| i.to_string().len()).sum::<usize>();
+        self.items = items;
+        self.native = native;
+        self
     }
 }
 
@@ -125,8 +139,34 @@ impl Stored {
         e.response.get("output")?.as_array()?.iter().find(|i| i.get("id").and_then(Value::as_str) == Some(item)).cloned()
     }
 
-    /// The conversation up to and including `id`, oldest turn first.
+    /// The conversation up to and including `id`, oldest turn first, as
+    /// hub messages.
     pub fn history(&self, tenant: &str, id: &str, limits: Settings) -> Result<Vec<Value>, Missing> {
+        Ok(self.chain(tenant, id, limits)?.iter().flat_map(|e| e.turn.iter().cloned()).collect())
+    }
+
+    /// The same conversation as Responses items for OpenAI's own API: a
+    /// translated turn's reasoning (sealed for other providers) is left out,
+    /// and so are the ids the gateway gave its items.
+    pub fn history_items(&self, tenant: &str, id: &str, limits: Settings) -> Result<Vec<Value>, Missing> {
+        let mut out = Vec::new();
+        for e in self.chain(tenant, id, limits)? {
+            for item in &e.items {
+                if e.native {
+                    out.push(item.clone());
+                } else if item.get("type").and_then(Value::as_str) != Some("reasoning") {
+                    let mut item = item.clone();
+                    if let Some(o) = item.as_object_mut() {
+                        o.remove("id");
+                    }
+                    out.push(item);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn chain(&self, tenant: &str, id: &str, limits: Settings) -> Result<Vec<std::sync::Arc<Entry>>, Missing> {
         let mut turns = Vec::new();
         let mut next = Some(id.to_string());
         while let Some(at) = next {
@@ -144,10 +184,11 @@ impl Stored {
                     limits.retention.as_secs()
                 )));
             };
-            turns.push(e.turn.clone());
             next = e.previous.clone();
+            turns.push(e);
         }
-        Ok(turns.into_iter().rev().flatten().collect())
+        turns.reverse();
+        Ok(turns)
     }
 
     pub fn len(&self) -> usize {

@@ -68,6 +68,8 @@ pub async fn lookup(
                 UpstreamReply::Stream(Body::from(crate::wire::openai::completion_as_sse(&answer, true)), dialect)
             }
             (true, Dialect::Anthropic) => UpstreamReply::Stream(Body::from(crate::cache::anthropic::replay(&answer)), dialect),
+            // Never kept (see `keep`), so never found.
+            (true, Dialect::Responses) => UpstreamReply::Stream(Body::from(e.body), dialect),
             (false, _) => UpstreamReply::Complete { body: Bytes::from(e.body), usage: e.usage, dialect },
         });
     }
@@ -143,6 +145,11 @@ pub fn keep(ctx: &RequestCtx, reply: UpstreamReply) -> UpstreamReply {
         return reply;
     };
     let Some(target) = &ctx.target else { return reply };
+    // A Responses answer passed through from OpenAI is not kept: a hit is
+    // replayed through the hub, and its native items have no hub shape.
+    if reply.dialect() == Dialect::Responses {
+        return reply;
+    }
     let store = Store {
         shared: ctx.adm.shared.clone(),
         settings: ctx.adm.snapshot.cache.clone(),
@@ -159,7 +166,7 @@ pub fn keep(ctx: &RequestCtx, reply: UpstreamReply) -> UpstreamReply {
         }
         UpstreamReply::Stream(body, dialect) => {
             let assemble: crate::cache::stream::Assemble = match dialect {
-                Dialect::OpenAi => crate::cache::stream::assemble,
+                Dialect::OpenAi | Dialect::Responses => crate::cache::stream::assemble,
                 Dialect::Anthropic => crate::cache::anthropic::assemble,
             };
             let tap = crate::cache::stream::Tap::new(
@@ -167,7 +174,7 @@ pub fn keep(ctx: &RequestCtx, reply: UpstreamReply) -> UpstreamReply {
                 assemble,
                 Box::new(move |answer| {
                     let usage = answer.get("usage").and_then(|u| match dialect {
-                        Dialect::OpenAi => serde_json::from_value(u.clone()).ok(),
+                        Dialect::OpenAi | Dialect::Responses => serde_json::from_value(u.clone()).ok(),
                         Dialect::Anthropic => Some(crate::wire::openai::Usage::from(crate::translate::anthropic::tokens(u))),
                     });
                     store.put(answer.to_string(), usage, dialect);

@@ -75,6 +75,9 @@ pub struct RequestCtx {
     /// The API the client called, when it is not the operation's own
     /// (`responses`: a Responses request the front turned into chat).
     pub surface: Option<&'static str>,
+    /// A Responses request as the client wrote it (history expanded), for
+    /// a provider with the Responses API of its own.
+    pub native_responses: Option<bytes::Bytes>,
 }
 
 impl RequestCtx {
@@ -94,6 +97,7 @@ impl RequestCtx {
             cache: None,
             prompt: None,
             surface: None,
+            native_responses: None,
         }
     }
 }
@@ -110,7 +114,8 @@ pub async fn run(ctx: &mut RequestCtx, headers: &HeaderMap, body: Body) -> Resul
     let bytes = receive::read_body(body, headers, ctx.adm.snapshot.server.max_body_size).await?;
     let bytes = prompt::apply(ctx, bytes)?;
     let mut hub = None;
-    let (req, native) = read(ctx, headers, &bytes, &mut hub)?;
+    let native_src = ctx.native_responses.clone();
+    let (req, native) = read(ctx, headers, &bytes, &mut hub, native_src.as_ref())?;
     ctx.stream = req.stream;
 
     // 3–6. metadata, authorize, rate limits, budget reservation: the shared
@@ -123,15 +128,19 @@ pub async fn run(ctx: &mut RequestCtx, headers: &HeaderMap, body: Body) -> Resul
     //    input. They read the body in the client's own dialect; a mutator's
     //    rewrite (PII placeholders) is read again as the request from here on.
     let shape = match ctx.front {
-        Dialect::OpenAi => Shape::ChatRequest,
+        Dialect::OpenAi | Dialect::Responses => Shape::ChatRequest,
         Dialect::Anthropic => Shape::MessagesRequest,
     };
     match guardrails::run(&mut ctx.adm, Hook::LlmInput, shape, Cow::Borrowed(&bytes[..])).await? {
-        Cow::Borrowed(_) => forward(ctx, headers, &bytes, &req, native.as_ref(), &estimate).await,
+        Cow::Borrowed(_) => {
+            let native = native.as_ref().filter(|n| n.dialect != Dialect::Responses || passes_through(ctx));
+            forward(ctx, headers, &bytes, &req, native, &estimate).await
+        }
         Cow::Owned(rewritten) => {
             let bytes = bytes::Bytes::from(rewritten);
             let mut hub = None;
-            let (req, native) = read(ctx, headers, &bytes, &mut hub)?;
+            // The rewrite is of the hub; a Responses original would bypass it.
+            let (req, native) = read(ctx, headers, &bytes, &mut hub, None)?;
             forward(ctx, headers, &bytes, &req, native.as_ref(), &estimate).await
         }
     }
@@ -144,14 +153,29 @@ fn read<'a>(
     headers: &HeaderMap,
     bytes: &'a bytes::Bytes,
     hub: &'a mut Option<bytes::Bytes>,
+    responses: Option<&'a bytes::Bytes>,
 ) -> Result<(receive::Parsed<'a>, Option<Native<'a>>), GatewayError> {
     Ok(match ctx.front {
-        Dialect::OpenAi => (receive::parse(ctx.op, bytes)?, None),
+        Dialect::OpenAi | Dialect::Responses => {
+            // A Responses request: the hub body for the stages, the
+            // client's own for a provider that speaks the Responses API.
+            let native = match responses {
+                Some(b) => Some(Native {
+                    dialect: Dialect::Responses,
+                    raw: crate::wire::json::RawObject::parse(b)
+                        .map_err(|e| crate::error::RequestError::InvalidJson(e.to_string()))?,
+                    beta: None,
+                    hub_problem: None,
+                }),
+                None => None,
+            };
+            (receive::parse(ctx.op, bytes)?, native)
+        }
         Dialect::Anthropic => {
             let (hub_bytes, hub_problem) = front::prepare(bytes)?;
             let raw = crate::wire::json::RawObject::parse(bytes)
                 .map_err(|e| crate::error::RequestError::InvalidJson(e.to_string()))?;
-            let native = Native { raw, beta: front::beta(headers), hub_problem };
+            let native = Native { dialect: Dialect::Anthropic, raw, beta: front::beta(headers), hub_problem };
             (receive::parse(ctx.op, hub.insert(hub_bytes))?, Some(native))
         }
     })
@@ -212,7 +236,7 @@ async fn forward(
 
     // 13. record — headers are added by `record::finish` for every outcome.
     Ok(match ctx.front {
-        Dialect::OpenAi => upstream::into_response(reply),
+        Dialect::OpenAi | Dialect::Responses => upstream::into_response(reply),
         Dialect::Anthropic => front::respond(reply, &ctx.adm.requested, estimate.prompt),
     })
 }
@@ -251,6 +275,23 @@ pub async fn handle_as(
     record::finish(&ctx, result)
 }
 
+/// A Responses request: `body` is its hub translation, `native` the
+/// request itself for OpenAI's own Responses API (see `passes_through`).
+pub async fn handle_responses(
+    id: String,
+    snapshot: Arc<Snapshot>,
+    shared: Arc<Shared>,
+    headers: HeaderMap,
+    body: Body,
+    native: Option<bytes::Bytes>,
+) -> Response {
+    let mut ctx = RequestCtx::new(Admission::new(id, Kind::Model, snapshot, shared, &headers), Operation::ChatCompletions);
+    ctx.surface = Some("responses");
+    ctx.native_responses = native;
+    let result = run(&mut ctx, &headers, body).await;
+    record::finish(&ctx, result)
+}
+
 /// A request a front refused before the stages ran (a Responses body it
 /// could not read or translate): recorded like a refusal inside them —
 /// logged under the caller's identity, counted — so the request log keeps
@@ -285,6 +326,8 @@ async fn output_guardrails(
             let shape = match dialect {
                 Dialect::OpenAi => Shape::ChatResponse,
                 Dialect::Anthropic => Shape::MessagesResponse,
+                // Passed through only when no output guardrail applies (`passes_through`).
+                Dialect::Responses => return Ok(crate::providers::UpstreamReply::Complete { body, usage, dialect }),
             };
             let body = match guardrails::run(&mut ctx.adm, Hook::LlmOutput, shape, Cow::Borrowed(&body[..])).await? {
                 Cow::Borrowed(_) => body,
@@ -296,6 +339,17 @@ async fn output_guardrails(
             Ok(crate::providers::UpstreamReply::Stream(stream_guard::guard(&mut ctx.adm, body, dialect), dialect))
         }
     }
+}
+
+/// Whether a Responses request may go to OpenAI as the client wrote it:
+/// only when nothing the gateway does to a chat request would be lost —
+/// no prompt template rendered into the hub, no output guardrail (a
+/// Responses stream repeats its text in events the guardrails do not
+/// read), no placeholders to restore. Otherwise it is translated like any.
+fn passes_through(ctx: &RequestCtx) -> bool {
+    ctx.prompt.is_none()
+        && !(ctx.adm.guard.restore && !ctx.adm.guard.placeholders.is_empty())
+        && guardrails::active(&ctx.adm, Hook::LlmOutput).is_empty()
 }
 
 /// The first `max` bytes as text (cut on a character boundary).

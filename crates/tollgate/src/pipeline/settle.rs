@@ -90,6 +90,7 @@ pub fn run(ctx: &mut RequestCtx, reply: UpstreamReply, strip_usage: bool, reques
                 price,
                 usage: None,
                 anthropic: (dialect == Dialect::Anthropic).then(Tokens::default),
+                responses: dialect == Dialect::Responses,
                 delivered: Vec::new(),
                 request: request.clone(),
                 strip_usage,
@@ -118,6 +119,8 @@ struct Metered {
     usage: Option<Usage>,
     /// For a stream in Anthropic's shape: its usage as the events report it.
     anthropic: Option<Tokens>,
+    /// A Responses stream: usage arrives in its final `response.completed`.
+    responses: bool,
     /// The text delivered so far (bounded), tokenized if no usage arrives.
     delivered: Vec<u8>,
     /// The client's request body, tokenized if no usage arrives.
@@ -169,7 +172,23 @@ impl Metered {
         for event in split_events(&data) {
             let payload = event_data(event);
             if let Some(p) = payload {
-                collect_text(p, self.anthropic.is_some(), &mut self.delivered);
+                let keys = if self.anthropic.is_some() {
+                    ANTHROPIC_TEXT
+                } else if self.responses {
+                    RESPONSES_TEXT
+                } else {
+                    HUB_TEXT
+                };
+                collect_text(p, keys, &mut self.delivered);
+                if self.responses {
+                    if find(p, b"\"usage\"")
+                        && let Ok(v) = serde_json::from_slice::<serde_json::Value>(p)
+                        && let Some(u) = v.pointer("/response/usage").filter(|u| u.is_object())
+                    {
+                        self.usage = Some(Usage::from(crate::translate::responses::tokens(u)));
+                    }
+                    continue;
+                }
                 if let Some(acc) = &mut self.anthropic {
                     if find(p, b"\"usage\"") && crate::translate::anthropic::stream_usage(p, acc) {
                         self.usage = Some(Usage::from(*acc));
@@ -241,15 +260,14 @@ impl Drop for Metered {
 /// Cap on the delivered text kept for a token estimate.
 const MAX_DELIVERED: usize = 1 << 20;
 
-/// Appends the raw contents of the text-bearing strings in a chunk
-/// (`"content"` in the hub shape; `"text"`, `"thinking"` and
-/// `"partial_json"` in Anthropic's), any whitespace around the colon.
-fn collect_text(p: &[u8], anthropic: bool, out: &mut Vec<u8>) {
-    let keys: &[&[u8]] = if anthropic {
-        &[b"\"text\"", b"\"thinking\"", b"\"partial_json\""]
-    } else {
-        &[b"\"content\"", b"\"arguments\""]
-    };
+/// The text-bearing fields of a stream event, by dialect.
+const HUB_TEXT: &[&[u8]] = &[b"\"content\"", b"\"arguments\""];
+const ANTHROPIC_TEXT: &[&[u8]] = &[b"\"text\"", b"\"thinking\"", b"\"partial_json\""];
+const RESPONSES_TEXT: &[&[u8]] = &[b"\"delta\""];
+
+/// Appends the raw contents of the text-bearing strings in a chunk (`keys`),
+/// any whitespace around the colon.
+fn collect_text(p: &[u8], keys: &[&[u8]], out: &mut Vec<u8>) {
     for key in keys {
         let mut i = 0;
         while let Some(pos) = p[i..].windows(key.len()).position(|w| w == *key) {
@@ -289,9 +307,9 @@ mod tests {
 
     #[test]
     fn content_is_collected() {
-        let text = |p: &[u8], a| {
+        let text = |p: &[u8], a: bool| {
             let mut out = Vec::new();
-            collect_text(p, a, &mut out);
+            collect_text(p, if a { ANTHROPIC_TEXT } else { HUB_TEXT }, &mut out);
             String::from_utf8(out).unwrap()
         };
         assert_eq!(text(br#"{"delta":{"content":"hello \"x\""}}"#, false), r#"hello \"x\""#);

@@ -310,6 +310,12 @@ impl Guard {
                 }
                 Bytes::from(format!("event: content_block_delta\ndata: {template}\n\n"))
             }
+            Dialect::Responses => {
+                if let Some(c) = template.pointer_mut("/delta") {
+                    *c = Value::String(text.to_string());
+                }
+                Bytes::from(format!("event: response.output_text.delta\ndata: {template}\n\n"))
+            }
         }
     }
 
@@ -324,6 +330,10 @@ impl Guard {
             Dialect::Anthropic => Bytes::from(format!(
                 "event: error\ndata: {}\n\n",
                 json!({"type": "error", "error": {"type": "invalid_request_error", "message": message}})
+            )),
+            Dialect::Responses => Bytes::from(format!(
+                "event: error\ndata: {}\n\n",
+                json!({"type": "error", "code": "guardrail_blocked", "message": message, "param": null})
             )),
         }
     }
@@ -359,6 +369,16 @@ fn text_of(v: &Value, dialect: Dialect) -> Option<(u64, &str)> {
                 return None;
             }
             Some((v.get("index").and_then(Value::as_u64).unwrap_or(0), d.get("text")?.as_str()?))
+        }
+        // Only the deltas: a Responses stream repeats its text in the
+        // `….done` events and the final response, which is why a native
+        // Responses stream is passed through only when no output guardrail
+        // or placeholder restore applies (see `server/responses.rs`).
+        Dialect::Responses => {
+            if v.get("type")?.as_str()? != "response.output_text.delta" {
+                return None;
+            }
+            Some((v.get("output_index").and_then(Value::as_u64).unwrap_or(0), v.get("delta")?.as_str()?))
         }
     }
 }

@@ -45,7 +45,16 @@ pub async fn call(
     Ok(reply)
 }
 
+/// The reply as a response; its dialect rides along as an extension, so a
+/// front can tell an answer it must translate from one it passes on.
 pub fn into_response(reply: UpstreamReply) -> Response {
+    let dialect = reply.dialect();
+    let mut r = into_response_inner(reply);
+    r.extensions_mut().insert(dialect);
+    r
+}
+
+fn into_response_inner(reply: UpstreamReply) -> Response {
     match reply {
         UpstreamReply::Complete { body, .. } => {
             let mut r = Response::new(Body::from(body));

@@ -88,7 +88,7 @@ impl Anthropic {
         }
         let model = call.upstream_model;
         let vertex = matches!(self.auth, Auth::Vertex { .. });
-        let (body, dialect) = match call.native {
+        let (body, dialect) = match call.native.filter(|n| n.dialect == Dialect::Anthropic) {
             Some(n) => {
                 let model_json = json_string(model);
                 let mut replace: Vec<(&str, &str)> =
@@ -122,7 +122,7 @@ impl Anthropic {
         let x = Exchange::new(provider, *t);
         let mut req = x.post(&url, &self.headers, body)?;
         let h = req.headers_mut();
-        let client_beta = call.native.and_then(|n| n.beta.as_deref());
+        let client_beta = call.native.filter(|n| n.dialect == Dialect::Anthropic).and_then(|n| n.beta.as_deref());
         let beta: Vec<&str> = self.beta.iter().map(String::as_str).chain(client_beta).collect();
         if !beta.is_empty()
             && let Ok(v) = HeaderValue::from_str(&beta.join(","))
@@ -135,7 +135,7 @@ impl Anthropic {
         let stream = call.stream.then(|| {
             let translator: Box<dyn translate::ToOpenAiStream> = match dialect {
                 Dialect::Anthropic => Box::new(tr::Native::default()),
-                Dialect::OpenAi => Box::new(tr::Stream::new(model, call.hub_wants_usage())),
+                Dialect::OpenAi | Dialect::Responses => Box::new(tr::Stream::new(model, call.hub_wants_usage())),
             };
             ("text/event-stream", Mode::Sse(translator), dialect)
         });
@@ -148,7 +148,7 @@ impl Anthropic {
         let usage = v.get("usage").map(|u| Usage::from(tr::tokens(u)));
         match dialect {
             Dialect::Anthropic => Ok(UpstreamReply::Complete { body, usage, dialect }),
-            Dialect::OpenAi => {
+            Dialect::OpenAi | Dialect::Responses => {
                 let hub = tr::response(&v).map_err(|e| x.broken(e.0))?;
                 Ok(UpstreamReply::Complete { body: Bytes::from(hub.to_string()), usage, dialect })
             }

@@ -53,10 +53,13 @@ pub enum ProviderKind {
     Mock(mock::MockProvider),
 }
 
-/// A `/v1/messages` request as the client sent it. Anthropic providers take
+/// A request as the client sent it, in its own API: `/v1/messages` for
+/// Anthropic providers, `/v1/responses` for OpenAI's. Such a provider takes
 /// it as it is (nothing lost in translation); every other provider takes
 /// the hub translation in `Call::request`.
 pub struct Native<'a> {
+    /// `Anthropic` or `Responses`: which API `raw` speaks.
+    pub dialect: Dialect,
     pub raw: RawObject<'a>,
     /// The client's `anthropic-beta` header.
     pub beta: Option<String>,
@@ -85,12 +88,21 @@ impl Timeouts {
 }
 
 /// What an upstream call hands back to the pipeline: in the hub (OpenAI)
-/// dialect, or in Anthropic's when an Anthropic provider took a native request.
+/// dialect, in Anthropic's when an Anthropic provider took a native
+/// request, in the Responses API's when OpenAI took one.
 pub enum UpstreamReply {
     /// A complete JSON body.
     Complete { body: Bytes, usage: Option<Usage>, dialect: Dialect },
     /// An SSE body relayed event by event.
     Stream(axum::body::Body, Dialect),
+}
+
+impl UpstreamReply {
+    pub fn dialect(&self) -> Dialect {
+        match self {
+            UpstreamReply::Complete { dialect, .. } | UpstreamReply::Stream(_, dialect) => *dialect,
+        }
+    }
 }
 
 /// Everything one upstream call needs, borrowed from the request context.

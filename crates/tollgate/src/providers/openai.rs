@@ -137,7 +137,19 @@ impl OpenAiCompat {
         }
     }
 
+    /// Providers whose own API has `/responses`: a Responses request is
+    /// passed to it as the client wrote it.
+    fn speaks_responses(&self) -> bool {
+        matches!(self.type_label, "openai" | "azure_openai")
+    }
+
     pub async fn call(&self, provider: &str, t: &Timeouts, call: Call<'_>) -> Result<UpstreamReply, UpstreamError> {
+        if let Some(n) = call.native.filter(|n| n.dialect == Dialect::Responses)
+            && self.speaks_responses()
+            && call.op == Operation::ChatCompletions
+        {
+            return self.responses(provider, t, &call, n).await;
+        }
         let url = self.url(call.op, call.upstream_model);
         let model_json = json_string(call.upstream_model);
         let mut replace: Vec<(&str, &str)> = Vec::with_capacity(1 + call.overrides.len());
@@ -157,7 +169,7 @@ impl OpenAiCompat {
         }
         let hub_fields;
         let mut remove: Vec<&str> = Vec::new();
-        if let Some(native) = call.native {
+        if let Some(native) = call.native.filter(|n| n.dialect == Dialect::Anthropic) {
             if let Some(problem) = &native.hub_problem {
                 return Err(UpstreamError::Untranslatable { provider: provider.into(), message: problem.clone() });
             }
@@ -181,6 +193,45 @@ impl OpenAiCompat {
             Answer::Whole(body) => {
                 let usage = peek_usage(&body);
                 Ok(UpstreamReply::Complete { body, usage, dialect: Dialect::OpenAi })
+            }
+        }
+    }
+}
+
+impl OpenAiCompat {
+    /// `POST /responses` with the client's Responses request, the model
+    /// named as this target's; the answer comes back as OpenAI wrote it.
+    async fn responses(
+        &self,
+        provider: &str,
+        t: &Timeouts,
+        call: &Call<'_>,
+        native: &super::Native<'_>,
+    ) -> Result<UpstreamReply, UpstreamError> {
+        let (url, model) = match &self.azure {
+            None => (format!("{}/responses", self.base), call.upstream_model),
+            // Azure's v1 API: one path for every deployment, named as the model.
+            Some(az) => (
+                format!("{}/openai/v1/responses", self.base),
+                az.deployments.get(call.upstream_model).map_or(call.upstream_model, String::as_str),
+            ),
+        };
+        let model_json = json_string(model);
+        let body = native.raw.rebuild(&[("model", &model_json)], &[]);
+        let x = Exchange::new(provider, *t);
+        let req = x.post(&url, &self.headers, body)?;
+        let relay = Box::new(crate::translate::responses::stream::Native::default());
+        let wire = Wire {
+            error_message: peek_error_message,
+            stream: call.stream.then_some(("text/event-stream", Mode::Sse(relay), Dialect::Responses)),
+            max_response_size: call.max_response_size,
+            fix_error: None,
+        };
+        match x.run(&self.client, req, wire).await? {
+            Answer::Stream(body) => Ok(UpstreamReply::Stream(body, Dialect::Responses)),
+            Answer::Whole(body) => {
+                let usage = x.json(&body)?.get("usage").map(|u| crate::translate::responses::tokens(u).into());
+                Ok(UpstreamReply::Complete { body, usage, dialect: Dialect::Responses })
             }
         }
     }

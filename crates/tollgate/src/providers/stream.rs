@@ -290,6 +290,10 @@ impl SseRelay {
                 let body = crate::translate::messages::error_body(status, &message);
                 format!("event: error\ndata: {body}\n\n").into_bytes()
             }
+            Dialect::Responses => {
+                let body = serde_json::json!({ "type": "error", "code": code, "message": message, "param": null });
+                format!("event: error\ndata: {body}\n\n").into_bytes()
+            }
         };
         Poll::Ready(Some(Ok(Frame::data(Bytes::from(event)))))
     }

@@ -12,6 +12,7 @@ mod batches;
 pub mod changes;
 pub mod data;
 mod responses;
+mod responses_native;
 mod openapi;
 pub mod ui;
 
@@ -248,9 +249,10 @@ impl Gateway {
                 }
             })
         });
-        let dist_sync = app.cluster.as_ref().map(|c| {
-            crate::distributed::sync::start(c.cells.clone(), c.settings.clone(), writer_rx.clone())
-        });
+        let dist_sync = match &app.cluster {
+            Some(c) => Some(crate::distributed::sync::start(c.cells.clone(), c.settings.clone(), writer_rx.clone()).await),
+            None => None,
+        };
         let dispatcher = crate::events::start(
             &shared.events,
             {

@@ -24,7 +24,9 @@ use crate::identity::authenticate;
 use crate::pipeline::front::{self, FromHubStream};
 use crate::responses::{Entry, Settings, Stored};
 use crate::translate::responses::{self as tr, Echo, stream::FromHub};
-use crate::wire::{Dialect, Operation};
+use crate::wire::Dialect;
+
+use super::responses_native as native;
 
 fn fail(e: impl Into<GatewayError>) -> Response {
     crate::error::render(e.into(), Dialect::OpenAi)
@@ -40,24 +42,15 @@ pub async fn create(State(app): State<Arc<App>>, req: Request) -> Response {
     let shared = app.live.shared();
     let (parts, body) = req.into_parts();
     let mut headers = parts.headers;
-    let pipeline = |headers: HeaderMap, body: Body| {
-        crate::pipeline::handle_as(
-            app.ids.next(),
-            Operation::ChatCompletions,
-            Dialect::OpenAi,
-            Some("responses"),
-            snap.clone(),
-            shared.clone(),
-            headers,
-            body,
-        )
+    let pipeline = |headers: HeaderMap, body: Body, native: Option<Bytes>| {
+        crate::pipeline::handle_responses(app.ids.next(), snap.clone(), shared.clone(), headers, body, native)
     };
     // Who is asking decides which stored conversations it may continue; a
     // caller who cannot be identified gets the pipeline's own refusal
     // (logged as every refusal is), before any of its body is read.
     let principal = match authenticate::run(&snap.auth, &shared.keys, &headers).await {
         Ok(p) => p,
-        Err(_) => return pipeline(headers, Body::empty()).await,
+        Err(_) => return pipeline(headers, Body::empty(), None).await,
     };
     let refuse = |headers: HeaderMap, e: GatewayError| {
         crate::pipeline::refused_as(app.ids.next(), Some("responses"), snap.clone(), shared.clone(), headers, e)
@@ -98,11 +91,33 @@ pub async fn create(State(app): State<Arc<App>>, req: Request) -> Response {
         Ok(c) => c,
         Err(e) => return refuse(headers, RequestError::InvalidBody(e.0).into()).await,
     };
+    // The same request for OpenAI's own Responses API, should the model be
+    // served by it: the history written out, so no state there is needed.
+    let turn_input = native::turn_input(&req, &lookup);
+    let history_items = match &previous {
+        Some(id) => app.responses.history_items(&principal.id, id, limits).unwrap_or_default(),
+        None => Vec::new(),
+    };
+    let native_body = native::body(&req, history_items, &turn_input);
     // The hub body has its own length; the client's no longer applies.
     headers.remove(header::CONTENT_LENGTH);
-    let resp = pipeline(headers, Body::from(converted.hub.to_string())).await;
+    let resp = pipeline(headers, Body::from(converted.hub.to_string()), Some(native_body)).await;
     if resp.status() != StatusCode::OK {
         return resp; // an OpenAI-shaped error, as the Responses API sends them
+    }
+    let store = req.get("store").and_then(Value::as_bool).unwrap_or(true);
+    if resp.extensions().get::<Dialect>() == Some(&Dialect::Responses) {
+        let keep = store.then(|| Keep {
+            store: app.responses.clone(),
+            tenant: principal.id.clone(),
+            id: String::new(),
+            request: req.clone(),
+            input: converted.input.clone(),
+            items: turn_input.clone(),
+            previous: previous.clone(),
+            limits,
+        });
+        return passed_on(resp, keep).await;
     }
     let id = resp
         .headers()
@@ -110,12 +125,13 @@ pub async fn create(State(app): State<Arc<App>>, req: Request) -> Response {
         .and_then(|v| v.to_str().ok())
         .and_then(|r| r.strip_prefix("req_"))
         .map_or_else(|| new_id("resp"), |r| format!("resp_{r}"));
-    let keep = req.get("store").and_then(Value::as_bool).unwrap_or(true).then(|| Keep {
+    let keep = store.then(|| Keep {
         store: app.responses.clone(),
         tenant: principal.id.clone(),
         id: id.clone(),
         request: req.clone(),
         input: converted.input,
+        items: turn_input,
         previous,
         limits,
     });
@@ -144,6 +160,27 @@ pub async fn create(State(app): State<Arc<App>>, req: Request) -> Response {
     Response::from_parts(parts, Body::from(out))
 }
 
+/// An answer from OpenAI's own Responses API, passed on as it came and
+/// kept under OpenAI's id (whole: now; streamed: once it completes).
+async fn passed_on(resp: Response, keep: Option<Keep>) -> Response {
+    let (mut parts, body) = resp.into_parts();
+    let Some(keep) = keep else { return Response::from_parts(parts, body) };
+    let streamed =
+        parts.headers.get(header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
+    if streamed {
+        return Response::from_parts(parts, native::tap(body, Box::new(move |r| keep.put_native(r))));
+    }
+    let bytes = match http_body_util::BodyExt::collect(body).await {
+        Ok(c) => c.to_bytes(),
+        Err(_) => Bytes::new(),
+    };
+    if let Ok(v) = serde_json::from_slice::<Value>(&bytes) {
+        keep.put_native(v);
+    }
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, Body::from(bytes))
+}
+
 /// What keeping one response needs, until its answer is complete.
 struct Keep {
     store: Arc<Stored>,
@@ -151,6 +188,8 @@ struct Keep {
     id: String,
     request: Value,
     input: Vec<Value>,
+    /// This turn's input as Responses items.
+    items: Vec<Value>,
     previous: Option<String>,
     limits: Settings,
 }
@@ -163,8 +202,39 @@ impl Keep {
         }
         let mut turn = self.input;
         turn.push(message);
-        let entry = Entry::new(self.tenant, response, self.request, turn, self.previous);
+        let mut items = self.items;
+        items.extend(response.get("output").and_then(Value::as_array).into_iter().flatten().cloned());
+        let entry = Entry::new(self.tenant, response, self.request, turn, self.previous).with_items(items, false);
         self.store.put(self.id, entry, self.limits);
+    }
+
+    /// OpenAI's own answer: its id, and the hub shape of its output for a
+    /// later turn that goes to another provider.
+    fn put_native(mut self, response: Value) {
+        let Some(id) = response.get("id").and_then(Value::as_str).map(str::to_string) else { return };
+        // A turn that names itself as its own past would make a loop.
+        if self.previous.as_deref() == Some(&id) {
+            return;
+        }
+        if response.get("status").and_then(Value::as_str) == Some("failed") {
+            return;
+        }
+        let output = response.get("output").and_then(Value::as_array).cloned().unwrap_or_default();
+        // What other providers can be given of it: built-in tool calls
+        // (web search and the like) ran at OpenAI and have no chat shape.
+        let carried: Vec<Value> = output
+            .iter()
+            .filter(|i| matches!(i.get("type").and_then(Value::as_str), Some("message" | "function_call" | "reasoning")))
+            .cloned()
+            .collect();
+        let mut turn = std::mem::take(&mut self.input);
+        if let Ok(c) = tr::to_hub(&json!({ "model": "-", "input": carried }), &[], &|_| None) {
+            turn.extend(c.input);
+        }
+        let mut items = std::mem::take(&mut self.items);
+        items.extend(output);
+        let entry = Entry::new(self.tenant, response, self.request, turn, self.previous).with_items(items, true);
+        self.store.put(id, entry, self.limits);
     }
 }
 

@@ -416,6 +416,19 @@ impl Echo<'_> {
     }
 }
 
+/// A Responses usage object as hub tokens.
+pub fn tokens(u: &Value) -> Tokens {
+    let n = |p: &str| u.pointer(p).and_then(Value::as_u64).unwrap_or(0);
+    let cached = n("/input_tokens_details/cached_tokens");
+    Tokens {
+        input: n("/input_tokens").saturating_sub(cached),
+        cache_read: cached,
+        cache_write: 0,
+        output: n("/output_tokens"),
+        reasoning: n("/output_tokens_details/reasoning_tokens"),
+    }
+}
+
 /// Hub tokens as the Responses usage object.
 pub fn usage_object(t: Tokens) -> Value {
     let input = t.input + t.cache_read + t.cache_write;

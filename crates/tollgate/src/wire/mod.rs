@@ -29,4 +29,6 @@ pub enum Dialect {
     OpenAi,
     /// Anthropic Messages, for `/v1/messages` answered by an Anthropic model.
     Anthropic,
+    /// OpenAI Responses, for `/v1/responses` passed through to OpenAI's own.
+    Responses,
 }

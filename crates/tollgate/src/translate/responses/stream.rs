@@ -324,3 +324,57 @@ impl FromHub {
         out.extend_from_slice(b"\n\n");
     }
 }
+
+/// An OpenAI Responses stream relayed to a Responses client as it is: each
+/// event re-emitted unchanged, the end checked (`response.completed`,
+/// `response.incomplete`), and `error` or `response.failed` turned into a
+/// failure (before the first event: a fallback).
+#[derive(Default)]
+pub struct Native {
+    ended: bool,
+}
+
+impl crate::translate::ToOpenAiStream for Native {
+    fn event(
+        &mut self,
+        ev: crate::translate::UpEvent<'_>,
+        out: &mut Vec<u8>,
+    ) -> std::result::Result<(), crate::translate::StreamFail> {
+        let crate::translate::UpEvent::Sse { event, data } = ev else { return Ok(()) };
+        let kind = match event {
+            Some(e) => e.to_string(),
+            None => serde_json::from_slice::<Value>(data)
+                .ok()
+                .and_then(|v| v.get("type").and_then(Value::as_str).map(str::to_string))
+                .unwrap_or_default(),
+        };
+        if kind == "error" || kind == "response.failed" {
+            let v: Value = serde_json::from_slice(data).unwrap_or(Value::Null);
+            let e = if kind == "error" { &v } else { &v["response"]["error"] };
+            let message = e.get("message").and_then(Value::as_str).unwrap_or("the upstream stream failed").to_string();
+            return Err(crate::translate::StreamFail::Status { status: 502, message });
+        }
+        if kind == "response.completed" || kind == "response.incomplete" {
+            self.ended = true;
+        }
+        if let Some(e) = event {
+            out.extend_from_slice(b"event: ");
+            out.extend_from_slice(e.as_bytes());
+            out.push(b'\n');
+        }
+        out.extend_from_slice(b"data: ");
+        out.extend_from_slice(data);
+        out.extend_from_slice(b"\n\n");
+        Ok(())
+    }
+
+    fn end(&mut self, _out: &mut Vec<u8>) -> std::result::Result<(), crate::translate::StreamFail> {
+        if self.ended {
+            Ok(())
+        } else {
+            Err(crate::translate::StreamFail::Broken(
+                "the stream ended before response.completed; the answer is incomplete".into(),
+            ))
+        }
+    }
+}
