@@ -252,25 +252,8 @@ pub async fn handle(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    handle_as(id, op, front, None, snapshot, shared, headers, body).await
-}
-
-/// `handle`, naming the API the client called when a front translated it
-/// into another operation (for the log's `route` and the metrics).
-#[expect(clippy::too_many_arguments, reason = "`handle`'s arguments plus the surface; a struct would only rename them")]
-pub async fn handle_as(
-    id: String,
-    op: Operation,
-    front: Dialect,
-    surface: Option<&'static str>,
-    snapshot: Arc<Snapshot>,
-    shared: Arc<Shared>,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
     let mut ctx = RequestCtx::new(Admission::new(id, Kind::Model, snapshot, shared, &headers), op);
     ctx.front = front;
-    ctx.surface = surface;
     let result = run(&mut ctx, &headers, body).await;
     record::finish(&ctx, result)
 }
