@@ -514,14 +514,7 @@ impl ToOpenAiStream for Native {
         if event == Some("message_stop") {
             self.stopped = true;
         }
-        if let Some(e) = event {
-            out.extend_from_slice(b"event: ");
-            out.extend_from_slice(e.as_bytes());
-            out.push(b'\n');
-        }
-        out.extend_from_slice(b"data: ");
-        out.extend_from_slice(data);
-        out.extend_from_slice(b"\n\n");
+        super::reemit(event, data, out);
         Ok(())
     }
 

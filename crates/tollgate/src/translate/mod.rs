@@ -88,6 +88,18 @@ pub trait ToOpenAiStream: Send {
     fn end(&mut self, out: &mut Vec<u8>) -> std::result::Result<(), StreamFail>;
 }
 
+/// An SSE event written again as it came (its `event:` name, if any, and data).
+pub(crate) fn reemit(event: Option<&str>, data: &[u8], out: &mut Vec<u8>) {
+    if let Some(e) = event {
+        out.extend_from_slice(b"event: ");
+        out.extend_from_slice(e.as_bytes());
+        out.push(b'\n');
+    }
+    out.extend_from_slice(b"data: ");
+    out.extend_from_slice(data);
+    out.extend_from_slice(b"\n\n");
+}
+
 /// A tool call's arguments as the object providers other than OpenAI want.
 /// OpenAI carries them as a JSON string, possibly empty.
 pub(crate) fn arguments_object(args: Option<&Value>) -> Result<Value> {

@@ -131,6 +131,19 @@ impl Harness {
 }
 
 /// Parses an SSE body into its `data:` payloads.
+/// `(event name, data)` of an SSE body with named events (Anthropic's,
+/// the Responses API's).
+pub fn named_events(body: &str) -> Vec<(String, Value)> {
+    body.split("\n\n")
+        .filter(|e| !e.trim().is_empty())
+        .map(|e| {
+            let name = e.lines().find_map(|l| l.strip_prefix("event: ")).unwrap_or("").to_string();
+            let data = e.lines().find_map(|l| l.strip_prefix("data: ")).unwrap_or("null");
+            (name, serde_json::from_str(data).unwrap_or(Value::Null))
+        })
+        .collect()
+}
+
 pub fn sse_data(body: &str) -> Vec<String> {
     body.split("\n\n").filter_map(|e| e.lines().find_map(|l| l.strip_prefix("data: ")).map(str::to_string)).collect()
 }

@@ -22,18 +22,6 @@ fn tools() -> Value {
     json!([{ "name": "lookup", "description": "find", "input_schema": { "type": "object", "properties": { "q": { "type": "string" } } } }])
 }
 
-/// Event names and data of an Anthropic stream.
-fn events(body: &str) -> Vec<(String, Value)> {
-    body.split("\n\n")
-        .filter(|e| !e.trim().is_empty())
-        .map(|e| {
-            let name = e.lines().find_map(|l| l.strip_prefix("event: ")).unwrap_or("").to_string();
-            let data = e.lines().find_map(|l| l.strip_prefix("data: ")).unwrap_or("null");
-            (name, serde_json::from_str(data).unwrap_or(Value::Null))
-        })
-        .collect()
-}
-
 const NON_ANTHROPIC: [&str; 4] =
     ["up/gpt-4o-mini", "gem/gemini-2.5-flash", "br/anthropic.claude-3-5-haiku-20241022-v1:0", "mock/echo"];
 
@@ -99,7 +87,7 @@ async fn streams_follow_the_anthropic_event_sequence() {
         )
         .await;
         assert_eq!(r.status, 200, "{model}: {}", r.text());
-        let ev = events(&r.text());
+        let ev = named_events(&r.text());
         let names: Vec<&str> = ev.iter().map(|(n, _)| n.as_str()).filter(|n| *n != "ping").collect();
         assert_eq!(names.first(), Some(&"message_start"), "{model}: {names:?}");
         assert_eq!(&names[names.len() - 2..], ["message_delta", "message_stop"], "{model}: {names:?}");
@@ -201,7 +189,7 @@ async fn errors_are_anthropic_shaped() {
     // A stream cut after it started ends with an Anthropic error event.
     up.push_fault(Fault::CutStream { after_events: 3, abort: false });
     let r = messages(&h, &json!({ "model": "up/gpt-4o-mini", "max_tokens": 5, "stream": true, "messages": [{ "role": "user", "content": "one two three four" }] })).await;
-    let ev = events(&r.text());
+    let ev = named_events(&r.text());
     assert_eq!(ev.last().unwrap().0, "error", "{}", r.text());
     assert!(!ev.iter().any(|(n, _)| n == "message_stop"));
 }
@@ -258,7 +246,7 @@ async fn fallback_from_an_anthropic_target_to_an_openai_one_keeps_the_anthropic_
         let paths: Vec<String> = up.requests().iter().map(|r| r.path.clone()).collect();
         assert_eq!(paths, ["/v1/messages", "/v1/chat/completions"], "native first, translation second");
         if stream {
-            let ev = events(&r.text());
+            let ev = named_events(&r.text());
             assert_eq!(ev.first().map(|e| e.0.as_str()), Some("message_start"), "{}", r.text());
             assert_eq!(ev.last().map(|e| e.0.as_str()), Some("message_stop"), "{}", r.text());
         } else {

@@ -26,18 +26,6 @@ const MODELS: [&str; 6] = [
     "co/command-r-plus",
 ];
 
-/// `(event name, data)` of a Responses stream.
-fn events(body: &str) -> Vec<(String, Value)> {
-    body.split("\n\n")
-        .filter(|e| !e.trim().is_empty())
-        .map(|e| {
-            let name = e.lines().find_map(|l| l.strip_prefix("event: ")).unwrap_or("").to_string();
-            let data = e.lines().find_map(|l| l.strip_prefix("data: ")).unwrap_or("null");
-            (name, serde_json::from_str(data).unwrap_or(Value::Null))
-        })
-        .collect()
-}
-
 #[tokio::test]
 async fn every_provider_answers_in_the_responses_shape() {
     let up = MockUpstream::start().await;
@@ -112,7 +100,7 @@ async fn streams_follow_the_responses_event_sequence() {
         let r = responses(&h, MASTER, &body).await;
         assert_eq!(r.status, 200, "{model}: {}", r.text());
         assert!(r.header("content-type").unwrap().starts_with("text/event-stream"));
-        let ev = events(&r.text());
+        let ev = named_events(&r.text());
         let names: Vec<&str> = ev.iter().map(|(n, _)| n.as_str()).collect();
         assert_eq!(&names[..2], ["response.created", "response.in_progress"], "{model}: {names:?}");
         assert_eq!(names.last(), Some(&"response.completed"), "{model}: {names:?}");
@@ -287,7 +275,7 @@ rate_limits:
     // A stream the provider cuts ends with response.failed, never a false completion.
     a.push_fault(testkit::Fault::CutStream { after_events: 2, abort: false });
     let r = responses(&h, MASTER, &json!({ "model": "a/m", "input": "hello there friend", "stream": true })).await;
-    let ev = events(&r.text());
+    let ev = named_events(&r.text());
     assert_eq!(ev.last().unwrap().0, "response.failed", "{}", r.text());
     assert!(!ev.iter().any(|(n, _)| n == "response.completed"));
     // The rate limit counts Responses requests like any other (the fourth of four).

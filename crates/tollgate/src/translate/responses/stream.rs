@@ -357,14 +357,7 @@ impl crate::translate::ToOpenAiStream for Native {
         if kind == "response.completed" || kind == "response.incomplete" {
             self.ended = true;
         }
-        if let Some(e) = event {
-            out.extend_from_slice(b"event: ");
-            out.extend_from_slice(e.as_bytes());
-            out.push(b'\n');
-        }
-        out.extend_from_slice(b"data: ");
-        out.extend_from_slice(data);
-        out.extend_from_slice(b"\n\n");
+        crate::translate::reemit(event, data, out);
         Ok(())
     }
 
