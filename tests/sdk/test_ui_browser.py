@@ -1,7 +1,7 @@
 """The admin console at /ui/, driven in headless Chromium.
 
 A gateway of its own (mock providers, a fallback, a rate limit, a budget,
-an MCP server whose tools wait for approval) gets real traffic through the
+a guardrail, an MCP server whose tools wait for approval) gets real traffic through the
 data plane; then `js/ui_browser.mjs` (playwright-core on Debian's
 `/usr/bin/chromium`, no browser download) signs in, finds that traffic in
 the dashboard and the explorer, creates and revokes a key, approves a tool,
@@ -55,6 +55,11 @@ rate_limits:
   - {{ id: per-key-rpm, limit_by: [subject], unit: requests_per_minute, limit: 600 }}
 budgets:
   - {{ id: team-daily, limit_by: [team], unit: cost_per_day, limit: 5 }}
+guardrails:
+  definitions:
+    - {{ name: pii-redaction, type: pii, action: mutate, entities: [EMAIL], restore: true }}
+  enforce:
+    llm_input: [pii-redaction]
 mcp_servers:
   - {{ name: ops, command: "{tollgate}", args: [mcp, mock-server], pin_tools: true, pin_on: approval }}
 """
@@ -92,11 +97,14 @@ def test_console_in_a_browser(console) -> None:
     member = httpx.post(f"{admin}/admin/keys", headers={"authorization": f"Bearer {MASTER_KEY}"},
                         json={"name": "ui-member", "role": "member", "owner": "dana@example.com"}, timeout=10)
     assert member.status_code == 201, member.text
+    team_admin = httpx.post(f"{admin}/admin/keys", headers={"authorization": f"Bearer {MASTER_KEY}"},
+                            json={"name": "ui-payments-admin", "role": "team_admin", "team": "payments"}, timeout=10)
+    assert team_admin.status_code == 201, team_admin.text
 
     shots = Path(os.environ.get("TOLLGATE_UI_SCREENSHOTS") or work / "shots").resolve()
     shots.mkdir(parents=True, exist_ok=True)
     args = {
-        "admin": admin, "data": url, "master": MASTER_KEY, "member": member.json()["key"],
+        "admin": admin, "data": url, "master": MASTER_KEY, "member": member.json()["key"], "teamAdmin": team_admin.json()["key"],
         "fellBack": fell_back.headers["x-tollgate-request-id"], "shots": str(shots),
         "chromium": str(CHROMIUM),
     }

@@ -37,6 +37,7 @@ pub mod cli_guardrails;
 pub mod cli_keys;
 pub mod cli_logs;
 pub mod cli_mcp;
+pub mod cli_probe;
 pub mod config;
 pub mod demo;
 pub mod digest;

@@ -53,6 +53,11 @@ enum Command {
     },
     /// Print the JSON Schema of the config file.
     Schema,
+    /// Exit 0 if the gateway answers 200 at URL: the container health check.
+    Probe {
+        #[arg(default_value = tollgate::cli_probe::DEFAULT_URL)]
+        url: String,
+    },
     /// Manage virtual keys through a running gateway's admin API
     /// (TOLLGATE_MASTER_KEY authenticates; TOLLGATE_ADMIN_URL or --admin-url picks the gateway).
     Keys {
@@ -135,6 +140,7 @@ fn main() -> ExitCode {
             runtime().block_on(serve(config, !no_watch, flags))
         }
         Command::Demo { keep_running } => runtime().block_on(tollgate::demo::run(keep_running)),
+        Command::Probe { url } => runtime().block_on(tollgate::cli_probe::run(&url)),
         Command::Keys { admin_url, command } => runtime().block_on(tollgate::cli_keys::run(command, admin_url)),
         Command::Guardrails { command: GuardrailsCommand::Scan(args) } => match tollgate::cli_guardrails::scan(args) {
             Ok(()) => ExitCode::SUCCESS,

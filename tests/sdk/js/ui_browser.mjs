@@ -4,7 +4,8 @@
 // of findings, and exits non-zero on the first expectation that fails.
 //
 //   node ui_browser.mjs '{"admin":"http://127.0.0.1:4001","data":"http://127.0.0.1:4000","master":"…",
-//                         "member":"…","fellBack":"req_…","shots":"/tmp/shots","chromium":"/usr/bin/chromium"}'
+//                         "member":"…","teamAdmin":"…","fellBack":"req_…","shots":"/tmp/shots",
+//                         "chromium":"/usr/bin/chromium"}'
 //
 // With "mode":"newcomer" it only signs in and reads the dashboard.
 
@@ -92,6 +93,7 @@ async function tour() {
   await page.locator('#request-detail').getByText('fell_back').waitFor();
   await page.locator('#request-detail').getByText('503').first().waitFor();
   await page.locator('#request-detail').getByText('route me').first().waitFor(); // the logged body
+  await page.locator('#request-detail').getByRole('cell', { name: 'pii-redaction', exact: true }).waitFor();
   await shot('requests');
 
   // --- keys: create (secret once), use it, revoke it.
@@ -185,6 +187,15 @@ async function tour() {
   await page.getByRole('button', { name: 'Create key' }).click();
   await page.locator('.notice', { hasText: 'role_forbidden' }).waitFor();
   expectedRefusals = null;
+
+  // --- a team admin: its own team's budget, not another's.
+  await page.getByRole('button', { name: 'Sign out' }).click();
+  await page.getByLabel('Credential').fill(args.teamAdmin);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.getByText('key:ui-payments-admin · team_admin · team payments').waitFor();
+  await go('limits');
+  await page.getByText('team-daily@cost_per_day|payments').waitFor();
+  expect(await page.getByText('team-daily@cost_per_day|search').count() === 0, "another team's budget is not shown");
 }
 
 try {

@@ -191,15 +191,19 @@ impl Ledger {
             .accounts
             .iter()
             .map(|e| {
-                let s = e.value().lock();
-                let shared = self.shared_spent(e.key(), s.period).unwrap_or(0);
-                AccountRow {
-                    key: e.key().clone(),
-                    period: s.period,
-                    spent: s.spent.max(shared),
-                    alerted: s.alerted,
-                    reserved: s.reserved,
-                }
+                let mut row = {
+                    let s = e.value().lock();
+                    AccountRow {
+                        key: e.key().clone(),
+                        period: s.period,
+                        spent: s.spent,
+                        alerted: s.alerted,
+                        reserved: s.reserved,
+                    }
+                };
+                // After the account's lock is released: locks are never nested.
+                row.spent = row.spent.max(self.shared_spent(e.key(), row.period).unwrap_or(0));
+                row
             })
             .collect();
         rows.sort_by(|a, b| a.key.cmp(&b.key));
@@ -448,10 +452,7 @@ pub fn admit(
             }
             s.reserved += worst;
         }
-        let shared = match take_shared(ledger, rule, &key, &account, period, worst) {
-            Ok(c) => c,
-            Err(refusal) => return Err(refusal),
-        };
+        let shared = take_shared(ledger, rule, &key, &account, period, worst)?;
         if let Some(spent) = warn {
             ledger.emit(BudgetEvent {
                 kind: "budget_exceeded_warn",
@@ -499,7 +500,9 @@ fn take_shared(
     };
     // Redis starts from the spend the store had if it has no count (first
     // use, or a Redis that lost its data).
-    let cell = cells.cell_made(key, Scope::Period { ttl_ms }, rule.limit, |c| c.seed(period, account.lock().spent));
+    // Read before: no account lock is taken while the cell map is locked.
+    let spent = account.lock().spent;
+    let cell = cells.cell_made(key, Scope::Period { ttl_ms }, rule.limit, |c| c.seed(period, spent));
     if rule.mode == BudgetMode::Warn {
         cell.charge(period, worst);
         return Ok(Some(cell));

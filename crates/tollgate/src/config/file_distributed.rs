@@ -51,7 +51,7 @@ pub struct DistributedSection {
     /// How often local counts are sent to Redis and leases refilled when
     /// nothing asks sooner. Default `50ms`; between `5ms` and `10s`.
     #[serde(default)]
-    pub sync_interval: Option<Dur>,
+    pub sync_interval: Option<Loc<Dur>>,
     /// Share of each limit an instance takes from Redis at a time (its
     /// lease), and at most admits ahead of Redis: the overshoot bound is
     /// `limit × (1 + instances × lease)`. Above 0, at most 0.5; default 0.01.

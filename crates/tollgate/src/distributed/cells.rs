@@ -57,10 +57,11 @@ impl Cells {
 
     /// Takes `amount` from `cell`, waking the sync task when a lease is wanted.
     pub fn take(&self, cell: &Cell, index: u64, amount: u64, limit: u64) -> Result<(), super::cell::Refused> {
-        if cell.take(index, amount, limit, self.mode())? {
+        let taken = cell.take(index, amount, limit, self.mode());
+        if matches!(taken, Ok(true) | Err(super::cell::Refused { wake: true, .. })) {
             self.wake.notify_one();
         }
-        Ok(())
+        taken.map(|_| ())
     }
 
     pub fn mode(&self) -> Mode {

@@ -112,9 +112,11 @@ pub fn build(s: &DistributedSection, d: &mut Diags) -> Option<Settings> {
         }
         std::path::PathBuf::from(&f.value)
     });
-    let sync_interval = s.sync_interval.as_ref().map_or(DEFAULT_SYNC, |i| i.0);
-    if !(Duration::from_millis(5)..=Duration::from_secs(10)).contains(&sync_interval) {
-        d.at(&s.redis_url, "distributed.sync_interval must be between 5ms and 10s", "e.g. 50ms");
+    let sync_interval = s.sync_interval.as_ref().map_or(DEFAULT_SYNC, |i| i.value.0);
+    if let Some(i) = &s.sync_interval
+        && !(Duration::from_millis(5)..=Duration::from_secs(10)).contains(&sync_interval)
+    {
+        d.at(i, "distributed.sync_interval must be between 5ms and 10s", "e.g. 50ms");
     }
     let lease = s.lease.as_ref().map_or(DEFAULT_LEASE, |l| l.value);
     if let Some(l) = &s.lease

@@ -80,6 +80,9 @@ end
 return out
 "#;
 
+/// Per cell: granted, shared count, shared spend.
+type Answers = Vec<(u64, u64, u64)>;
+
 pub struct Syncer {
     cells: Arc<Cells>,
     settings: Arc<Settings>,
@@ -88,10 +91,24 @@ pub struct Syncer {
     last_try: Option<Instant>,
 }
 
-/// Starts the sync task; it ends after a last sync (debt, spend, unused
-/// leases returned) once `stop` turns true.
-pub fn start(cells: Arc<Cells>, settings: Arc<Settings>, stop: watch::Receiver<bool>) -> tokio::task::JoinHandle<()> {
-    let s = Syncer { cells, settings, script: redis::Script::new(SCRIPT), conn: None, last_try: None };
+/// Connects (so the first requests are not refused while it does) and
+/// starts the sync task; it ends after a last sync (debt, spend, unused
+/// leases returned) once `stop` turns true. A Redis that cannot be reached
+/// now is degraded mode from the first request on.
+pub async fn start(
+    cells: Arc<Cells>,
+    settings: Arc<Settings>,
+    stop: watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    let mut s = Syncer { cells, settings, script: redis::Script::new(SCRIPT), conn: None, last_try: None };
+    let loaded = match s.connection().await {
+        Some(mut c) => {
+            let inv = s.script.prepare_invoke();
+            matches!(tokio::time::timeout(DEADLINE, inv.load_async(&mut c)).await, Ok(Ok(_)))
+        }
+        None => false,
+    };
+    s.record(loaded);
     crate::task::spawn("distributed-sync", s.run(stop))
 }
 
@@ -218,7 +235,9 @@ impl Syncer {
     async fn call(&mut self, cells: &[(&Cell, &Batch, i64)]) -> Option<Vec<Reply>> {
         let mut conn = self.connection().await?;
         let ns = &self.settings.namespace;
-        let now = crate::limits::now_ms();
+        // The same clock the windows' indexes come from (`limits::now_ms`).
+        let now =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
         let mut inv = self.script.prepare_invoke();
         for (cell, b, debt) in cells {
             let (span, ttl) = match cell.scope {
@@ -240,14 +259,13 @@ impl Syncer {
                 .arg(b.seed_count)
                 .arg(b.seed_spent);
         }
-        let answer: Result<Result<Vec<(u64, u64, u64)>, _>, _> =
+        let answer: Result<redis::RedisResult<Answers>, _> =
             tokio::time::timeout(DEADLINE, inv.invoke_async(&mut conn)).await;
         match answer {
             Ok(Ok(v)) if v.len() == cells.len() => {
                 Some(v.into_iter().map(|(granted, total, spent)| Reply { granted, total, spent }).collect())
             }
             Ok(Err(e)) => {
-                eprintln!("DEBUG sync error {e}");
                 tracing::debug!(error = ?e.kind(), "Redis sync failed");
                 None
             }

@@ -118,6 +118,12 @@ async fn config(State(app): State<Arc<App>>, req: Request) -> Response {
         "listen": s.server.listen.to_string(), "admin_listen": s.server.admin_listen.to_string(),
         "providers": providers, "models": s.models.listed, "keys": s.auth.keys.len(),
         "warnings": s.warnings,
+        // Addresses only: the URLs may carry passwords.
+        "distributed": s.distributed.as_ref().map(|d| json!({
+            "instance_id": d.instance_id, "namespace": d.namespace,
+            "redis": d.redis_display(), "nats": d.nats_display(),
+            "lease": d.lease, "sync_interval_ms": d.sync_interval.as_millis() as u64, "fail_closed": d.fail_closed,
+        })),
     });
     json_response(StatusCode::OK, body.to_string())
 }

@@ -82,7 +82,7 @@ pub fn listen(app: &Arc<App>) {
 async fn apply(app: &Arc<App>, change: Change) {
     let done = match change {
         Change::Keys => keys(app).await,
-        Change::Overlays => overlays(app).await,
+        Change::Overlays => overlays(app, &mut None).await,
         Change::McpApprovals => app.mcp.reload_pins().await.map(|_| ()),
         Change::ConfigReload => {
             let live = app.live.clone();
@@ -104,43 +104,59 @@ async fn keys(app: &App) -> Result<(), String> {
     Ok(())
 }
 
+/// Overlays as the store has them, sorted: the same set in another order
+/// is no change.
+type OverlaySet = Vec<(&'static str, String, String)>;
+
 /// Overlays as the store has them, applied through a reload if they differ
 /// from what this instance runs. Under the overlay lock: an admin change
 /// in progress here (applied, not yet stored) is never undone by a read.
-async fn overlays(app: &App) -> Result<(), String> {
+/// `refused` remembers a set that did not load, so the poll does not try
+/// (and log) it again every second.
+async fn overlays(app: &App, refused: &mut Option<OverlaySet>) -> Result<(), String> {
     let _one = app.overlay_lock.lock().await;
     let stored = app.store.load_overlays().await?;
     let shared = app.live.shared();
     let before = shared.overlays.get();
-    // The same set in another order is no change.
-    let sorted = |v: &[crate::config::overlay::Entry]| {
+    let sorted = |v: &[crate::config::overlay::Entry]| -> OverlaySet {
         let mut v: Vec<_> = v.iter().map(|e| (e.kind.as_str(), e.id.clone(), e.body.clone())).collect();
         v.sort();
         v
     };
-    if sorted(&before) == sorted(&stored) {
+    let wanted = sorted(&stored);
+    if sorted(&before) == wanted || refused.as_ref() == Some(&wanted) {
         return Ok(());
     }
     shared.overlays.set(stored);
     let live = app.live.clone();
     match tokio::task::spawn_blocking(move || live.reload("admin overlay on another instance", false)).await {
-        Ok(Ok(_)) => Ok(()),
+        Ok(Ok(_)) => {
+            *refused = None;
+            Ok(())
+        }
         _ => {
             shared.overlays.set(before.to_vec());
+            *refused = Some(wanted);
             Err("the stored overlays do not load with this instance's config".into())
         }
     }
 }
 
+/// What the store poll remembers between rounds.
+#[derive(Default)]
+pub struct Poll {
+    refused: Option<OverlaySet>,
+}
+
 /// One round of the store poll: keys always (as before distributed mode),
 /// then overlays and MCP approvals.
-pub async fn poll(app: &Weak<App>) {
+pub async fn poll(app: &Weak<App>, state: &mut Poll) {
     let Some(app) = app.upgrade() else { return };
     if let Err(e) = keys(&app).await {
         tracing::warn!(error = %e, "could not refresh virtual keys from the store");
         return;
     }
-    if let Err(e) = overlays(&app).await {
+    if let Err(e) = overlays(&app, &mut state.refused).await {
         tracing::warn!(error = %e, "could not refresh admin overlays from the store");
     }
     if let Err(e) = app.mcp.reload_pins().await {

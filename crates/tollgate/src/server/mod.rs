@@ -240,12 +240,13 @@ impl Gateway {
         let key_sync = matches!(*store, Store::Postgres(_)).then(|| {
             let (app, mut stop) = (Arc::downgrade(&app), writer_rx.clone());
             crate::task::spawn("key-sync", async move {
+                let mut state = changes::Poll::default();
                 loop {
                     tokio::select! {
                         _ = tokio::time::sleep(KEY_SYNC) => {}
                         _ = stop.wait_for(|s| *s) => return,
                     }
-                    changes::poll(&app).await;
+                    changes::poll(&app, &mut state).await;
                 }
             })
         });

@@ -6,7 +6,9 @@
 //! handler checks; and a test reads the admin router and fails when a route
 //! or a method is missing here, or listed here and not routed. The answers'
 //! shapes are written out below, because the handlers build them with
-//! `json!`; the SDK suite validates the document and checks answers against them.
+//! `json!`; the SDK suite validates the document and checks live answers
+//! against them. Another test checks each operation's permission against
+//! the one its handler asks `require` for.
 
 use std::sync::{Arc, OnceLock};
 
@@ -20,6 +22,10 @@ use serde_json::{Map, Value, json};
 use super::admin::Permission;
 use super::{App, json_response};
 use crate::config::file::{AccessSection, BudgetSection, RateLimitSection, UserSection};
+use crate::config::file_prompts::PromptVersionSection;
+
+/// Makes a JSON Schema, registering the definitions it refers to.
+type MakeSchema = fn(&mut SchemaGenerator) -> Value;
 
 /// One admin operation.
 struct Op {
@@ -30,10 +36,11 @@ struct Op {
     /// `None`: no credential needed.
     permission: Option<Permission>,
     /// The query parameters: a type's fields, less those that do not apply.
-    query: Option<(fn(&mut SchemaGenerator) -> Value, &'static [&'static str])>,
-    body: Option<fn(&mut SchemaGenerator) -> Value>,
-    /// The success status, its media type and the answer's schema.
-    ok: (u16, &'static str, fn() -> Value),
+    query: Option<(MakeSchema, &'static [&'static str])>,
+    body: Option<MakeSchema>,
+    /// The success status, its media types and the answer's JSON shape
+    /// (any other media type is text).
+    ok: (u16, &'static [&'static str], fn() -> Value),
 }
 
 fn schema<T: JsonSchema>(g: &mut SchemaGenerator) -> Value {
@@ -52,7 +59,7 @@ const OPS: &[Op] = &[
         permission: None,
         query: None,
         body: None,
-        ok: (200, JSON, status_ok),
+        ok: (200, &[JSON], status_ok),
     },
     Op {
         method: "get",
@@ -62,7 +69,7 @@ const OPS: &[Op] = &[
         permission: None,
         query: None,
         body: None,
-        ok: (200, JSON, any_object),
+        ok: (200, &[JSON], any_object),
     },
     Op {
         method: "get",
@@ -72,7 +79,7 @@ const OPS: &[Op] = &[
         permission: Some(Permission::ListKeys),
         query: None,
         body: None,
-        ok: (200, JSON, ui_settings),
+        ok: (200, &[JSON], ui_settings),
     },
     Op {
         method: "get",
@@ -82,7 +89,7 @@ const OPS: &[Op] = &[
         permission: Some(Permission::ReadConfig),
         query: None,
         body: None,
-        ok: (200, JSON, config),
+        ok: (200, &[JSON], config),
     },
     Op {
         method: "post",
@@ -92,7 +99,7 @@ const OPS: &[Op] = &[
         permission: Some(Permission::Reload),
         query: None,
         body: None,
-        ok: (200, JSON, reload),
+        ok: (200, &[JSON], reload),
     },
     Op {
         method: "get",
@@ -102,7 +109,7 @@ const OPS: &[Op] = &[
         permission: Some(Permission::ReadUsage),
         query: None,
         body: None,
-        ok: (200, JSON, usage),
+        ok: (200, &[JSON], usage),
     },
     Op {
         method: "get",
@@ -112,7 +119,7 @@ const OPS: &[Op] = &[
         permission: Some(Permission::ReadUsage),
         query: None,
         body: None,
-        ok: (200, "application/openmetrics-text", text),
+        ok: (200, &["application/openmetrics-text"], text),
     },
     Op {
         method: "get",
@@ -122,7 +129,7 @@ const OPS: &[Op] = &[
         permission: Some(Permission::ReadUsage),
         query: Some((schema::<super::admin_logs::Params>, &["group_by", "format"])),
         body: None,
-        ok: (200, JSON, log_list),
+        ok: (200, &[JSON], log_list),
     },
     Op {
         method: "get",
@@ -132,7 +139,7 @@ const OPS: &[Op] = &[
         permission: Some(Permission::ReadUsage),
         query: None,
         body: None,
-        ok: (200, JSON, log_entry),
+        ok: (200, &[JSON], log_entry),
     },
     Op {
         method: "get",
@@ -142,7 +149,7 @@ const OPS: &[Op] = &[
         permission: Some(Permission::ReadUsage),
         query: Some((schema::<super::admin_logs::Params>, &["limit", "parent"])),
         body: None,
-        ok: (200, JSON, report),
+        ok: (200, &[JSON, "text/csv"], report),
     },
     Op {
         method: "get",
@@ -152,7 +159,7 @@ const OPS: &[Op] = &[
         permission: Some(Permission::ListKeys),
         query: None,
         body: None,
-        ok: (200, JSON, key_list),
+        ok: (200, &[JSON], key_list),
     },
     Op {
         method: "post",
@@ -162,7 +169,7 @@ const OPS: &[Op] = &[
         permission: Some(Permission::ManageKeys),
         query: None,
         body: Some(schema::<super::admin_keys::CreateKey>),
-        ok: (201, JSON, key_with_secret),
+        ok: (201, &[JSON], key_with_secret),
     },
     Op {
         method: "get",
@@ -172,7 +179,7 @@ const OPS: &[Op] = &[
         permission: Some(Permission::ListKeys),
         query: None,
         body: None,
-        ok: (200, JSON, key_record),
+        ok: (200, &[JSON], key_record),
     },
     Op {
         method: "delete",
@@ -182,7 +189,7 @@ const OPS: &[Op] = &[
         permission: Some(Permission::ManageKeys),
         query: None,
         body: None,
-        ok: (200, JSON, key_record),
+        ok: (200, &[JSON], key_record),
     },
     Op {
         method: "post",
@@ -192,7 +199,7 @@ const OPS: &[Op] = &[
         permission: Some(Permission::ManageKeys),
         query: None,
         body: Some(schema::<super::admin_keys::RotateKey>),
-        ok: (201, JSON, key_with_secret),
+        ok: (201, &[JSON], key_with_secret),
     },
     Op {
         method: "get",
@@ -202,7 +209,7 @@ const OPS: &[Op] = &[
         permission: Some(Permission::ReadConfig),
         query: Some((schema::<super::admin_mcp::ListParams>, &[])),
         body: None,
-        ok: (200, JSON, mcp_servers),
+        ok: (200, &[JSON], mcp_servers),
     },
     Op {
         method: "get",
@@ -212,7 +219,7 @@ const OPS: &[Op] = &[
         permission: Some(Permission::ReadConfig),
         query: None,
         body: None,
-        ok: (200, JSON, any_object),
+        ok: (200, &[JSON], any_object),
     },
     Op {
         method: "post",
@@ -222,7 +229,7 @@ const OPS: &[Op] = &[
         permission: Some(Permission::ManageRules),
         query: None,
         body: None,
-        ok: (200, JSON, approved),
+        ok: (200, &[JSON], approved),
     },
     Op {
         method: "get",
@@ -232,7 +239,7 @@ const OPS: &[Op] = &[
         permission: Some(Permission::ReadConfig),
         query: Some((schema::<super::admin_mcp::ListParams>, &[])),
         body: None,
-        ok: (200, JSON, a2a_agents),
+        ok: (200, &[JSON], a2a_agents),
     },
     Op {
         method: "get",
@@ -242,7 +249,7 @@ const OPS: &[Op] = &[
         permission: Some(Permission::ReadConfig),
         query: None,
         body: None,
-        ok: (200, JSON, any_object),
+        ok: (200, &[JSON], any_object),
     },
     Op {
         method: "get",
@@ -252,7 +259,7 @@ const OPS: &[Op] = &[
         permission: Some(Permission::ReadConfig),
         query: None,
         body: None,
-        ok: (200, JSON, any_object),
+        ok: (200, &[JSON], any_object),
     },
     Op {
         method: "get",
@@ -262,7 +269,7 @@ const OPS: &[Op] = &[
         permission: Some(Permission::ReadConfig),
         query: None,
         body: None,
-        ok: (200, JSON, any_object),
+        ok: (200, &[JSON], any_object),
     },
     Op {
         method: "post",
@@ -271,8 +278,8 @@ const OPS: &[Op] = &[
         tag: "prompts",
         permission: Some(Permission::ManagePrompts),
         query: None,
-        body: Some(|_| json!({ "type": "object" })),
-        ok: (201, JSON, any_object),
+        body: Some(prompt_version),
+        ok: (201, &[JSON], any_object),
     },
     Op {
         method: "get",
@@ -282,7 +289,7 @@ const OPS: &[Op] = &[
         permission: Some(Permission::ReadConfig),
         query: None,
         body: None,
-        ok: (200, JSON, any_object),
+        ok: (200, &[JSON], any_object),
     },
     Op {
         method: "get",
@@ -292,7 +299,7 @@ const OPS: &[Op] = &[
         permission: Some(Permission::ReadConfig),
         query: None,
         body: None,
-        ok: (200, JSON, any_object),
+        ok: (200, &[JSON], any_object),
     },
     Op {
         method: "put",
@@ -304,7 +311,7 @@ const OPS: &[Op] = &[
         body: Some(
             |_| json!({ "type": "object", "required": ["version"], "properties": { "version": { "type": "integer", "minimum": 1 } } }),
         ),
-        ok: (200, JSON, any_object),
+        ok: (200, &[JSON], any_object),
     },
     Op {
         method: "get",
@@ -314,7 +321,7 @@ const OPS: &[Op] = &[
         permission: Some(Permission::ReadConfig),
         query: None,
         body: None,
-        ok: (200, JSON, overlay_list),
+        ok: (200, &[JSON], overlay_list),
     },
     Op {
         method: "put",
@@ -324,7 +331,7 @@ const OPS: &[Op] = &[
         permission: Some(Permission::ManageRules),
         query: None,
         body: Some(overlay_body),
-        ok: (200, JSON, overlay_change),
+        ok: (200, &[JSON], overlay_change),
     },
     Op {
         method: "delete",
@@ -334,7 +341,7 @@ const OPS: &[Op] = &[
         permission: Some(Permission::ManageRules),
         query: None,
         body: None,
-        ok: (200, JSON, overlay_change),
+        ok: (200, &[JSON], overlay_change),
     },
 ];
 
@@ -380,7 +387,8 @@ fn config() -> Value {
             "listen": { "type": "string" }, "admin_listen": { "type": "string" },
             "providers": { "type": "array", "items": { "type": "object", "required": ["name", "type", "any_model"],
                 "properties": { "name": { "type": "string" }, "type": { "type": "string" }, "any_model": { "type": "boolean" } } } },
-            "models": strings(), "keys": { "type": "integer" }, "warnings": strings()
+            "models": strings(), "keys": { "type": "integer" }, "warnings": strings(),
+            "distributed": { "type": ["object", "null"], "description": "Distributed mode's settings (addresses without passwords), when on." }
         }
     })
 }
@@ -501,6 +509,16 @@ fn overlay_change() -> Value {
         "properties": { "status": { "enum": ["applied", "removed"] }, "config_version": { "type": "integer" } } })
 }
 
+/// The body of `POST /admin/prompts/{id}/versions`: a version as the config
+/// file writes it, where `version` may be left out (the next number is taken).
+fn prompt_version(g: &mut SchemaGenerator) -> Value {
+    let mut s = resolve(&schema::<PromptVersionSection>(g), g);
+    if let Some(required) = s.get_mut("required").and_then(Value::as_array_mut) {
+        required.retain(|r| r != "version");
+    }
+    s
+}
+
 /// The body of `PUT /admin/{kind}/{id}`: the config file's entry of that kind.
 fn overlay_body(g: &mut SchemaGenerator) -> Value {
     json!({ "oneOf": [
@@ -550,9 +568,10 @@ fn operation(op: &Op, g: &mut SchemaGenerator) -> Value {
         }
     }
     let (status, media, shape) = op.ok;
+    let content: Map<String, Value> =
+        media.iter().map(|m| (m.to_string(), json!({ "schema": if *m == JSON { shape() } else { text() } }))).collect();
     let mut responses = Map::new();
-    responses
-        .insert(status.to_string(), json!({ "description": "Success.", "content": { media: { "schema": shape() } } }));
+    responses.insert(status.to_string(), json!({ "description": "Success.", "content": content }));
     let error = |d: &str| json!({ "description": d, "content": { JSON: { "schema": { "$ref": "#/components/schemas/Error" } } } });
     responses.insert("4XX".into(), error("Refused: bad input (400), no or unknown credential (401), role (403), not found (404), conflict (409), config does not load (422)."));
     responses.insert("5XX".into(), error("The store or the reload failed (500, 503)."));
@@ -648,13 +667,28 @@ pub async fn document(State(_app): State<Arc<App>>) -> Response {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeSet;
+    use std::collections::{BTreeMap, BTreeSet};
 
     use super::*;
 
-    /// `(method, path)` of every route the admin router declares, read from
-    /// its source: `.route("<path>", get(…).post(…))`.
-    fn routed(src: &str) -> BTreeSet<(String, String)> {
+    /// Where the text opened by an already-consumed `(` closes.
+    fn closing(s: &str) -> usize {
+        let mut depth = 1;
+        s.char_indices()
+            .find(|&(_, c)| {
+                depth += match c {
+                    '(' => 1,
+                    ')' => -1,
+                    _ => 0,
+                };
+                depth == 0
+            })
+            .map_or(s.len(), |(i, _)| i)
+    }
+
+    /// `(method, path)` → handler of every route the admin router declares,
+    /// read from its source: `.route("<path>", get(handler).post(handler))`.
+    fn routed(src: &str) -> BTreeMap<(String, String), String> {
         let start = src.find("pub fn router(").expect("admin::router");
         let end = start + src[start..].find(".fallback(").expect("the router's fallback");
         let body = &src[start..end];
@@ -665,48 +699,82 @@ mod tests {
                  and teach this test about it"
             );
         }
-        let mut out = BTreeSet::new();
+        let mut out = BTreeMap::new();
         let mut rest = body;
         while let Some(i) = rest.find(".route(") {
             rest = &rest[i + ".route(".len()..];
-            // The call's own text: up to its closing parenthesis.
-            let mut depth = 1;
-            let end = rest
-                .char_indices()
-                .find(|&(_, c)| {
-                    depth += match c {
-                        '(' => 1,
-                        ')' => -1,
-                        _ => 0,
-                    };
-                    depth == 0
-                })
-                .map_or(rest.len(), |(i, _)| i);
-            let call = &rest[..end];
+            let call = &rest[..closing(rest)];
             let path = call.split('"').nth(1).expect("a route's path literal");
-            // `get(`, `.post(`, `axum::routing::put(`: a method name not
-            // preceded by part of another identifier (`json_response(`).
-            let methods: BTreeSet<String> = ["get", "post", "put", "delete", "patch"]
-                .into_iter()
-                .filter(|m| {
-                    call.match_indices(&format!("{m}(")).any(|(i, _)| {
-                        let before = call.as_bytes()[i - 1];
-                        !(before.is_ascii_alphanumeric() || before == b'_')
-                    })
-                })
-                .map(String::from)
-                .collect();
-            assert!(!methods.is_empty(), "no method found for route {path}");
-            for m in methods {
-                out.insert((m, path.to_string()));
+            let mut found = false;
+            for m in ["get", "post", "put", "delete", "patch"] {
+                // `get(`, `.post(`, `axum::routing::put(`: a method name not
+                // preceded by part of another identifier (`json_response(`).
+                for (j, _) in call.match_indices(&format!("{m}(")) {
+                    let before = call.as_bytes()[j - 1];
+                    if before.is_ascii_alphanumeric() || before == b'_' {
+                        continue;
+                    }
+                    let arg = &call[j + m.len() + 1..];
+                    out.insert((m.to_string(), path.to_string()), arg[..closing(arg)].trim().to_string());
+                    found = true;
+                }
             }
+            assert!(found, "no method found for route {path}");
         }
         out
     }
 
+    /// The files the admin handlers live in, by module name.
+    const HANDLER_SOURCES: &[(&str, &str)] = &[
+        ("admin", include_str!("admin.rs")),
+        ("admin_keys", include_str!("admin_keys.rs")),
+        ("admin_logs", include_str!("admin_logs.rs")),
+        ("admin_mcp", include_str!("admin_mcp.rs")),
+        ("admin_a2a", include_str!("admin_a2a.rs")),
+        ("admin_overlays", include_str!("admin_overlays.rs")),
+        ("admin_prompts", include_str!("admin_prompts.rs")),
+        ("openapi", include_str!("openapi.rs")),
+        ("ui", include_str!("ui.rs")),
+    ];
+
+    /// The permission a handler checks first (`Permission::X` in its body),
+    /// or `None` for one that checks none.
+    fn checked_permission(handler: &str) -> Option<String> {
+        if handler.contains("||") {
+            return None; // an inline closure: `/health`
+        }
+        let (module, name) = match handler.rsplit_once("::") {
+            Some((m, n)) => (m.rsplit("::").next().unwrap_or(m), n),
+            None => ("admin", handler),
+        };
+        let src = HANDLER_SOURCES.iter().find(|(m, _)| *m == module).map(|(_, s)| *s).unwrap_or_else(|| {
+            panic!("handler {handler}: add server/{module}.rs to HANDLER_SOURCES in server/openapi.rs's tests")
+        });
+        permission_in(src, name, 2)
+    }
+
+    /// `Permission::X` in the body of `fn name`, or in a helper of the same
+    /// file it calls (`search` → `scoped`), `depth` calls deep.
+    fn permission_in(src: &str, name: &str, depth: usize) -> Option<String> {
+        let at = src.find(&format!("fn {name}(")).unwrap_or_else(|| panic!("no fn {name} in the handler's file"));
+        let body = &src[at..];
+        let body = &body[..body.find("\n}\n").unwrap_or(body.len())];
+        if let Some(rest) = body.split("Permission::").nth(1) {
+            return Some(rest.chars().take_while(|c| c.is_ascii_alphanumeric()).collect());
+        }
+        if depth == 0 {
+            return None;
+        }
+        let body = &body[format!("fn {name}(").len()..];
+        body.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '('))
+            .filter_map(|w| w.strip_suffix('('))
+            .filter(|w| !w.is_empty() && *w != name && src.contains(&format!("fn {w}(")))
+            .find_map(|w| permission_in(src, w, depth - 1))
+    }
+
     #[test]
     fn every_admin_route_is_documented_and_nothing_else() {
-        let routed = routed(include_str!("admin.rs"));
+        let routed: BTreeSet<(String, String)> = routed(include_str!("admin.rs")).into_keys().collect();
         assert!(routed.len() > 20, "the router's source was not read: {routed:?}");
         let documented: BTreeSet<(String, String)> =
             OPS.iter().map(|o| (o.method.to_string(), o.path.to_string())).collect();
@@ -714,6 +782,16 @@ mod tests {
         let stale: Vec<_> = documented.difference(&routed).collect();
         assert!(missing.is_empty(), "admin routes missing from server/openapi.rs OPS: {missing:?}");
         assert!(stale.is_empty(), "server/openapi.rs OPS lists routes the admin router does not have: {stale:?}");
+    }
+
+    /// Each operation's `x-permission` is the one its handler checks.
+    #[test]
+    fn documented_permissions_are_the_handlers_own() {
+        for ((method, path), handler) in routed(include_str!("admin.rs")) {
+            let Some(op) = OPS.iter().find(|o| o.method == method && o.path == path) else { continue };
+            let documented = op.permission.map(|p| format!("{p:?}"));
+            assert_eq!(checked_permission(&handler), documented, "{method} {path} ({handler})");
+        }
     }
 
     /// The reader sees every shape of route the router uses, and a route
@@ -732,7 +810,7 @@ mod tests {
                 .merge(super::ui::routes())
                 .fallback(|| async { 404 })
         }"#;
-        let found = routed(src);
+        let found: BTreeSet<(String, String)> = routed(src).into_keys().collect();
         let want: BTreeSet<(String, String)> = [
             ("get", "/health"),
             ("get", "/admin/keys"),

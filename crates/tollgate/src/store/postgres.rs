@@ -129,9 +129,15 @@ impl PgStore {
         let tx = client.transaction().await.map_err(err)?;
         let stmt = tx
             .prepare(
+                // Several gateways may write one account (distributed mode):
+                // within a period spend only grows, so a stale view never
+                // lowers it; an older period never overwrites a newer one.
                 "INSERT INTO budget_spend (key, period, spent_nanos, alerted, updated_at) VALUES ($1, $2, $3, $4, now())
-                 ON CONFLICT (key) DO UPDATE SET period = EXCLUDED.period, spent_nanos = EXCLUDED.spent_nanos,
-                 alerted = EXCLUDED.alerted, updated_at = now()",
+                 ON CONFLICT (key) DO UPDATE SET period = EXCLUDED.period,
+                 spent_nanos = CASE WHEN budget_spend.period = EXCLUDED.period
+                     THEN GREATEST(budget_spend.spent_nanos, EXCLUDED.spent_nanos) ELSE EXCLUDED.spent_nanos END,
+                 alerted = EXCLUDED.alerted, updated_at = now()
+                 WHERE budget_spend.period <= EXCLUDED.period",
             )
             .await
             .map_err(err)?;

@@ -219,3 +219,28 @@ async fn keys_survive_a_restart_and_the_cli_manages_them() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("TOLLGATE_MASTER_KEY"));
 }
+
+#[tokio::test]
+async fn a_team_admin_reads_its_own_teams_requests_only() {
+    let up = MockUpstream::start().await;
+    let h = Harness::start(&config(&up.base_url(), "")).await;
+    let r = admin(&h, Method::POST, "/admin/keys", MASTER, json!({ "name": "lead", "role": "team_admin", "team": "payments" })).await;
+    let lead = r.json()["key"].as_str().unwrap().to_string();
+    for team in ["payments", "search"] {
+        let meta = format!("{{\"team\":\"{team}\"}}");
+        let r = h
+            .send(Method::POST, &h.url("/v1/chat/completions"), Some(MASTER), &[("x-tollgate-metadata", &meta)], ask().to_string())
+            .await;
+        assert_eq!(r.status, 200);
+    }
+    eventually("both requests are logged", async || {
+        admin(&h, Method::GET, "/admin/logs", MASTER, Value::Null).await.json()["data"].as_array().map_or(0, Vec::len) >= 2
+    })
+    .await;
+    for path in ["/admin/logs", "/admin/usage/report?group_by=metadata.team"] {
+        let r = admin(&h, Method::GET, path, &lead, Value::Null).await;
+        assert_eq!(r.status, 200, "{path}: {}", r.text());
+        let text = r.text();
+        assert!(text.contains("payments") && !text.contains("search"), "{path}: {text}");
+    }
+}

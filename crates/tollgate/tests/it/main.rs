@@ -13,6 +13,7 @@ mod binary;
 mod cache;
 mod chat;
 mod common;
+mod console;
 mod deploy;
 mod distributed;
 mod errors;

@@ -46,6 +46,8 @@ export async function render(root) {
             { label: 'Name', value: (p) => p.name }, { label: 'Type', value: (p) => p.type },
             { label: 'Models', value: (p) => (p.any_model ? 'any name passes through' : c.models.filter((m) => m.startsWith(`${p.name}/`)).join(', ')) },
           ], c.providers, { caption: 'Providers' })),
+        c.distributed ? h('section', { class: 'card' }, h('h2', {}, 'Distributed mode'),
+          h('dl', { class: 'kv' }, Object.entries(c.distributed).map(([k, v]) => [h('dt', {}, k), h('dd', { class: 'mono' }, String(v ?? '–'))]))) : null,
         h('section', { class: 'card' }, h('h2', {}, 'Models'),
           h('ul', {}, c.models.map((m) => h('li', { class: 'mono' }, m)))));
     });

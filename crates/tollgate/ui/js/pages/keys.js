@@ -35,13 +35,25 @@ export async function render(root) {
     secret,
     h('section', { class: 'card' }, h('h2', {}, 'All keys'), listing));
 
+  /** To the clipboard; where the browser refuses (not a secure origin), the text is selected instead. */
+  async function copy(text) {
+    try {
+      await navigator.clipboard.writeText(text);
+    } catch {
+      const range = document.createRange();
+      range.selectNodeContents(document.getElementById('new-secret'));
+      getSelection().removeAllRanges();
+      getSelection().addRange(range);
+    }
+  }
+
   /** The one time a secret is on screen; dismissing it forgets it. */
   function showSecret(rec, what) {
     put(secret, h('div', { class: 'secret', role: 'status' },
       h('p', {}, h('strong', {}, `${what} “${rec.name}”. `), 'Copy the secret now: it is not shown again.'),
       h('p', {}, h('code', { id: 'new-secret' }, rec.key)),
       h('div', { class: 'row' },
-        h('button', { type: 'button', class: 'secondary', onclick: () => navigator.clipboard?.writeText(rec.key) }, 'Copy'),
+        h('button', { type: 'button', class: 'secondary', onclick: () => copy(rec.key) }, 'Copy'),
         h('button', { type: 'button', class: 'secondary', onclick: () => put(secret) }, 'Done'))));
   }
 

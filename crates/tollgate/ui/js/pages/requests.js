@@ -101,11 +101,10 @@ function entry(e) {
     ]),
     section('Latency', h('div', {},
       h('p', {}, `Total ${fmt.ms(e.total_ms)}: `, phases.map(([k, v]) => `${k} ${fmt.ms(v)}`).join(', ')),
-      h('div', { class: 'bar-track', role: 'img', 'aria-label': 'Share of each latency phase' },
+      h('div', { class: 'bar-track phases', role: 'img', 'aria-label': 'Share of each latency phase' },
         ...phases.map(([, v], i) => {
           const d = h('div', { class: 'bar-fill' });
           d.style.width = `${(100 * v) / total}%`;
-          d.style.display = 'inline-block';
           d.style.background = ['#1f77b4', '#ff7f0e', '#2ca02c'][i];
           return d;
         })))),
