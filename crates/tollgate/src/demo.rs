@@ -491,3 +491,36 @@ fn print_head(status: u16, h: &http::HeaderMap) {
         println!("     guardrails: {g}");
     }
 }
+
+/// A dozen requests to the mock provider through the gateway itself, sent
+/// once when it runs on its embedded defaults, so that a first look at the
+/// console (`/ui/`) finds traffic to explore: two teams, streams, an
+/// embedding and a refused model. Each is a real request, logged as any.
+pub fn traffic(gw: &Gateway, master_key: String) {
+    let shared = gw.app.live.shared();
+    let admin = gw.admin_addr;
+    crate::task::spawn("demo-traffic", async move {
+        let mut sent = 0;
+        for i in 0..12 {
+            let team = if i % 3 == 0 { "search" } else { "payments" };
+            let model = match i {
+                7 => "mock/no-such-model",
+                _ => "mock/echo",
+            };
+            let body = json!({ "model": model, "stream": i % 4 == 1,
+                "messages": [{ "role": "user", "content": format!("demo request {} from {team}", i + 1) }] });
+            let mut headers = http::HeaderMap::new();
+            let (Ok(auth), Ok(meta)) = (
+                http::HeaderValue::from_str(&format!("Bearer {master_key}")),
+                http::HeaderValue::from_str(&format!("{{\"team\":\"{team}\",\"project\":\"demo\"}}")),
+            ) else {
+                return;
+            };
+            headers.insert(http::header::AUTHORIZATION, auth);
+            headers.insert("x-tollgate-metadata", meta);
+            let _ = shared.loopback.call(headers, bytes::Bytes::from(body.to_string())).await;
+            sent += 1;
+        }
+        eprintln!("tollgate: sent {sent} demo requests to the mock provider; see them at http://{admin}/ui/");
+    });
+}

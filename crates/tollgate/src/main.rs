@@ -190,6 +190,8 @@ fn check(path: &std::path::Path) -> ExitCode {
 }
 
 async fn serve(config: Option<PathBuf>, watch: bool, listen: tollgate::state::ListenFlags) -> ExitCode {
+    // On the embedded defaults, the master key, for the demo traffic.
+    let mut defaults_key = None;
     let source = match config {
         Some(p) => Source::File(p),
         None => {
@@ -197,7 +199,10 @@ async fn serve(config: Option<PathBuf>, watch: bool, listen: tollgate::state::Li
             if std::env::var("TOLLGATE_MASTER_KEY").map_or(true, |k| k.is_empty()) {
                 let key = tollgate::demo::random_key();
                 eprintln!("tollgate: no config and no TOLLGATE_MASTER_KEY; this run's master key is:\n\n    {key}\n");
-                props.insert("TOLLGATE_MASTER_KEY".to_string(), key);
+                props.insert("TOLLGATE_MASTER_KEY".to_string(), key.clone());
+                defaults_key = Some(key);
+            } else {
+                defaults_key = std::env::var("TOLLGATE_MASTER_KEY").ok();
             }
             let keys: Vec<&str> = tollgate::config::load::DEFAULT_PROVIDER_KEYS
                 .into_iter()
@@ -216,6 +221,9 @@ async fn serve(config: Option<PathBuf>, watch: bool, listen: tollgate::state::Li
     live.spawn_watchers(watch);
     match Gateway::start(live).await {
         Ok(gw) => {
+            if let Some(key) = defaults_key {
+                tollgate::demo::traffic(&gw, key);
+            }
             gw.run_until_signal().await;
             ExitCode::SUCCESS
         }
