@@ -129,3 +129,22 @@ async fn fallbacks_and_output_guardrails_translate_instead() {
     assert_eq!(last_sent(&up).0, "/v1/chat/completions");
     assert!(r.json()["id"].as_str().unwrap().starts_with("resp_"));
 }
+
+#[tokio::test]
+async fn azure_openai_takes_it_on_its_v1_responses_path_with_the_deployment() {
+    let up = MockUpstream::start().await;
+    let extra = format!(
+        r#"  - {{ name: az, type: azure_openai, base_url: "http://{}", api_key: "az-secret", deployments: {{ gpt-5: prod-gpt5 }}, models: [{{ name: gpt-5 }}] }}
+"#,
+        up.addr
+    );
+    let h = Harness::start(&yaml(&up, &extra)).await;
+    let r = responses(&h, &json!({ "model": "az/gpt-5", "input": "hello" })).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let sent = up.requests().last().cloned().unwrap();
+    assert_eq!(sent.path, "/openai/v1/responses");
+    assert_eq!(sent.headers.get("api-key").and_then(|v| v.to_str().ok()), Some("az-secret"));
+    let body: Value = serde_json::from_slice(&sent.body).unwrap();
+    assert_eq!(body["model"], "prod-gpt5");
+    assert_eq!(r.json()["output"][0]["content"][0]["text"], "upstream says: hello");
+}
