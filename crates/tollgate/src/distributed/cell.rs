@@ -74,6 +74,9 @@ struct State {
     /// Taken since the last batch: a busy instance asks for more (up to
     /// `MAX_LEASES` leases), so a burst is not refused for want of a grant.
     taken: u64,
+    /// The last grant: the next is asked for when half of it is used, so
+    /// a larger grant is refilled as early, relative to its size.
+    last_grant: u64,
 }
 
 /// The most leases one refill asks for.
@@ -167,7 +170,7 @@ impl Cell {
         }
         if s.lease >= amount {
             s.lease -= amount;
-            let low = s.lease < lease_size.div_ceil(2);
+            let low = s.lease < lease_size.max(s.last_grant).div_ceil(2);
             let wake = low && !s.want_refill && !s.exhausted;
             s.want_refill |= low;
             return Ok(wake);
@@ -278,6 +281,7 @@ impl Cell {
             return; // a grant for a window that has rolled is of no use
         }
         s.lease += r.granted;
+        s.last_grant = r.granted;
         s.known = r.total;
         s.known_spent = r.spent;
         s.exhausted = if batch.want > 0 { r.granted < batch.want } else { s.exhausted || r.total >= batch.limit };
@@ -316,6 +320,7 @@ impl State {
         self.seed = 0;
         self.max_take = 0;
         self.taken = 0;
+        self.last_grant = 0;
     }
 }
 

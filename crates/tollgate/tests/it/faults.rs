@@ -155,4 +155,7 @@ budgets:
     })
     .await;
     assert!(logged > 0, "healthy requests used tokens: {account}");
+    // However hard the faults, the process never panicked.
+    let log = std::fs::read_to_string(&g.log).unwrap();
+    assert!(!log.contains("panicked"), "{log}");
 }
