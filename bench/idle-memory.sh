@@ -18,7 +18,8 @@ PORT=${PORT:-4600}
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BIN="$ROOT/target/$PROFILE/tollgate"
 [[ $BUILD == 1 ]] && (cd "$ROOT" && cargo build --release -p tollgate)
-ulimit -n 65536
+# Each open stream is a socket on both ends.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 WORK=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
 
