@@ -32,6 +32,8 @@ ADMIN_PORT=${ADMIN_PORT:-4101}
 MOCK_PORT=${MOCK_PORT:-9100}
 PROXY_PORT=${PROXY_PORT:-4300}
 LOGGING=${LOGGING:-on}            # on | off: the request log (SQLite, in the temp dir)
+PHASES=${PHASES:-all}             # all | governed: only the phases the targets are judged on
+STREAM_WORDS=${STREAM_WORDS:-16}  # words in each streamed answer: 16 -> 20 chunk events (+ usage, [DONE])
 MASTER_KEY=bench-master-key
 APP_KEY=bench-app-key-0123456789
 
@@ -59,7 +61,7 @@ if (( NPROC < 2 )); then
 fi
 
 # The exact invocation, with every effective knob spelled out.
-REPRO="LOGGING=$LOGGING BUILD=$BUILD PROFILE=$PROFILE DURATION=$DURATION WARMUP=$WARMUP MAX_CONC=$MAX_CONC RATE=$RATE RATE_CONC=$RATE_CONC STREAM_CONC=$STREAM_CONC DIRECT_MAX=$DIRECT_MAX MOCK_THREADS=$MOCK_THREADS OHA_THREADS=$OHA_THREADS bash bench/load.sh"
+REPRO="PHASES=$PHASES STREAM_WORDS=$STREAM_WORDS LOGGING=$LOGGING BUILD=$BUILD PROFILE=$PROFILE DURATION=$DURATION WARMUP=$WARMUP MAX_CONC=$MAX_CONC RATE=$RATE RATE_CONC=$RATE_CONC STREAM_CONC=$STREAM_CONC DIRECT_MAX=$DIRECT_MAX MOCK_THREADS=$MOCK_THREADS OHA_THREADS=$OHA_THREADS bash bench/load.sh"
 
 # ------------------------------------------------------------- processes ----
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/tollgate-bench.XXXXXX")
@@ -135,10 +137,17 @@ mkdir -p "$RESULTS"
 
 # ----------------------------------------------------------------- bodies ---
 printf '%s' '{"model":"up/gpt-4o-mini","messages":[{"role":"user","content":"hello"}]}' >"$TMP/gw.json"
-printf '%s' '{"model":"up/gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"hello"}]}' >"$TMP/gw-stream.json"
+# Streams: the mock answers "upstream says: <prompt>" one word per event, so
+# STREAM_WORDS words make STREAM_WORDS + 4 chunk events (role, the words,
+# finish), then usage and [DONE]: the shape of a short real answer.
+STREAM_TEXT=$(seq -f 'w%g' -s ' ' 1 "$STREAM_WORDS")
+STREAM_EVENTS=$((STREAM_WORDS + 4))
+printf '{"model":"up/gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"%s"}]}' "$STREAM_TEXT" >"$TMP/gw-stream.json"
 printf '%s' '{"model":"prod/bench","messages":[{"role":"user","content":"hello"}]}' >"$TMP/vm.json"
 printf '%s' '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hello"}]}' >"$TMP/direct.json"
-printf '%s' '{"model":"gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"hello"}]}' >"$TMP/direct-stream.json"
+# The gateway asks upstream for usage on every stream; so does this body,
+# so the mock sends the proxy the same bytes it sends the gateway.
+printf '{"model":"gpt-4o-mini","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"%s"}]}' "$STREAM_TEXT" >"$TMP/direct-stream.json"
 # Translation phases (t-*): the same chat request to an Anthropic and a
 # Bedrock provider (translated both ways), an Anthropic request on
 # /v1/messages to the OpenAI-compatible provider, and Anthropic's own API
@@ -352,36 +361,49 @@ run_oha warmup-gw gw "$TMP/gw.json" "$WARMUP" 8
 run_oha warmup-direct direct "$TMP/direct.json" "$WARMUP" 8
 run_oha warmup-proxy proxy "$TMP/direct.json" "$WARMUP" 8
 
-run_oha a-gw-max gw "$TMP/gw.json" "$DURATION" "$MAX_CONC"
-run_oha b-gw-rate gw "$TMP/gw.json" "$DURATION" "$RATE_CONC" "$RATE"
-run_oha b-direct-rate direct "$TMP/direct.json" "$DURATION" "$RATE_CONC" "$RATE"
+# The configuration users run — a virtual key, the metadata contract, three
+# rate limits, two budgets and the request log — beside the bare proxy,
+# interleaved so that the machine's drift falls on both alike.
 run_oha g-gov-max gov "$TMP/gw.json" "$DURATION" "$MAX_CONC"
-run_oha g-gov-rate gov "$TMP/gw.json" "$DURATION" "$RATE_CONC" "$RATE"
-run_oha f-vm-max gw "$TMP/vm.json" "$DURATION" "$MAX_CONC"
-run_oha f-vm-rate gw "$TMP/vm.json" "$DURATION" "$RATE_CONC" "$RATE"
-run_oha c-gw-stream gw "$TMP/gw-stream.json" "$DURATION" "$STREAM_CONC"
-run_oha c-direct-stream direct "$TMP/direct-stream.json" "$DURATION" "$STREAM_CONC"
 run_oha e-proxy-max proxy "$TMP/direct.json" "$DURATION" "$MAX_CONC"
+run_oha g-gov-rate gov "$TMP/gw.json" "$DURATION" "$RATE_CONC" "$RATE"
 run_oha e-proxy-rate proxy "$TMP/direct.json" "$DURATION" "$RATE_CONC" "$RATE"
-if [[ "$DIRECT_MAX" != 0 ]]; then
-    run_oha d-direct-max direct "$TMP/direct.json" "$DURATION" "$MAX_CONC"
+run_oha g-gov-rate200 gov "$TMP/gw.json" "$DURATION" "$RATE_CONC" 200
+run_oha e-proxy-rate200 proxy "$TMP/direct.json" "$DURATION" "$RATE_CONC" 200
+run_oha c-gov-stream gov "$TMP/gw-stream.json" "$DURATION" "$STREAM_CONC"
+run_oha c-proxy-stream proxy "$TMP/direct-stream.json" "$DURATION" "$STREAM_CONC"
+if [[ "$PHASES" == all ]]; then
+    run_oha a-gw-max gw "$TMP/gw.json" "$DURATION" "$MAX_CONC"
+    run_oha b-gw-rate gw "$TMP/gw.json" "$DURATION" "$RATE_CONC" "$RATE"
+    run_oha b-direct-rate direct "$TMP/direct.json" "$DURATION" "$RATE_CONC" "$RATE"
+    run_oha f-vm-max gw "$TMP/vm.json" "$DURATION" "$MAX_CONC"
+    run_oha f-vm-rate gw "$TMP/vm.json" "$DURATION" "$RATE_CONC" "$RATE"
+    run_oha c-gw-stream gw "$TMP/gw-stream.json" "$DURATION" "$STREAM_CONC"
+    run_oha c-direct-stream direct "$TMP/direct-stream.json" "$DURATION" "$STREAM_CONC"
+    if [[ "$DIRECT_MAX" != 0 ]]; then
+        run_oha d-direct-max direct "$TMP/direct.json" "$DURATION" "$MAX_CONC"
+    fi
+    run_oha warmup-ant gw "$TMP/gw-ant.json" "$WARMUP" 8
+    run_oha t-ant-max gw "$TMP/gw-ant.json" "$DURATION" "$MAX_CONC"
+    run_oha t-ant-rate gw "$TMP/gw-ant.json" "$DURATION" "$RATE_CONC" "$RATE"
+    run_oha t-direct-ant-rate dant "$TMP/direct-ant.json" "$DURATION" "$RATE_CONC" "$RATE"
+    run_oha t-brk-max gw "$TMP/gw-brk.json" "$DURATION" "$MAX_CONC"
+    run_oha t-brk-rate gw "$TMP/gw-brk.json" "$DURATION" "$RATE_CONC" "$RATE"
+    run_oha t-msg-max msg "$TMP/gw-msg.json" "$DURATION" "$MAX_CONC"
+    run_oha t-msg-rate msg "$TMP/gw-msg.json" "$DURATION" "$RATE_CONC" "$RATE"
+    run_oha s-plain-max gw "$TMP/guard-plain.json" "$DURATION" "$MAX_CONC"
+    run_oha s-plain-rate gw "$TMP/guard-plain.json" "$DURATION" "$RATE_CONC" "$RATE"
+    run_oha s-guard-max guard "$TMP/guard.json" "$DURATION" "$MAX_CONC"
+    run_oha s-guard-rate guard "$TMP/guard.json" "$DURATION" "$RATE_CONC" "$RATE"
+    run_oha s-plain-stream gw "$TMP/guard-plain-stream.json" "$DURATION" "$STREAM_CONC"
+    run_oha s-guard-stream guard "$TMP/guard-stream.json" "$DURATION" "$STREAM_CONC"
 fi
-run_oha warmup-ant gw "$TMP/gw-ant.json" "$WARMUP" 8
-run_oha t-ant-max gw "$TMP/gw-ant.json" "$DURATION" "$MAX_CONC"
-run_oha t-ant-rate gw "$TMP/gw-ant.json" "$DURATION" "$RATE_CONC" "$RATE"
-run_oha t-direct-ant-rate dant "$TMP/direct-ant.json" "$DURATION" "$RATE_CONC" "$RATE"
-run_oha t-brk-max gw "$TMP/gw-brk.json" "$DURATION" "$MAX_CONC"
-run_oha t-brk-rate gw "$TMP/gw-brk.json" "$DURATION" "$RATE_CONC" "$RATE"
-run_oha t-msg-max msg "$TMP/gw-msg.json" "$DURATION" "$MAX_CONC"
-run_oha t-msg-rate msg "$TMP/gw-msg.json" "$DURATION" "$RATE_CONC" "$RATE"
-run_oha s-plain-max gw "$TMP/guard-plain.json" "$DURATION" "$MAX_CONC"
-run_oha s-plain-rate gw "$TMP/guard-plain.json" "$DURATION" "$RATE_CONC" "$RATE"
-run_oha s-guard-max guard "$TMP/guard.json" "$DURATION" "$MAX_CONC"
-run_oha s-guard-rate guard "$TMP/guard.json" "$DURATION" "$RATE_CONC" "$RATE"
-run_oha s-plain-stream gw "$TMP/guard-plain-stream.json" "$DURATION" "$STREAM_CONC"
-run_oha s-guard-stream guard "$TMP/guard-stream.json" "$DURATION" "$STREAM_CONC"
 
 # ----------------------------------------------------------------- report ---
+# The gateway's memory after the load (64 connections at full rate): now
+# and at its peak.
+GW_RSS=$(awk '/^VmRSS/ { print $2 }' "/proc/$GW_PID/status" 2>/dev/null || echo '?')
+GW_HWM=$(awk '/^VmHWM/ { print $2 }' "/proc/$GW_PID/status" 2>/dev/null || echo '?')
 field() { awk -F'\t' -v n="$1" -v c="$2" '$1 == n { print $c }' "$ROWS"; }
 overhead_us() { awk -v g="$1" -v d="$2" 'BEGIN { if (g == "nan" || d == "nan") print "-"; else printf "%+.0f", (g - d) * 1e6 }'; }
 
@@ -400,6 +422,7 @@ OHA_VERSION=$("$OHA" --version 2>/dev/null || echo unknown)
     echo "  build:    $TG_VERSION, $PROFILE, commit $GIT_REV"
     echo "  load:     $OHA_VERSION ($OHA_THREADS thread(s)) on core $LOAD_CORE; mock-upstream ($MOCK_THREADS thread(s)) on core $LOAD_CORE; gateway (1 worker) on core $GW_CORE"
     echo "  phases:   $DURATION each, after a $WARMUP warm-up per target"
+    echo "  memory:   gateway RSS $GW_RSS KiB after the phases, peak $GW_HWM KiB (under $MAX_CONC connections at full rate)"
     echo
     printf '%-18s %5s %6s %10s %10s %10s %9s %8s %7s %9s\n' phase conns rate 'req/s' 'p50 ms' 'p99 ms' ok non-2xx errors success
     printf '%-18s %5s %6s %10s %10s %10s %9s %8s %7s %9s\n' ------------------ ----- ------ ---------- ---------- ---------- --------- -------- ------- ---------
@@ -414,6 +437,13 @@ OHA_VERSION=$("$OHA" --version 2>/dev/null || echo unknown)
         }'
     done <"$ROWS"
     echo
+    ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "" || b == 0) print "-"; else printf "%.0f%%", 100 * a / b }'; }
+    echo "the configuration users run (virtual key, metadata, 3 rate limits, 2 budgets, request log $LOGGING) vs the bare proxy:"
+    echo "  max throughput: $(ratio "$(field g-gov-max 4)" "$(field e-proxy-max 4)") of the proxy (target >= 60%)"
+    echo "  added at 200 req/s: p50 $(overhead_us "$(field g-gov-rate200 5)" "$(field e-proxy-rate200 5)") us (target <= +100), p99 $(overhead_us "$(field g-gov-rate200 6)" "$(field e-proxy-rate200 6)") us (target <= +500)"
+    echo "  added at $RATE req/s: p50 $(overhead_us "$(field g-gov-rate 5)" "$(field e-proxy-rate 5)") us (target <= +100), p99 $(overhead_us "$(field g-gov-rate 6)" "$(field e-proxy-rate 6)") us (target <= +500)"
+    echo "  $STREAM_EVENTS-event streams: $(ratio "$(field c-gov-stream 4)" "$(field c-proxy-stream 4)") of the proxy's stream rate (target >= 60%)"
+    if [[ "$PHASES" == all ]]; then
     echo "gateway overhead at $RATE req/s (gateway - direct):"
     echo "  p50: $(overhead_us "$(field b-gw-rate 5)" "$(field b-direct-rate 5)") us"
     echo "  p99: $(overhead_us "$(field b-gw-rate 6)" "$(field b-direct-rate 6)") us"
@@ -439,6 +469,7 @@ OHA_VERSION=$("$OHA" --version 2>/dev/null || echo unknown)
     echo "streaming, gateway - direct (time to full stream, closed loop at -c $STREAM_CONC, includes queueing):"
     echo "  p50: $(overhead_us "$(field c-gw-stream 5)" "$(field c-direct-stream 5)") us"
     echo "  p99: $(overhead_us "$(field c-gw-stream 6)" "$(field c-direct-stream 6)") us"
+    fi
     echo
     echo "command:"
     echo "  $REPRO"

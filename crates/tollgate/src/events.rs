@@ -34,6 +34,9 @@ pub struct Event {
     pub data: serde_json::Value,
 }
 
+/// Throttled keys remembered before the stale ones are swept.
+const THROTTLE_KEYS: usize = 10_000;
+
 /// Where events are published. Cheap to clone; works before a dispatcher
 /// is running (events are then only logged).
 #[derive(Debug, Clone, Default)]
@@ -59,6 +62,11 @@ impl EventBus {
         let now = std::time::Instant::now();
         let fresh = self.last.get(key).is_none_or(|t| now.duration_since(*t) >= every);
         if fresh {
+            // Keys carry request values (a rule and its counter key): forget
+            // the ones past their quiet time before the map grows large.
+            if self.last.len() >= THROTTLE_KEYS {
+                self.last.retain(|_, t| now.duration_since(*t) < every);
+            }
             self.last.insert(key.to_string(), now);
             self.publish(e);
         }

@@ -47,6 +47,7 @@ pub mod events;
 pub mod glob;
 pub mod guardrails;
 pub mod identity;
+pub mod keyspace;
 pub mod limits;
 pub mod matching;
 pub mod mcp;

@@ -50,6 +50,8 @@ pub struct BudgetRule {
     pub alert_at: Vec<f64>,
     /// `id@unit`: the account key prefix, so changing a budget's unit starts a new account.
     pub key_prefix: Arc<str>,
+    /// Most accounts the budget keeps (`keyspace.rs`).
+    pub max_keys: u64,
 }
 
 pub fn build(sections: &[BudgetSection], d: &mut Diags) -> Vec<Arc<BudgetRule>> {
@@ -100,6 +102,7 @@ pub fn build(sections: &[BudgetSection], d: &mut Diags) -> Vec<Arc<BudgetRule>> 
                 limit,
                 mode: s.mode,
                 alert_at,
+                max_keys: s.max_keys.unwrap_or(crate::keyspace::DEFAULT_MAX_KEYS),
             })
         })
         .collect()
@@ -142,6 +145,8 @@ pub struct BudgetEvent {
 #[derive(Debug, Clone, Default)]
 pub struct Ledger {
     accounts: Arc<DashMap<String, Arc<Account>>>,
+    /// How many accounts each budget holds (values come from requests).
+    keys: Arc<crate::keyspace::Keyspace>,
     events: Arc<Mutex<VecDeque<BudgetEvent>>>,
     bus: crate::events::EventBus,
     /// Distributed mode: accounts shared through Redis (`distributed/`).
@@ -166,11 +171,72 @@ impl Ledger {
         Ledger { bus, ..Default::default() }
     }
 
+    /// An account loaded from the store or looked up by key, not bounded.
     fn account(&self, key: &str) -> Arc<Account> {
         if let Some(a) = self.accounts.get(key) {
             return a.clone();
         }
-        self.accounts.entry(key.to_string()).or_default().clone()
+        let mut fresh = false;
+        // The entry's shard lock ends with this statement, before the
+        // keyspace lock is taken (admission takes them the other way round).
+        let a = self
+            .accounts
+            .entry(key.to_string())
+            .or_insert_with(|| {
+                fresh = true;
+                Arc::default()
+            })
+            .clone();
+        if fresh {
+            self.keys.loaded(crate::keyspace::prefix_of(key));
+        }
+        a
+    }
+
+    /// The account for `key` at admission: a new one only while the
+    /// budget holds fewer than `max_keys`, else its overflow account.
+    fn account_for(&self, key: String, rule: &BudgetRule, period: u64) -> (String, Arc<Account>) {
+        if let Some(a) = self.accounts.get(&key) {
+            return (key, a.clone());
+        }
+        use crate::keyspace::{Admit, overflow_key};
+        let key = match self.keys.admit(&rule.key_prefix, rule.max_keys, || self.sweep(&rule.key_prefix, period)) {
+            Admit::New => key,
+            Admit::Overflow => overflow_key(&rule.key_prefix),
+        };
+        let a = self.accounts.entry(key.clone()).or_default().clone();
+        (key, a)
+    }
+
+    /// Removes the budget's accounts that hold nothing for the current
+    /// period (an earlier period's spend, or none) and that no request
+    /// holds; returns how many. Spend of the current period is never
+    /// forgotten: that would let it be spent again.
+    fn sweep(&self, prefix: &str, period: u64) -> u64 {
+        let (mut removed, mut gone) = (0, Vec::new());
+        self.accounts.retain(|k, a| {
+            let idle = crate::keyspace::prefix_of(k) == prefix && Arc::strong_count(a) == 1 && {
+                let s = a.lock();
+                s.reserved == 0 && (s.period != period || s.spent == 0)
+            };
+            removed += idle as u64;
+            if idle && self.shared.get().is_some() {
+                gone.push(k.clone());
+            }
+            !idle
+        });
+        // The shared cells of removed keys go too, once the map's locks are released.
+        if let Some(cells) = self.shared.get() {
+            for k in gone {
+                cells.forget(&k);
+            }
+        }
+        removed
+    }
+
+    /// How many accounts a budget holds (its overflow account not included).
+    pub fn keys(&self, rule: &BudgetRule) -> u64 {
+        self.keys.keys(&rule.key_prefix)
     }
 
     /// Shares every account through `cells` from now on (at start-up,
@@ -412,13 +478,12 @@ pub fn admit(
     }
     let now = now_secs();
     for rule in rules.iter().filter(|r| r.when.matches_facts(facts)) {
-        let key = counter_key(&rule.key_prefix, &rule.key, facts);
-        let account = ledger.account(&key);
+        let period = rule.period.id(now);
+        let (key, account) = ledger.account_for(counter_key(&rule.key_prefix, &rule.key, facts), rule, period);
         let worst = match rule.measure {
             Measure::Cost => price.map_or(0, |p| p.worst_case(est.prompt, est.max_output)),
             Measure::Tokens => est.prompt + est.max_output,
         };
-        let period = rule.period.id(now);
         let global = ledger.shared_spent(&key, period);
         let mut warn = None;
         {
@@ -544,6 +609,7 @@ mod tests {
             mode,
             alert_at: vec![0.5, 1.0],
             key_prefix: "b@cost_per_day".into(),
+            max_keys: 2,
         })
     }
 
@@ -595,5 +661,29 @@ mod tests {
             admit(&rules, &ledger, &facts(&md), &est, price).unwrap();
         }
         assert_eq!(ledger.events().iter().filter(|e| e.kind == "budget_exceeded_warn").count(), 1);
+    }
+
+    #[test]
+    fn a_full_budget_forgets_only_accounts_with_nothing_spent_this_period() {
+        let ledger = Ledger::default();
+        let r = rule(1.0, BudgetMode::Enforce);
+        let today = r.period.id(now_secs());
+        let spend = |ledger: &Ledger, team: &str| {
+            let md = BTreeMap::from([("team".to_string(), team.to_string())]);
+            let est = Estimate { prompt: 10, max_output: 10 };
+            let mut hs = admit(std::slice::from_ref(&r), ledger, &facts(&md), &est, Some(Price::from_usd_per_mtok(1.0, 1.0))).unwrap();
+            hs[0].settle(Some(&Usage { prompt_tokens: 10, completion_tokens: 10, ..Default::default() }));
+            hs[0].key.clone()
+        };
+        assert_eq!(spend(&ledger, "a"), "b@cost_per_day|a");
+        assert_eq!(spend(&ledger, "b"), "b@cost_per_day|b");
+        // Both spent today: the third team shares the overflow account.
+        assert_eq!(spend(&ledger, "c"), "b@cost_per_day#overflow");
+        // An account from an earlier period holds nothing that still counts.
+        ledger.accounts.get("b@cost_per_day|a").unwrap().lock().period = today - 1;
+        std::thread::sleep(std::time::Duration::from_millis(1_050)); // one sweep a second
+        assert_eq!(spend(&ledger, "d"), "b@cost_per_day|d");
+        let keys: Vec<String> = ledger.export().into_iter().map(|a| a.key).collect();
+        assert_eq!(keys, vec!["b@cost_per_day#overflow", "b@cost_per_day|b", "b@cost_per_day|d"]);
     }
 }

@@ -827,6 +827,11 @@ pub struct RateLimitSection {
     pub limit_by: Vec<Loc<String>>,
     pub unit: RateUnit,
     pub limit: u64,
+    /// Most distinct counter keys the rule keeps (default 100000). Past it,
+    /// unused counters are removed; if none is unused, new values share one
+    /// overflow counter, so they are limited together, never uncounted.
+    #[serde(default)]
+    pub max_keys: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize, JsonSchema)]
@@ -873,6 +878,11 @@ pub struct BudgetSection {
     /// Fractions of the limit at which an alert is raised once per period, e.g. `[0.5, 0.8, 1.0]`.
     #[serde(default)]
     pub alert_at: Vec<f64>,
+    /// Most distinct accounts the budget keeps (default 100000). Past it,
+    /// accounts with nothing spent this period are removed; if none is,
+    /// new values share one overflow account.
+    #[serde(default)]
+    pub max_keys: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize, JsonSchema)]

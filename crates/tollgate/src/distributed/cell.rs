@@ -145,6 +145,12 @@ impl Cell {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Nothing here waits to be sent to Redis: the cell can be forgotten.
+    pub fn settled(&self) -> bool {
+        let s = self.lock();
+        s.debt == 0 && s.spent == 0 && s.inflight.is_none()
+    }
+
     /// One lease: the configured share of the limit, at least 1.
     pub fn lease_size(&self) -> u64 {
         let limit = self.limit.load(Ordering::Relaxed);

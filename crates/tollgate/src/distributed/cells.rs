@@ -90,6 +90,12 @@ impl Cells {
         self.map.get(key).map(|c| c.clone())
     }
 
+    /// Forgets `key`'s cell when nothing holds it and nothing in it waits
+    /// to be sent (its counter or account was swept, `keyspace.rs`).
+    pub fn forget(&self, key: &str) {
+        self.map.remove_if(key, |_, c| Arc::strong_count(c) == 1 && c.settled());
+    }
+
     pub fn all(&self) -> Vec<Arc<Cell>> {
         self.map.iter().map(|e| e.value().clone()).collect()
     }

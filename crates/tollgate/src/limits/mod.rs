@@ -44,6 +44,8 @@ pub struct RateRule {
     pub limit: u64,
     /// `id@unit`: the counter key prefix, so changing a rule's unit starts a new count.
     pub key_prefix: Arc<str>,
+    /// Most counters the rule keeps (`keyspace.rs`).
+    pub max_keys: u64,
 }
 
 /// Token counts known at admission.
@@ -92,6 +94,7 @@ pub fn build(sections: &[RateLimitSection], d: &mut Diags) -> Vec<RateRule> {
                 measure,
                 span,
                 limit: s.limit,
+                max_keys: s.max_keys.unwrap_or(crate::keyspace::DEFAULT_MAX_KEYS),
             }
         })
         .collect()
@@ -175,6 +178,9 @@ impl Measure {
 #[derive(Debug, Clone, Default)]
 pub struct Counters {
     map: Arc<DashMap<String, Arc<Window>>>,
+    /// How many counters each rule holds, so values from requests cannot
+    /// grow the map without bound.
+    keys: Arc<crate::keyspace::Keyspace>,
     /// Distributed mode: the counts shared through Redis, checked after
     /// this instance's own window. Unset, nothing here is looked at.
     shared: Arc<std::sync::OnceLock<Arc<Cells>>>,
@@ -205,11 +211,47 @@ impl Counters {
         }
     }
 
-    fn window(&self, key: String, span: Duration) -> Arc<Window> {
+    /// The counter for `key`, created if new — unless the rule holds its
+    /// `max_keys` counters, in which case the rule's overflow counter
+    /// (returned with its key).
+    fn window(&self, key: String, rule: &RateRule, now: u64) -> (String, Arc<Window>) {
         if let Some(w) = self.map.get(&key) {
-            return w.clone();
+            return (key, w.clone());
         }
-        self.map.entry(key).or_insert_with(|| Arc::new(Window::new(span))).clone()
+        use crate::keyspace::{Admit, overflow_key};
+        let key = match self.keys.admit(&rule.key_prefix, rule.max_keys, || self.sweep(&rule.key_prefix, now)) {
+            Admit::New => key,
+            Admit::Overflow => overflow_key(&rule.key_prefix),
+        };
+        let w = self.map.entry(key.clone()).or_insert_with(|| Arc::new(Window::new(rule.span))).clone();
+        (key, w)
+    }
+
+    /// Removes the rule's counters that count nothing any more and that no
+    /// request in flight holds; returns how many.
+    fn sweep(&self, prefix: &str, now: u64) -> u64 {
+        let (mut removed, mut gone) = (0, Vec::new());
+        self.map.retain(|k, w| {
+            // The overflow key has no `|`, so its prefix is itself: never swept.
+            let idle = crate::keyspace::prefix_of(k) == prefix && Arc::strong_count(w) == 1 && w.used(now) == 0;
+            removed += idle as u64;
+            if idle && self.shared.get().is_some() {
+                gone.push(k.clone());
+            }
+            !idle
+        });
+        // The shared cells of removed keys go too, once the map's locks are released.
+        if let Some(cells) = self.shared.get() {
+            for k in gone {
+                cells.forget(&k);
+            }
+        }
+        removed
+    }
+
+    /// How many counters a rule holds (its overflow counter not included).
+    pub fn keys(&self, rule: &RateRule) -> u64 {
+        self.keys.keys(&rule.key_prefix)
     }
 
     /// Current use of every counter: (key, used), for the admin API.
@@ -284,7 +326,7 @@ pub fn admit(
     let kind = facts.called.kind();
     for rule in rules.iter().filter(|r| r.measure.counts(kind) && r.when.matches_facts(facts)) {
         let key = counter_key(&rule.key_prefix, &rule.key, facts);
-        let window = counters.window(key.clone(), rule.span);
+        let (key, window) = counters.window(key, rule, now);
         let amount = rule.measure.reserve(est);
         // This instance's own window first; in distributed mode also the
         // shared count (a refusal there gives the local take back).
@@ -318,4 +360,54 @@ pub fn admit(
         }
     }
     Ok(holds)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rule(max_keys: u64) -> RateRule {
+        RateRule {
+            id: "r".into(),
+            when: When::default(),
+            key: Vec::new(),
+            measure: Measure::Requests,
+            span: Duration::from_secs(60),
+            limit: 10,
+            key_prefix: "r@requests_per_minute".into(),
+            max_keys,
+        }
+    }
+
+    #[test]
+    fn a_full_rule_reuses_counters_that_count_nothing_any_more() {
+        let (c, r) = (Counters::default(), rule(2));
+        let t0 = 1_000_000;
+        for k in ["a", "b"] {
+            let (key, w) = c.window(format!("r@requests_per_minute|{k}"), &r, t0);
+            assert!(!key.contains('#'));
+            w.try_take(1, 10, t0).unwrap();
+        }
+        // Full, and both counters still count: a third value overflows.
+        let (key, _) = c.window("r@requests_per_minute|c".into(), &r, t0);
+        assert_eq!(key, "r@requests_per_minute#overflow");
+        // Two minutes later nothing counts any more: the next sweep (at
+        // most one a second per rule) frees both.
+        std::thread::sleep(Duration::from_millis(1_050));
+        let later = t0 + 120_000;
+        let (key, _) = c.window("r@requests_per_minute|d".into(), &r, later);
+        assert_eq!(key, "r@requests_per_minute|d");
+        assert_eq!(c.keys(&r), 1);
+        let keys: Vec<String> = c.snapshot().into_iter().map(|(k, _)| k).collect();
+        assert_eq!(keys, vec!["r@requests_per_minute#overflow", "r@requests_per_minute|d"]);
+    }
+
+    #[test]
+    fn a_counter_a_request_still_holds_is_never_swept() {
+        let (c, r) = (Counters::default(), rule(1));
+        let (_, held) = c.window("r@requests_per_minute|a".into(), &r, 0);
+        let (key, _) = c.window("r@requests_per_minute|b".into(), &r, 10_000_000);
+        assert_eq!(key, "r@requests_per_minute#overflow", "`a` is held, so it stays");
+        drop(held);
+    }
 }

@@ -161,14 +161,15 @@ impl Store {
         }
     }
 
-    pub async fn append_logs(&self, entries: Vec<crate::reqlog::entry::LogEntry>) -> Result<(), String> {
+    pub async fn append_logs(&self, entries: impl Into<Arc<Vec<crate::reqlog::entry::LogEntry>>>) -> Result<(), String> {
+        let entries = entries.into();
         match self {
             Store::Sqlite(s) => blocking(s, move |s| s.append_logs(&entries)).await,
             Store::Postgres(p) => p.append_logs(&entries).await,
             Store::Memory(m) => {
                 let mut guard = m.logs.lock().unwrap_or_else(|p| p.into_inner());
                 let (logs, ids) = &mut *guard;
-                for e in entries {
+                for e in Arc::unwrap_or_clone(entries) {
                     if ids.insert(e.id.clone()) {
                         logs.push_back(e);
                     }

@@ -57,6 +57,29 @@ async fn a_changed_file_is_picked_up_by_the_watcher() {
     .await;
 }
 
+/// Editors save by writing a new file and renaming it over the old one;
+/// other files in the directory (a SQLite store beside the config) change
+/// all the time and must not count as a change to the config.
+#[tokio::test]
+async fn a_file_renamed_over_the_config_is_picked_up_and_neighbours_are_ignored() {
+    let up = MockUpstream::start().await;
+    let h = Harness::start(&with_reply(&up.base_url(), "old", "")).await;
+    let dir = h.config_path.parent().unwrap().to_path_buf();
+    let before = h.live.snapshot().version;
+    // A neighbour written, closed and renamed: no reload.
+    std::fs::write(dir.join("store.db-wal"), "x".repeat(4096)).unwrap();
+    std::fs::rename(dir.join("store.db-wal"), dir.join("store.db")).unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    assert_eq!(h.live.snapshot().version, before, "a file beside the config is not the config");
+    let tmp = dir.join(".tollgate.yaml.swp");
+    std::fs::write(&tmp, with_reply(&up.base_url(), "old", ", { name: renamed }")).unwrap();
+    std::fs::rename(&tmp, &h.config_path).unwrap();
+    eventually("the watcher reloads the renamed file", async || {
+        h.chat(Some(MASTER), &json!({ "model": "slow/renamed", "messages": user("x") })).await.status == 200
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn in_flight_requests_finish_on_the_snapshot_they_started_with() {
     let up = MockUpstream::start().await;

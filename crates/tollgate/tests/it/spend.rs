@@ -462,3 +462,37 @@ async fn limit_hits_reach_webhooks_once_a_minute_per_key() {
     let logs = h.send(Method::GET, &h.admin_url("/admin/logs"), Some(MASTER), &[], "").await.json();
     assert_eq!(logs["data"], json!([]));
 }
+
+/// A client cycling a metadata value creates one counter and one account
+/// per value — up to each rule's `max_keys`; past it, new values share the
+/// rule's overflow key, limited together rather than let through.
+#[tokio::test]
+async fn cycling_metadata_values_cannot_grow_counters_or_accounts_past_max_keys() {
+    let up = MockUpstream::start().await;
+    let rules = "rate_limits:\n  - { id: per-project, limit_by: [metadata.project_id], unit: requests_per_minute, limit: 4, max_keys: 3 }\nbudgets:\n  - { id: per-team, limit_by: [metadata.team], unit: tokens_per_day, limit: 1000000, max_keys: 2 }\n";
+    let h = Harness::start(&with_rules(&up, rules)).await;
+    let body = json!({ "model": "mock/echo", "messages": user("hi") });
+    let mut statuses = Vec::new();
+    for i in 0..40 {
+        let r = post(&h, &body, &format!(r#"{{"project_id":"p{i}","team":"t{i}"}}"#)).await;
+        statuses.push((r.status, r.header("x-tollgate-limit").map(str::to_string), r.error_message()));
+    }
+    // Three projects get counters of their own; the rest share one counter of 4.
+    let ok = statuses.iter().filter(|s| s.0 == 200).count();
+    assert_eq!(ok, 3 + 4, "{statuses:?}");
+    let refused = statuses.last().unwrap();
+    assert_eq!(refused.0, 429);
+    assert_eq!(refused.1.as_deref(), Some("per-project"));
+    assert!(refused.2.contains("per-project@requests_per_minute#overflow"), "{}", refused.2);
+    // A value that has its own counter still counts on its own.
+    assert_eq!(post(&h, &body, r#"{"project_id":"p0","team":"t0"}"#).await.status, 200);
+
+    let counters = h.live.shared().counters.snapshot();
+    assert_eq!(counters.len(), 4, "three keys and the overflow key: {counters:?}");
+    let accounts: Vec<String> = h.live.shared().ledger.export().into_iter().map(|a| a.key).collect();
+    assert_eq!(
+        accounts,
+        vec!["per-team@tokens_per_day#overflow", "per-team@tokens_per_day|t0", "per-team@tokens_per_day|t1"],
+        "two accounts and the overflow account"
+    );
+}
