@@ -74,7 +74,8 @@ impl Keyspace {
         Admit::Overflow
     }
 
-    /// A key was removed outside `admit` (e.g. by a periodic sweep).
+    /// A key counted by `admit` was not made after all (another request
+    /// made it first), or was removed outside a sweep.
     pub fn removed(&self, prefix: &str, n: u64) {
         let mut rules = self.rules.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(r) = rules.get_mut(prefix) {

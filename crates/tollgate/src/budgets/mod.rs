@@ -200,11 +200,23 @@ impl Ledger {
             return (key, a.clone());
         }
         use crate::keyspace::{Admit, overflow_key};
-        let key = match self.keys.admit(&rule.key_prefix, rule.max_keys, || self.sweep(&rule.key_prefix, period)) {
-            Admit::New => key,
-            Admit::Overflow => overflow_key(&rule.key_prefix),
+        let (key, counted) = match self.keys.admit(&rule.key_prefix, rule.max_keys, || self.sweep(&rule.key_prefix, period)) {
+            Admit::New => (key, true),
+            Admit::Overflow => (overflow_key(&rule.key_prefix), false),
         };
-        let a = self.accounts.entry(key.clone()).or_default().clone();
+        let mut made = false;
+        let a = self
+            .accounts
+            .entry(key.clone())
+            .or_insert_with(|| {
+                made = true;
+                Arc::default()
+            })
+            .clone();
+        if counted && !made {
+            // Another request made the same new account first; it counted it.
+            self.keys.removed(&rule.key_prefix, 1);
+        }
         (key, a)
     }
 

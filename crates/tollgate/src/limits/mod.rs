@@ -219,11 +219,23 @@ impl Counters {
             return (key, w.clone());
         }
         use crate::keyspace::{Admit, overflow_key};
-        let key = match self.keys.admit(&rule.key_prefix, rule.max_keys, || self.sweep(&rule.key_prefix, now)) {
-            Admit::New => key,
-            Admit::Overflow => overflow_key(&rule.key_prefix),
+        let (key, counted) = match self.keys.admit(&rule.key_prefix, rule.max_keys, || self.sweep(&rule.key_prefix, now)) {
+            Admit::New => (key, true),
+            Admit::Overflow => (overflow_key(&rule.key_prefix), false),
         };
-        let w = self.map.entry(key.clone()).or_insert_with(|| Arc::new(Window::new(rule.span))).clone();
+        let mut made = false;
+        let w = self
+            .map
+            .entry(key.clone())
+            .or_insert_with(|| {
+                made = true;
+                Arc::new(Window::new(rule.span))
+            })
+            .clone();
+        if counted && !made {
+            // Another request made the same new key first; it counted it.
+            self.keys.removed(&rule.key_prefix, 1);
+        }
         (key, w)
     }
 
@@ -400,6 +412,26 @@ mod tests {
         assert_eq!(c.keys(&r), 1);
         let keys: Vec<String> = c.snapshot().into_iter().map(|(k, _)| k).collect();
         assert_eq!(keys, vec!["r@requests_per_minute#overflow", "r@requests_per_minute|d"]);
+    }
+
+    #[test]
+    fn requests_racing_to_make_the_same_key_count_it_once() {
+        let (c, r) = (Arc::new(Counters::default()), Arc::new(rule(100_000)));
+        let start = Arc::new(std::sync::Barrier::new(4));
+        std::thread::scope(|s| {
+            for _ in 0..4 {
+                let (c, r, start) = (c.clone(), r.clone(), start.clone());
+                s.spawn(move || {
+                    start.wait();
+                    for k in 0..5_000 {
+                        let (key, _) = c.window(format!("r@requests_per_minute|{k}"), &r, 0);
+                        assert!(!key.contains('#'));
+                    }
+                });
+            }
+        });
+        assert_eq!(c.keys(&r), 5_000);
+        assert_eq!(c.snapshot().len(), 5_000);
     }
 
     #[test]
