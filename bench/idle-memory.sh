@@ -138,7 +138,11 @@ STREAMS=$UP_STREAMS open_streams "$PORT" /v1/chat/completions '{"model":"up/gpt-
 GW_LOADED=$(rss_kb "$PID")
 close_streams
 kill "$PID"; wait "$PID" 2>/dev/null || true
-"$ROOT/target/$PROFILE/bare-proxy" "127.0.0.1:$XPORT" "127.0.0.1:$MPORT" >"$WORK/proxy.log" 2>&1 &
+# The gateway opts out of transparent huge pages at start (see
+# docs/config.md); the proxy is started the same way (prctl 41 =
+# PR_SET_THP_DISABLE, kept across exec) so both count memory alike.
+python3 -c 'import ctypes, os, sys; ctypes.CDLL(None).prctl(41, 1, 0, 0, 0); os.execv(sys.argv[1], sys.argv[1:])' \
+    "$ROOT/target/$PROFILE/bare-proxy" "127.0.0.1:$XPORT" "127.0.0.1:$MPORT" >"$WORK/proxy.log" 2>&1 &
 PROXY=$!
 for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$XPORT/v1/models" >/dev/null && break; sleep 0.1; done
 PX_BASE=$(rss_kb "$PROXY")

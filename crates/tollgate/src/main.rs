@@ -116,6 +116,7 @@ enum AuditCommand {
 }
 
 fn main() -> ExitCode {
+    small_pages();
     let cli = Cli::parse();
     let level = cli.log_level.or_else(|| std::env::var("TOLLGATE_LOG").ok()).unwrap_or_else(|| "info".into());
     let level: tracing::Level = level.parse().unwrap_or(tracing::Level::INFO);
@@ -266,5 +267,18 @@ async fn audit_verify(config: PathBuf) -> ExitCode {
             eprintln!("audit log BROKEN: {problem}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Where the kernel backs anonymous memory with transparent huge pages
+/// ("always", common on distributions), every 2 MiB region the allocator
+/// touches becomes resident whole: measured idle RSS on the embedded
+/// defaults was 33 MB with it and 22 MB without. A gateway's heap is many
+/// small, short-lived allocations, so the process opts out before it
+/// allocates much. `TOLLGATE_ALLOW_THP=1` keeps the system's setting.
+fn small_pages() {
+    #[cfg(target_os = "linux")]
+    if std::env::var_os("TOLLGATE_ALLOW_THP").is_none_or(|v| v != "1") {
+        let _ = rustix::thread::disable_transparent_huge_pages(true);
     }
 }

@@ -317,3 +317,37 @@ fn serve_takes_listen_flags_logs_plain_text_and_explains_a_doubled_v1() {
     assert!(lines.iter().any(|l| l.contains("tollgate ready")), "{lines:?}");
     assert!(!lines.iter().any(|l| l.contains('\u{1b}')), "no colour codes in a piped log: {lines:?}");
 }
+
+/// The process opts out of transparent huge pages (the kernel reports it
+/// in `/proc/<pid>/status`), unless `TOLLGATE_ALLOW_THP=1` says otherwise.
+#[test]
+fn serve_opts_out_of_transparent_huge_pages_unless_told_not_to() {
+    let thp = |pid: &str| {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        let line = status.lines().find(|l| l.starts_with("THP_enabled:")).expect("the kernel reports THP_enabled");
+        line.split_whitespace().nth(1).unwrap().to_string()
+    };
+    // Allowed, the process keeps what it inherits (this test's own setting).
+    let inherited = thp("self");
+    for (allow, want) in [(None, "0".to_string()), (Some("1"), inherited)] {
+        let dir = tempfile::tempdir().unwrap();
+        let (port, admin) = (free_port(), free_port());
+        let mut cmd = Command::new(BIN);
+        cmd.args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--admin-listen", &format!("127.0.0.1:{admin}")])
+            .current_dir(dir.path())
+            .env("TOLLGATE_MASTER_KEY", "thp-master-key")
+            .env_remove("TOLLGATE_ALLOW_THP")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        if let Some(v) = allow {
+            cmd.env("TOLLGATE_ALLOW_THP", v);
+        }
+        let child = Killed(cmd.spawn().unwrap());
+        let ready = (0..200).any(|_| {
+            std::thread::sleep(Duration::from_millis(50));
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() && get(port, "/ready", "").0 == 200
+        });
+        assert!(ready, "tollgate serve did not become ready");
+        assert_eq!(thp(&child.0.id().to_string()), want, "TOLLGATE_ALLOW_THP={allow:?}");
+    }
+}
