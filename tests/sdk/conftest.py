@@ -69,12 +69,21 @@ TRANSLATED_MODELS = frozenset({
 })
 
 
+_GIVEN_PORTS: set[int] = set()
+
+
 def _free_port() -> int:
-    # The port is released before the server binds it; a collision is
-    # possible in theory, but only with another process racing for it.
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    # The port is released before the server binds it, and the kernel may
+    # hand the same one out again at once: two calls in a row (a listen and
+    # an admin port) could then collide. A port is never given twice here;
+    # a collision remains possible only with another process racing for it.
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in _GIVEN_PORTS:
+            _GIVEN_PORTS.add(port)
+            return port
 
 
 def _binary(env: str, name: str) -> Path:

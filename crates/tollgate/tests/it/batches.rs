@@ -3,6 +3,7 @@
 //! limited, logged), rate-limited lines retried, cancel, tenant isolation,
 //! and a killed gateway resuming its batch without running a line twice.
 
+use crate::common::free_port;
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -373,10 +374,6 @@ impl Drop for Killed {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 async fn serve(cfg: &std::path::Path, port: u16) -> Killed {

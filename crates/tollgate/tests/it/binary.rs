@@ -1,14 +1,11 @@
 //! The real `tollgate` binary: check, serve with SIGHUP reload, demo.
 
+use crate::common::free_port;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 const BIN: &str = env!("CARGO_BIN_EXE_tollgate");
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
 
 #[test]
 fn check_prints_every_error_with_its_position_and_fails() {

@@ -180,3 +180,18 @@ pub async fn postgres_database(prefix: &str) -> (tokio_postgres::Client, String,
     let store_url = format!("{}/{db}", admin_url.rsplit_once('/').unwrap().0);
     (pg, store_url, db)
 }
+
+/// A port nothing listens on now. The kernel may hand a released port out
+/// again at once, so two calls in a row (a listen and an admin port) could
+/// collide; a port is never given twice in this test process.
+pub fn free_port() -> u16 {
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    loop {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let mut given = GIVEN.lock().unwrap_or_else(|p| p.into_inner());
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
+}

@@ -4,6 +4,7 @@
 //! subjects) and database, so runs never see each other's state. A missing
 //! service fails the test; nothing is skipped.
 
+use crate::common::free_port;
 use std::sync::Arc;
 
 use serde_json::{Value, json};
@@ -22,10 +23,6 @@ fn nats_url() -> String {
 fn namespace(test: &str) -> String {
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
     format!("t-{test}-{}-{nanos:x}", std::process::id())
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 /// The `distributed:` section; `extra` adds options (`, lease: 0.05`).

@@ -13,7 +13,8 @@ use serde_json::{Value, json};
 use testkit::{Fault, MockUpstream};
 
 use crate::common::*;
-use crate::real::{Killed, Plain, body_json, free_port};
+use crate::common::free_port;
+use crate::real::{Killed, Plain, body_json};
 
 /// What one raw HTTP/1.1 exchange answered: the status and the whole text.
 /// Off the runtime's thread: the gateway under test runs on it.

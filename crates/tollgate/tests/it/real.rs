@@ -1,6 +1,7 @@
 //! The real `tollgate` binary for tests that need the whole process: its
 //! own listeners, its own log output, a kill from outside.
 
+use crate::common::free_port;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 
@@ -10,10 +11,6 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use serde_json::Value;
-
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
 
 /// A child process killed when the test lets go of it.
 pub struct Killed(pub Child);
